@@ -1,0 +1,331 @@
+"""Durable file primitives: the only module of snapmixin that touches the file system.
+
+Everything the store does to disk goes through one :class:`FileOps` object,
+one small method per system call (create a temp file, write, fsync, close,
+rename, link, fsync a directory, unlink, lock...). The composite operations
+(:func:`atomic_write`, :func:`read_regular`) are written in terms of those
+primitives, so a test can pass a subclass that records every step and
+simulates a crash or an ``OSError`` after any of them.
+
+Platform notes
+--------------
+- Atomic replacement relies on POSIX ``rename(2)`` semantics (ext4, XFS, btrfs,
+  APFS, ZFS...). ``os.replace`` gives the same on NTFS, but Windows cannot
+  fsync a directory, so there the durability of the rename itself is left to
+  the file system's journal.
+- On macOS, ``fsync`` does not flush the drive's cache; ``F_FULLFSYNC`` does,
+  and is used wherever the platform offers it.
+- The writer lock is ``flock(2)`` on POSIX (released by the kernel when the
+  process dies, so a killed writer never blocks the next one) and
+  ``msvcrt.locking`` on Windows.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = [
+    "TMP_SUFFIX",
+    "FileOps",
+    "NotRegularFile",
+    "atomic_write",
+    "is_temp_name",
+    "read_regular",
+]
+
+TMP_SUFFIX = ".tmp"
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+try:  # POSIX
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+_F_FULLFSYNC = getattr(fcntl, "F_FULLFSYNC", None) if fcntl is not None else None
+
+_umask_lock = threading.Lock()
+_umask: int | None = None
+
+
+def _current_umask() -> int:
+    """The process umask, read once (reading it means setting it, so do it rarely)."""
+    global _umask
+    if _umask is None:
+        with _umask_lock:
+            if _umask is None:
+                old = os.umask(0o022)
+                os.umask(old)
+                _umask = old
+    return _umask
+
+
+class NotRegularFile(OSError):
+    """The path exists but is a symlink, a directory, a FIFO or a device."""
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the names :meth:`FileOps.open_tmp` gives (``.<target>.<random>.tmp``)."""
+    return name.startswith(".") and name.endswith(TMP_SUFFIX) and name.count(".") >= 3
+
+
+class FileOps:
+    """The real file system, one method per primitive operation.
+
+    Subclass it to record or fail individual steps (see ``tests/crashfs.py``);
+    the store never calls ``os`` directly.
+    """
+
+    # -- directories -------------------------------------------------------
+    def makedirs(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+
+    def listdir(self, path: str) -> list[str]:
+        return os.listdir(path)
+
+    def lstat(self, path: str) -> os.stat_result:
+        return os.lstat(path)
+
+    def fsync_dir(self, path: str) -> None:
+        """Make the directory's entries (renames, creations) durable."""
+        if os.name == "nt":  # pragma: no cover - Windows cannot open a directory
+            return
+        fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+        try:
+            self._flush(fd)
+        finally:
+            os.close(fd)
+
+    # -- files -------------------------------------------------------------
+    def open_tmp(self, directory: str, target: str) -> tuple[int, str]:
+        """Create a new temp file beside ``target`` and return ``(fd, path)``.
+
+        The name is unpredictable (64 random bits), the file is created
+        exclusively (``O_EXCL``: an existing file or symlink of that name makes
+        it fail rather than be followed), and it starts as mode 0600 so that no
+        one can read a half-written secret; :meth:`open_tmp` then gives it the
+        final file's mode: the existing file's, or what the umask gives.
+        """
+        final = os.path.join(directory, target)
+        try:
+            mode = stat.S_IMODE(os.lstat(final).st_mode)
+        except OSError:
+            mode = 0o666 & ~_current_umask()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY
+        for _ in range(16):
+            path = os.path.join(directory, f".{target}.{secrets.token_hex(8)}{TMP_SUFFIX}")
+            try:
+                fd = os.open(path, flags, 0o600)
+            except FileExistsError:  # pragma: no cover - 2**-64 per try
+                continue
+            break
+        else:  # pragma: no cover
+            raise FileExistsError(errno.EEXIST, "could not create a unique temp file", directory)
+        if mode != 0o600 and hasattr(os, "fchmod"):
+            try:
+                os.fchmod(fd, mode)
+            except OSError:
+                os.close(fd)
+                os.unlink(path)
+                raise
+        return fd, path
+
+    def write(self, fd: int, data: bytes | memoryview) -> None:
+        """Write all of ``data`` (``os.write`` may write less than asked)."""
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+
+    def fsync(self, fd: int) -> None:
+        """Flush a file's data to stable storage (``F_FULLFSYNC`` on macOS)."""
+        self._flush(fd)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def replace(self, src: str, dst: str) -> None:
+        """Atomically rename ``src`` over ``dst`` (the commit point of a write)."""
+        os.replace(src, dst)
+
+    def link(self, src: str, dst: str) -> None:
+        """Hard-link ``src`` as ``dst`` (a second name for the same, already durable, file)."""
+        os.link(src, dst, follow_symlinks=False)
+
+    def unlink(self, path: str) -> None:
+        os.unlink(path)
+
+    def open_read(self, path: str) -> int:
+        """Open for reading without following a symlink and without blocking on a FIFO."""
+        return os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY)
+
+    def fstat(self, fd: int) -> os.stat_result:
+        return os.fstat(fd)
+
+    def read(self, fd: int, size: int) -> bytes:
+        return os.read(fd, size)
+
+    # -- lock --------------------------------------------------------------
+    def lock(self, path: str, timeout: float | None) -> int:
+        """Take the exclusive advisory lock on ``path``; return the fd that holds it.
+
+        ``timeout`` 0 fails at once, ``None`` waits for ever, otherwise waits up
+        to that many seconds. Raises ``BlockingIOError`` when the lock stays busy.
+        Two opens of the same file conflict even within one process.
+        """
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY, 0o666)
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            delay = 0.001
+            while not self._try_lock(fd):
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise BlockingIOError(errno.EWOULDBLOCK, "lock is held by another writer", path)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def unlock(self, fd: int) -> None:
+        if sys.platform == "win32":  # pragma: no cover
+            import msvcrt
+
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+    # -- helpers -----------------------------------------------------------
+    @staticmethod
+    def _try_lock(fd: int) -> bool:
+        if sys.platform == "win32":  # pragma: no cover
+            import msvcrt
+
+            try:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            except OSError:
+                return False
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    @staticmethod
+    def _flush(fd: int) -> None:
+        if _F_FULLFSYNC is not None and sys.platform == "darwin":  # pragma: no cover - macOS
+            try:
+                fcntl.fcntl(fd, _F_FULLFSYNC)
+                return
+            except OSError:
+                pass  # not supported by this file system: fall back to fsync
+        os.fsync(fd)
+
+
+#: The one real file system; ``SnapStore(..., fs=...)`` substitutes another.
+REAL = FileOps()
+
+
+def atomic_write(ops: FileOps, directory: str, name: str, data: bytes, *, durable: bool = True) -> None:
+    """Replace ``directory/name`` by ``data`` so that a crash leaves the old or the new file.
+
+    Temp file in the same directory, full write, fsync, rename over the target,
+    fsync of the directory. With ``durable=False`` both fsyncs are skipped (for
+    derived files that a reader can rebuild). On any failure before the rename
+    the temp file is removed and the target is untouched; a failed fsync is
+    never retried on the same file (the page cache may already have dropped
+    the data): the caller starts again from a new temp file.
+    """
+    fd, tmp = ops.open_tmp(directory, name)
+    try:
+        try:
+            ops.write(fd, data)
+            if durable:
+                ops.fsync(fd)
+        finally:
+            ops.close(fd)
+        ops.replace(tmp, os.path.join(directory, name))
+    except BaseException:
+        _discard(ops, tmp)
+        raise
+    if durable:
+        ops.fsync_dir(directory)
+
+
+def _discard(ops: FileOps, path: str) -> None:
+    try:
+        ops.unlink(path)
+    except OSError:
+        pass
+
+
+def read_regular(ops: FileOps, path: str, limit: int | None = None) -> bytes:
+    """Read a regular file (at most ``limit`` bytes), refusing symlinks, FIFOs and directories.
+
+    Raises ``FileNotFoundError`` when missing and :class:`NotRegularFile` when
+    the path is not a regular file. Never blocks on a FIFO.
+    """
+    try:
+        fd = ops.open_read(path)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.EMLINK) or (e.errno == errno.EISDIR):
+            raise NotRegularFile(e.errno, "not a regular file (symlink or directory)", path) from e
+        raise
+    try:
+        st = ops.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file", path)
+        chunks: list[bytes] = []
+        got = 0
+        while limit is None or got < limit:
+            # Ask for one byte more than the size seen, so a file that grew is read whole.
+            want = max(st.st_size - got, 0) + 1 if limit is None else limit - got
+            chunk = ops.read(fd, min(want, 1 << 30))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+    finally:
+        ops.close(fd)
+
+
+@contextmanager
+def locked(ops: FileOps, path: str, timeout: float | None) -> Iterator[None]:
+    """Hold the advisory lock on ``path`` for the duration of the block."""
+    fd = ops.lock(path, timeout)
+    try:
+        yield
+    finally:
+        ops.unlock(fd)
+
+
+def cleanup_temps(ops: FileOps, directory: str) -> int:
+    """Remove temp files left by crashed writers. Call only while holding the lock."""
+    removed = 0
+    try:
+        names = ops.listdir(directory)
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        if is_temp_name(name):
+            try:
+                ops.unlink(os.path.join(directory, name))
+                removed += 1
+            except OSError:
+                pass
+    return removed

@@ -1,0 +1,684 @@
+"""SnapStore: an atomic, durable snapshot of one (state, seq) pair in a directory.
+
+On-disk format, version 1::
+
+    DIR/
+      snapshot.json   the commit record (pretty JSON, "state" last)
+      snapshot.seq    "42\\n": a copy of the seq for people and shell scripts
+      history/        with keep > 1: snapshot-<seq as 20 digits>.json, same envelope
+      .lock           advisory lock, held only while a write runs
+
+``snapshot.json`` is the single commit point. Its ``checksum`` is
+``"sha256:<hex>"``, the SHA-256 of the exact bytes of the ``state`` value as
+they stand in the file, from its first character to its last (no surrounding
+whitespace). Another implementation verifies it by locating the value of the
+top-level ``state`` key and hashing that span.
+
+Commit protocol of :meth:`SnapStore.create`:
+
+1. encode the state (nothing touches the disk before this succeeds);
+2. take the lock; remove temp files left by crashed writers; read the stored seq
+   and refuse a lower one;
+3. with history: hard-link the current ``snapshot.json`` into ``history/``
+   (it is already durable, so this is a new name, not a copy) and fsync ``history/``;
+4. write the envelope to a new temp file, fsync it, rename it over
+   ``snapshot.json``, fsync the directory: **committed**;
+5. replace ``snapshot.seq`` (derived: not fsynced; ``restore`` repairs it) and
+   prune ``history/``.
+
+A crash before the rename in step 4 leaves the old snapshot; after it, the new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar, overload
+
+import msgspec
+
+from . import codec as _codec
+from . import fsio
+from . import migrate as _migrate
+from .errors import (
+    CorruptSnapshot,
+    DecodeError,
+    EncodeError,
+    InvalidSeq,
+    MigrationError,
+    SeqRegression,
+    SnapError,
+    SnapshotNotFound,
+    StoreLocked,
+)
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "SEQ_MAX", "SnapStore", "SnapshotInfo"]
+
+log = logging.getLogger("snapmixin")
+
+T = TypeVar("T")
+
+FORMAT = "snapmixin"
+FORMAT_VERSION = 1
+SEQ_MAX = 2**63 - 1
+SNAPSHOT = "snapshot.json"
+SEQFILE = "snapshot.seq"
+HISTORY = "history"
+LOCK = ".lock"
+_HEAD_BYTES = 64 * 1024
+_STATE_KEY = b'\n  "state": '
+_HISTORY_RE = re.compile(r"^snapshot-(\d{20})\.json$")
+_MINISNAP13_RE = re.compile(r"^snapshot_(\d{1,20})\.json$")
+_CHECKSUM_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """What is known of one stored generation without decoding its state."""
+
+    seq: int
+    created_at: datetime | None
+    schema_version: int
+    path: Path
+    size: int
+    checksum: str | None = None
+    #: ``"snapmixin-1"``, or ``"minisnap-0.1.1"`` / ``"minisnap-0.1.3"`` for the seed's layouts.
+    layout: str = "snapmixin-1"
+
+
+@dataclass
+class _Generation:
+    info: SnapshotInfo
+    state: bytes  # the raw JSON text of the state
+
+
+def _check_seq(seq: object) -> int:
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise InvalidSeq(f"seq must be an integer, not {type(seq).__name__} ({seq!r})")
+    if not 0 <= seq <= SEQ_MAX:
+        raise InvalidSeq(f"seq must be between 0 and 2**63 - 1, not {seq}")
+    return seq
+
+
+def _checksum(state: bytes | memoryview) -> str:
+    return "sha256:" + hashlib.sha256(state).hexdigest()
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def envelope(state_json: bytes, seq: int, schema_version: int, created_at: datetime) -> tuple[bytes, str]:
+    """The bytes of ``snapshot.json`` for compact ``state_json`` (format version 1), and its checksum."""
+    body = _codec.pretty(state_json, level=1)
+    checksum = _checksum(body)
+    head = (
+        '{\n'
+        f'  "format": "{FORMAT}",\n'
+        f'  "format_version": {FORMAT_VERSION},\n'
+        f'  "seq": {seq},\n'
+        f'  "schema_version": {schema_version},\n'
+        f'  "created_at": "{_iso(created_at)}",\n'
+        f'  "checksum": "{checksum}",\n'
+        '  "state": '
+    ).encode()
+    return b"".join((head, body, b"\n}\n")), checksum
+
+
+class SnapStore:
+    """An atomic, durable snapshot store in one directory.
+
+    >>> store = SnapStore("state", keep=3)      # nothing touches the disk here
+    >>> store.create({"counter": 42}, 10)       # durable when it returns
+    >>> store.restore()                         # ({'counter': 42}, 10)
+
+    Args:
+        path: the directory. ``create()`` makes it (and missing parents).
+        keep: generations kept, the current one included (``>= 1``); older
+            ones live in ``history/``.
+        codec: how to turn states into JSON; by default chosen from the
+            state's type (see :mod:`snapmixin.codec`).
+        schema_version: the version of the state's shape that this code
+            writes; ``None`` (the default) means unversioned: it writes 1 and
+            never migrates or refuses.
+        migrations: ``@migration`` functions upgrading older schema versions.
+        lock_timeout: how long a writer waits for the lock: 0 fails at once
+            with ``StoreLocked``, ``None`` waits for ever.
+        ignore_unknown_keys: drop, instead of refusing, keys of a snapshot's
+            state that the type does not know.
+        fs: the file-system layer (tests substitute a fault-injecting one).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        keep: int = 1,
+        *,
+        codec: _codec.Codec | None = None,
+        schema_version: int | None = None,
+        migrations: Iterable[_migrate.Migration] | Mapping[int, _migrate.Migration] | None = None,
+        lock_timeout: float | None = 0.0,
+        ignore_unknown_keys: bool = False,
+        fs: fsio.FileOps | None = None,
+    ) -> None:
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep must be an integer >= 1 (generations kept), not {keep!r}")
+        if lock_timeout is not None and lock_timeout < 0:
+            raise ValueError(f"lock_timeout must be >= 0 or None, not {lock_timeout!r}")
+        self.path = Path(path)
+        self.keep = keep
+        self.codec = codec
+        self.lock_timeout = lock_timeout
+        self.ignore_unknown_keys = ignore_unknown_keys
+        self.fs = fs if fs is not None else fsio.REAL
+        if isinstance(migrations, Mapping):
+            migrations = migrations.values()
+        self.migrations = _migrate.collect(list(migrations or ()))
+        if schema_version is None and self.migrations:
+            raise MigrationError("migrations given without schema_version: say which version is current")
+        if schema_version is not None:
+            _migrate.check_chain(self.migrations, schema_version, f"SnapStore({str(self.path)!r})")
+        self.schema_version = schema_version
+        self._codecs: dict[Any, _codec.Codec] = {}
+
+    def __repr__(self) -> str:
+        return f"SnapStore({str(self.path)!r}, keep={self.keep})"
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def _dir(self) -> str:
+        return os.fspath(self.path)
+
+    def _p(self, *names: str) -> str:
+        return os.path.join(self._dir, *names)
+
+    # ------------------------------------------------------------------ codec
+    def codec_for(self, cls: Any) -> _codec.Codec:
+        """The codec used for ``cls`` (the one given to the store, or the adapter for the type)."""
+        if self.codec is not None:
+            return self.codec
+        c = self._codecs.get(cls)
+        if c is None:
+            c = _codec.codec_for(cls, ignore_unknown_keys=self.ignore_unknown_keys)
+            self._codecs[cls] = c
+        return c
+
+    def encode(self, state: Any) -> bytes:
+        """The compact JSON of ``state`` (``EncodeError`` with the path of a bad value)."""
+        try:
+            codec = self.codec_for(type(state) if not _is_plain(state) else None)
+            return codec.encode(state)
+        except _codec.EncodeFailure as e:
+            raise EncodeError(f"{self._p(SNAPSHOT)}: {e.message}; the previous snapshot is untouched",
+                              path=self._p(SNAPSHOT), json_path=e.json_path) from e
+        except (TypeError, ValueError, NotImplementedError, OverflowError, AttributeError) as e:
+            raise EncodeError(f"{self._p(SNAPSHOT)}: cannot encode the state: {e}; "
+                              "the previous snapshot is untouched", path=self._p(SNAPSHOT)) from e
+
+    # ------------------------------------------------------------------ write
+    def create(self, state: Any, seq: int) -> SnapshotInfo:
+        """Durably store ``(state, seq)``; return its :class:`SnapshotInfo`.
+
+        When this returns the snapshot survives a crash or power loss. Raises
+        ``SeqRegression`` for a seq lower than the stored one, ``EncodeError``
+        for a state JSON cannot hold, ``StoreLocked`` when another writer holds
+        the lock, ``SnapError`` (with the ``OSError`` as cause) when the file
+        system fails; in every case the previous snapshot is intact.
+        """
+        return self._commit(self.encode(state), _check_seq(seq))
+
+    async def acreate(self, state: Any, seq: int) -> SnapshotInfo:
+        """:meth:`create` for asyncio: the state is encoded now, the I/O runs in a worker thread."""
+        data = self.encode(state)
+        return await asyncio.to_thread(self._commit, data, _check_seq(seq))
+
+    def _commit(self, state_json: bytes, seq: int, *, created_at: datetime | None = None,
+                schema_version: int | None = None, archive: bool = True,
+                allow_equal_without_archive: bool = True) -> SnapshotInfo:
+        """Write an envelope for already-encoded state (the protocol in the module doc)."""
+        version = schema_version if schema_version is not None else (self.schema_version or 1)
+        when = created_at if created_at is not None else datetime.now(timezone.utc)
+        data, checksum = envelope(state_json, seq, version, when)
+        fs = self.fs
+        target = self._p(SNAPSHOT)
+        with self._locked("write a snapshot to"):
+            try:
+                fsio.cleanup_temps(fs, self._dir)
+                current = self._current_head()
+                stored = current.seq if current is not None else self._stored_seq_fallback()
+                if stored is not None and seq < stored:
+                    raise SeqRegression(
+                        f"{target}: refusing seq {seq}, lower than the stored seq {stored} (another "
+                        "writer got there first, or the state was restored from an older snapshot)",
+                        path=target, stored=stored, offered=seq)
+                pin = (current is not None and current.layout == "snapmixin-1"
+                       and current.schema_version < version)
+                if current is not None and archive and current.seq != seq and (self.keep > 1 or pin):
+                    self._archive(current)
+                fsio.atomic_write(fs, self._dir, SNAPSHOT, data)
+                # Committed. What follows is housekeeping: a failure there must not
+                # make the caller believe the snapshot was not written.
+                self._housekeeping(seq, version)
+            except SnapError:
+                raise
+            except OSError as e:
+                raise self._os_error(e, f"cannot write the snapshot (seq {seq})") from e
+        return SnapshotInfo(seq=seq, created_at=when, schema_version=version, path=Path(target),
+                            size=len(data), checksum=checksum)
+
+    def _housekeeping(self, seq: int, version: int) -> None:
+        try:
+            fsio.atomic_write(self.fs, self._dir, SEQFILE, f"{seq}\n".encode(), durable=False)
+        except OSError as e:
+            log.warning("%s: could not update %s (restore will repair it): %s", self._dir, SEQFILE, e)
+        try:
+            self._prune(version)
+        except OSError as e:
+            log.warning("%s: could not prune %s/: %s", self._dir, HISTORY, e)
+
+    def _archive(self, current: SnapshotInfo) -> None:
+        hist = self._p(HISTORY)
+        self.fs.makedirs(hist)
+        name = f"snapshot-{current.seq:020d}.json"
+        dst = os.path.join(hist, name)
+        try:
+            self.fs.unlink(dst)
+        except FileNotFoundError:
+            pass
+        try:
+            self.fs.link(self._p(SNAPSHOT), dst)
+        except OSError:
+            # No hard links here (some network and FAT file systems): copy instead.
+            fsio.atomic_write(self.fs, hist, name, fsio.read_regular(self.fs, self._p(SNAPSHOT)))
+        self.fs.fsync_dir(hist)
+
+    def _history_entries(self) -> list[tuple[int, str]]:
+        """``(seq, path)`` of the files in ``history/`` whose names parse, newest first."""
+        try:
+            names = self.fs.listdir(self._p(HISTORY))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        out = []
+        for name in names:
+            m = _HISTORY_RE.match(name)
+            if m:
+                out.append((int(m.group(1)), self._p(HISTORY, name)))
+        out.sort(reverse=True)
+        return out
+
+    def _prune(self, version: int) -> None:
+        """Keep the newest ``keep - 1`` generations in history, and the last one of each older
+        schema version (so an upgrade can be undone by hand)."""
+        entries = self._history_entries()
+        keep_n = self.keep - 1
+        if len(entries) <= keep_n:
+            return
+        seen_versions: set[int] = set()
+        for i, (_, p) in enumerate(entries):
+            try:
+                info = self._read(p, verify=False, head_only=True).info
+                v = info.schema_version
+            except SnapError:
+                v = version
+            if i < keep_n:
+                seen_versions.add(v)
+                continue
+            if v < version and v not in seen_versions:
+                seen_versions.add(v)  # the pre-migration generation: kept
+                continue
+            seen_versions.add(v)
+            self.fs.unlink(p)
+
+    # ------------------------------------------------------------------ lock
+    class _Lock:
+        def __init__(self, store: SnapStore, doing: str) -> None:
+            self.store, self.doing, self.fd = store, doing, -1
+
+        def __enter__(self) -> None:
+            s = self.store
+            try:
+                s.fs.makedirs(s._dir)
+                self.fd = s.fs.lock(s._p(LOCK), s.lock_timeout)
+            except BlockingIOError as e:
+                waited = "" if not s.lock_timeout else f" after waiting {s.lock_timeout} s"
+                raise StoreLocked(f"{s._dir}: another writer holds the lock {s._p(LOCK)}{waited}; "
+                                  f"cannot {self.doing} it now (pass lock_timeout= to wait)",
+                                  path=s._p(LOCK)) from e
+            except OSError as e:
+                raise s._os_error(e, f"cannot {self.doing} it") from e
+
+        def __exit__(self, *exc: object) -> None:
+            try:
+                self.store.fs.unlock(self.fd)
+            except OSError:  # pragma: no cover - closing a lock fd
+                pass
+
+    def _locked(self, doing: str) -> SnapStore._Lock:
+        return SnapStore._Lock(self, doing)
+
+    def _os_error(self, e: OSError, what: str) -> SnapError:
+        where = e.filename or self._dir
+        reason = e.strerror or str(e)
+        if isinstance(e, (NotADirectoryError, FileExistsError)):
+            reason = f"{reason} (is {self._dir} a file rather than a directory?)"
+        return SnapError(f"{self._dir}: {what}: {reason} [{where}]; the previous snapshot is intact",
+                         path=where)
+
+    # ------------------------------------------------------------------ read
+    def exists(self) -> bool:
+        """Whether the directory holds a snapshot (in this format or one of the seed's)."""
+        try:
+            names = self.fs.listdir(self._dir)
+        except OSError:
+            return False
+        return SNAPSHOT in names or any(_MINISNAP13_RE.match(n) for n in names)
+
+    def latest(self) -> SnapshotInfo | None:
+        """The current generation's info (state not decoded, checksum not verified), or None."""
+        gens = self._candidates()
+        for p, hint in gens[:1]:
+            return self._read(p, verify=False, head_only=True, seq_hint=hint).info
+        return None
+
+    def history(self) -> list[SnapshotInfo]:
+        """The kept generations, newest first: the current one, then ``history/``.
+
+        A generation that cannot be read is skipped (``verify`` in the CLI lists it).
+        """
+        out = []
+        for p, hint in self._candidates():
+            try:
+                out.append(self._read(p, verify=False, head_only=True, seq_hint=hint).info)
+            except SnapError:
+                continue
+        return out
+
+    @overload
+    def restore(self, cls: None = None, *, fallback: bool = False) -> tuple[Any, int]: ...
+    @overload
+    def restore(self, cls: type[T], *, fallback: bool = False) -> tuple[T, int]: ...
+
+    def restore(self, cls: Any = None, *, fallback: bool = False) -> tuple[Any, int]:
+        """Return ``(state, seq)`` of the newest snapshot.
+
+        With ``cls`` the state is decoded into that type (strictly: a wrong
+        type, a missing field or an unknown key raise ``DecodeError`` with the
+        JSON path); without it, plain JSON values are returned. Raises
+        ``SnapshotNotFound`` when there is none and ``CorruptSnapshot`` when
+        it is damaged; with ``fallback=True`` a damaged generation is skipped
+        (with a warning in the ``snapmixin`` log) for the newest intact one.
+        Nothing in the file is executed: only ``cls`` and the types it names are built.
+        """
+        return self._restore(cls, fallback=fallback)
+
+    async def arestore(self, cls: Any = None, *, fallback: bool = False) -> tuple[Any, int]:
+        """:meth:`restore` for asyncio, run in a worker thread."""
+        return await asyncio.to_thread(self._restore, cls, fallback=fallback)
+
+    def _restore(self, cls: Any, *, fallback: bool, schema_version: int | None = None,
+                 migrations: Mapping[int, _migrate.Migration] | None = None) -> tuple[Any, int]:
+        version = schema_version if schema_version is not None else self.schema_version
+        steps = migrations if migrations is not None else self.migrations
+        candidates = self._candidates()
+        if not candidates:
+            raise SnapshotNotFound(self._not_found_message(), path=self._dir)
+        first_error: CorruptSnapshot | None = None
+        for i, (p, hint) in enumerate(candidates):
+            try:
+                gen = self._read(p, verify=True, seq_hint=hint)
+            except CorruptSnapshot as e:
+                if not fallback:
+                    raise
+                log.warning("%s; trying an older generation", e)
+                first_error = first_error or e
+                continue
+            if i > 0:
+                log.warning("%s: restored the older generation %s (seq %d)", self._dir, p, gen.info.seq)
+            state = self._decode(gen, cls, version, steps)
+            if i == 0:
+                self._repair_seqfile(gen.info)
+            return state, gen.info.seq
+        assert first_error is not None
+        raise CorruptSnapshot(f"{first_error}; and no intact older generation was found",
+                              path=first_error.path) from first_error
+
+    def _not_found_message(self) -> str:
+        d = self._dir
+        if os.path.isfile(d):
+            return f"{d} is a file, not a snapshot directory"
+        if not os.path.exists(d):
+            return f"no snapshot: the directory {d} does not exist"
+        return f"no snapshot in {d} (no {SNAPSHOT})"
+
+    def _decode(self, gen: _Generation, cls: Any, version: int | None,
+                steps: Mapping[int, _migrate.Migration]) -> Any:
+        where = str(gen.info.path)
+        codec = self.codec_for(cls)
+        try:
+            if version is not None and gen.info.schema_version != version:
+                value = _codec.loads(gen.state)
+                value = _migrate.run(value, gen.info.schema_version, version, steps, where)
+                return value if cls is None else codec.convert(value, cls)
+            return codec.decode(gen.state, cls)
+        except _codec.DecodeFailure as e:
+            raise DecodeError(f"{where}: {e.message}", path=where, json_path=e.json_path) from e
+        except (MigrationError, SnapError):
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            name = getattr(cls, "__qualname__", repr(cls))
+            raise DecodeError(f"{where}: cannot build {name} from the snapshot: {type(e).__name__}: {e}",
+                              path=where) from e
+
+    def _repair_seqfile(self, info: SnapshotInfo) -> None:
+        """Make ``snapshot.seq`` agree with the envelope, if no writer is busy. Never raises."""
+        want = f"{info.seq}\n".encode()
+        try:
+            if fsio.read_regular(self.fs, self._p(SEQFILE), limit=64) == want:
+                return
+        except OSError:
+            pass
+        if info.layout != "snapmixin-1":
+            return  # the seed's layouts: leave their files as they are
+        try:
+            fd = self.fs.lock(self._p(LOCK), 0)
+        except OSError:
+            return  # a writer is busy (it will write the file) or the directory is read-only
+        try:
+            head = self._current_head()
+            if head is not None and head.seq == info.seq:
+                fsio.atomic_write(self.fs, self._dir, SEQFILE, want, durable=False)
+                log.info("%s: repaired %s (now %d)", self._dir, SEQFILE, info.seq)
+        except (OSError, SnapError) as e:
+            log.debug("%s: could not repair %s: %s", self._dir, SEQFILE, e)
+        finally:
+            try:
+                self.fs.unlock(fd)
+            except OSError:  # pragma: no cover
+                pass
+
+    # ------------------------------------------------------------ generations
+    def _candidates(self) -> list[tuple[str, int | None]]:
+        """The files that may hold a generation, newest first, with a seq from the name if any."""
+        out: list[tuple[str, int | None]] = []
+        try:
+            names = self.fs.listdir(self._dir)
+        except (FileNotFoundError, NotADirectoryError):
+            return out
+        except OSError as e:
+            raise self._os_error(e, "cannot list the snapshot directory") from e
+        if SNAPSHOT in names:
+            out.append((self._p(SNAPSHOT), None))
+        out.extend((p, s) for s, p in self._history_entries())
+        legacy = sorted(((int(m.group(1)), n) for n in names if (m := _MINISNAP13_RE.match(n))),
+                        reverse=True)
+        out.extend((self._p(n), s) for s, n in legacy)
+        return out
+
+    def _current_head(self) -> SnapshotInfo | None:
+        """The current generation's header, or None when missing or unreadable."""
+        try:
+            return self._read(self._p(SNAPSHOT), verify=False, head_only=True).info
+        except (SnapError, OSError):
+            return None
+
+    def _stored_seq_fallback(self) -> int | None:
+        """The highest seq any other file remembers, when ``snapshot.json`` is missing or damaged."""
+        seqs = [s for s, _ in self._history_entries()]
+        seqs += [s for p, s in self._candidates() if s is not None]
+        try:
+            text = fsio.read_regular(self.fs, self._p(SEQFILE), limit=64).strip()
+            if text.isdigit():
+                seqs.append(int(text))
+        except OSError:
+            pass
+        return max(seqs) if seqs else None
+
+    def _read(self, path: str, *, verify: bool, head_only: bool = False,
+              seq_hint: int | None = None) -> _Generation:
+        """Read one generation. ``head_only`` reads just the header when the file is ours."""
+        try:
+            if head_only:
+                data = fsio.read_regular(self.fs, path, limit=_HEAD_BYTES)
+                size = self.fs.lstat(path).st_size
+                if len(data) < size:
+                    info = self._parse_head(data, path, size)
+                    if info is not None:
+                        return _Generation(info, b"")
+                    data = fsio.read_regular(self.fs, path)
+            else:
+                data = fsio.read_regular(self.fs, path)
+                size = len(data)
+        except FileNotFoundError as e:
+            raise SnapshotNotFound(f"{path}: no such file", path=path) from e
+        except fsio.NotRegularFile as e:
+            raise CorruptSnapshot(f"{path}: not a regular file (a symlink, directory or FIFO "
+                                  "stands where the snapshot should be)", path=path) from e
+        except OSError as e:
+            raise CorruptSnapshot(f"{path}: cannot read: {e.strerror or e}", path=path) from e
+        return self._parse(data, path, len(data) if not head_only else size, verify, seq_hint)
+
+    def _parse_head(self, data: bytes, path: str, size: int) -> SnapshotInfo | None:
+        """Header of a file we wrote ourselves (``"state"`` last), from its first bytes only."""
+        i = data.find(_STATE_KEY)
+        if i < 0:
+            return None
+        try:
+            head = _codec.loads(data[:i].rstrip(b",") + b"\n}")
+        except _codec.DecodeFailure:
+            return None
+        if not isinstance(head, dict) or head.get("format") != FORMAT:
+            return None
+        return self._info_from_header(head, path, size)
+
+    def _parse(self, data: bytes, path: str, size: int, verify: bool, seq_hint: int | None) -> _Generation:
+        try:
+            top = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
+        except msgspec.ValidationError:
+            top = None  # valid JSON but not an object: may be a bare state (minisnap 0.1.1)
+        except msgspec.DecodeError as e:
+            what = "empty" if not data.strip() else f"not valid JSON ({e})"
+            raise CorruptSnapshot(f"{path}: {what}: the file is truncated or garbled", path=path) from e
+        except RecursionError as e:
+            raise CorruptSnapshot(f"{path}: JSON nested too deeply to read", path=path) from e
+        if top is not None and "format" in top:
+            head = {k: _load_field(v, k, path) for k, v in top.items() if k != "state"}
+            if head.get("format") == FORMAT:
+                info = self._info_from_header(head, path, size)
+                if "state" not in top:
+                    raise CorruptSnapshot(f"{path}: the envelope has no \"state\"", path=path)
+                raw = bytes(top["state"])
+                if verify and _checksum(raw) != info.checksum:
+                    raise CorruptSnapshot(
+                        f"{path}: checksum mismatch: the state was changed after it was written "
+                        f"(by hand?). To accept the edit, run: python -m snapmixin rehash {self._dir}",
+                        path=path)
+                return _Generation(info, raw)
+        return self._parse_legacy(top, data, path, size, seq_hint)
+
+    def _parse_legacy(self, top: dict[str, msgspec.Raw] | None, data: bytes, path: str, size: int,
+                      seq_hint: int | None) -> _Generation:
+        name = os.path.basename(path)
+        if _MINISNAP13_RE.match(name) and top is not None and "state" in top and "seq" in top:
+            seq = _valid_seq(_load_field(top["seq"], "seq", path), path)
+            return _Generation(SnapshotInfo(seq=seq, created_at=None, schema_version=1, path=Path(path),
+                                            size=size, layout="minisnap-0.1.3"), bytes(top["state"]))
+        if name == SNAPSHOT:
+            # minisnap 0.1.1: the bare state, with the seq in snapshot.seq.
+            seqfile = self._p(SEQFILE)
+            try:
+                text = fsio.read_regular(self.fs, seqfile, limit=64).decode("ascii").strip()
+                seq = int(text) if text.isdigit() else -1
+            except (OSError, UnicodeDecodeError):
+                seq = -1
+            if 0 <= seq <= SEQ_MAX:
+                _codec_check_json(data, path)
+                return _Generation(SnapshotInfo(seq=seq, created_at=None, schema_version=1,
+                                                path=Path(path), size=size, layout="minisnap-0.1.1"),
+                                   data.strip())
+            raise CorruptSnapshot(f"{path}: not a snapmixin snapshot (no \"format\": \"{FORMAT}\") and "
+                                  f"{seqfile} holds no seq, so it is not a minisnap 0.1.1 one either",
+                                  path=path)
+        if seq_hint is not None and top is not None and "state" not in top:
+            # history entry archived from a minisnap 0.1.1 directory: bare state, seq in its name
+            return _Generation(SnapshotInfo(seq=seq_hint, created_at=None, schema_version=1,
+                                            path=Path(path), size=size, layout="minisnap-0.1.1"),
+                               data.strip())
+        raise CorruptSnapshot(f"{path}: not a snapmixin snapshot (no \"format\": \"{FORMAT}\")", path=path)
+
+    def _info_from_header(self, head: dict[str, Any], path: str, size: int) -> SnapshotInfo:
+        fv = head.get("format_version")
+        if fv != FORMAT_VERSION:
+            if isinstance(fv, int) and not isinstance(fv, bool) and fv > FORMAT_VERSION:
+                raise CorruptSnapshot(f"{path}: format_version {fv} is newer than this snapmixin reads "
+                                      f"({FORMAT_VERSION}): upgrade snapmixin", path=path)
+            raise CorruptSnapshot(f"{path}: unknown format_version {fv!r}", path=path)
+        seq = _valid_seq(head.get("seq"), path)
+        sv = head.get("schema_version")
+        if isinstance(sv, bool) or not isinstance(sv, int) or sv < 1:
+            raise CorruptSnapshot(f"{path}: schema_version must be an integer >= 1, not {sv!r}", path=path)
+        created = head.get("created_at")
+        try:
+            created_at = datetime.fromisoformat(created.replace("Z", "+00:00")) if isinstance(
+                created, str) else None
+        except ValueError:
+            created_at = None
+        if created_at is None:
+            raise CorruptSnapshot(f"{path}: created_at is not an ISO 8601 time: {created!r}", path=path)
+        checksum = head.get("checksum")
+        if not isinstance(checksum, str) or not _CHECKSUM_RE.match(checksum):
+            raise CorruptSnapshot(f"{path}: checksum must be \"sha256:<64 hex digits>\", not {checksum!r}",
+                                  path=path)
+        return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=Path(path),
+                            size=size, checksum=checksum)
+
+
+def _is_plain(state: Any) -> bool:
+    return isinstance(state, (dict, list, tuple, str, int, float, bool)) or state is None
+
+
+def _load_field(raw: msgspec.Raw, key: str, path: str) -> Any:
+    try:
+        return _codec.loads(raw)
+    except _codec.DecodeFailure as e:  # pragma: no cover - the whole file parsed already
+        raise CorruptSnapshot(f"{path}: bad {key!r}: {e.message}", path=path) from e
+
+
+def _valid_seq(seq: Any, path: str) -> int:
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= SEQ_MAX:
+        raise CorruptSnapshot(f"{path}: seq must be an integer between 0 and 2**63 - 1, not {seq!r}",
+                              path=path)
+    return seq
+
+
+def _codec_check_json(data: bytes, path: str) -> None:
+    try:
+        _codec.loads(data)
+    except _codec.DecodeFailure as e:
+        raise CorruptSnapshot(f"{path}: {e.message}", path=path) from e
