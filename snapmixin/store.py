@@ -241,8 +241,13 @@ class SnapStore:
 
     def _commit(self, state_json: bytes, seq: int, *, created_at: datetime | None = None,
                 schema_version: int | None = None, archive: bool = True,
-                allow_equal_without_archive: bool = True) -> SnapshotInfo:
-        """Write an envelope for already-encoded state (the protocol in the module doc)."""
+                allow_regression: bool = False) -> SnapshotInfo:
+        """Write an envelope for already-encoded state (the protocol in the module doc).
+
+        ``archive=False`` replaces the current generation without keeping it in
+        history (the CLI's ``rehash``); ``allow_regression`` lets a deliberate
+        rollback write a lower seq.
+        """
         version = schema_version if schema_version is not None else (self.schema_version or 1)
         when = created_at if created_at is not None else datetime.now(timezone.utc)
         data, checksum = envelope(state_json, seq, version, when)
@@ -253,7 +258,7 @@ class SnapStore:
                 fsio.cleanup_temps(fs, self._dir)
                 current = self._current_head()
                 stored = current.seq if current is not None else self._stored_seq_fallback()
-                if stored is not None and seq < stored:
+                if stored is not None and seq < stored and not allow_regression:
                     raise SeqRegression(
                         f"{target}: refusing seq {seq}, lower than the stored seq {stored} (another "
                         "writer got there first, or the state was restored from an older snapshot)",

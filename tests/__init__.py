@@ -1,0 +1,1 @@
+"""snapmixin's test suite (a package, so ``python -m tests.torture`` works)."""

@@ -1,0 +1,17 @@
+"""Shared fixtures. Every test works in pytest's ``tmp_path``; none touches the real home or cwd."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Run each test with its own temp directory as cwd and HOME, so nothing leaks out."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", os.fspath(tmp_path))
+    yield
