@@ -1,0 +1,501 @@
+"""The command line: ``python -m snapmixin`` (also installed as ``snapmixin``).
+
+Commands::
+
+    show DIR             the current snapshot: seq, schema version, time, size, checksum, first lines
+    verify DIR           check every generation (current, history/, the seed's files); exit 1 if any is bad
+    history DIR          the kept generations, newest first
+    rehash DIR           accept a hand-edited snapshot.json (new checksum, same seq, no history added)
+    rollback DIR --seq N make kept generation N the current one (the current one stays in history/)
+
+``show``, ``verify`` and ``history`` take ``--json``. Exit codes: 0 success,
+1 a check failed or the directory is missing or damaged, 2 bad usage. Errors
+go to stderr as one line naming the file concerned.
+
+Only ``rehash`` and ``rollback`` write, through the store's commit protocol
+(under the writer lock, durable, atomic); the other commands only read, and
+never repair anything on the way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+import msgspec
+
+from . import __version__, fsio
+from . import codec as _codec
+from .errors import SeqRegression, SnapError, SnapshotNotFound, StoreLocked
+from .store import FORMAT, FORMAT_VERSION, HISTORY, SEQ_MAX, SEQFILE, SNAPSHOT, SnapStore, _checksum
+
+__all__ = ["main"]
+
+#: Lines of the state that ``show`` prints.
+SHOW_LINES = 20
+#: Default seconds ``rehash`` and ``rollback`` wait for a busy writer's lock.
+DEFAULT_WAIT = 5.0
+
+
+class _Failure(Exception):
+    """A refusal of the command line itself (not a store error): printed, exit 1."""
+
+
+# --------------------------------------------------------------------- checks
+@dataclass
+class _Check:
+    """What one generation file holds and whether it is intact."""
+
+    path: str
+    current: bool
+    seq: int | None = None
+    schema_version: int | None = None
+    created_at: datetime | None = None
+    size: int | None = None
+    checksum: str | None = None
+    checksum_ok: bool | None = None
+    layout: str | None = None
+    error: str | None = None
+    state: bytes | None = None  # raw JSON text of the state (never in --json output)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "current": self.current,
+            "layout": self.layout,
+            "seq": self.seq,
+            "schema_version": self.schema_version,
+            "created_at": _iso(self.created_at),
+            "size": self.size,
+            "checksum": self.checksum,
+            "checksum_ok": self.checksum_ok,
+            "ok": self.ok,
+            "error": self.error,
+        }
+
+
+def _iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _check(store: SnapStore, path: str, hint: int | None, *, current: bool) -> _Check:
+    """Read one generation whole and check it, without raising and without writing anything."""
+    try:
+        gen = store._read(path, verify=False, seq_hint=hint)
+    except SnapError as e:
+        return _Check(path=path, current=current, seq=hint, error=str(e))
+    info = gen.info
+    c = _Check(path=path, current=current, seq=info.seq, schema_version=info.schema_version,
+               created_at=info.created_at, size=info.size, checksum=info.checksum,
+               layout=info.layout, state=gen.state)
+    if info.checksum is not None:
+        c.checksum_ok = _checksum(gen.state) == info.checksum
+        if not c.checksum_ok:
+            if os.path.basename(path) == SNAPSHOT:
+                c.error = (f"{path}: checksum mismatch: the state was changed after it was written "
+                           f"(by hand?); to accept the edit, run: {_prog()} rehash {store.path}")
+            else:
+                c.error = f"{path}: checksum mismatch: the state was changed after it was written"
+    if c.error is None and hint is not None and info.seq != hint:
+        c.error = (f"{path}: the file name says seq {hint} but the file holds seq {info.seq} "
+                   "(renamed by hand?)")
+    return c
+
+
+def _generations(store: SnapStore) -> list[_Check]:
+    """Check every generation of the directory, newest first; ``SnapshotNotFound`` when none."""
+    candidates = store._candidates()
+    if not candidates:
+        raise SnapshotNotFound(store._not_found_message(), path=store._dir)
+    return [_check(store, p, hint, current=(i == 0)) for i, (p, hint) in enumerate(candidates)]
+
+
+def _intact_hint(store: SnapStore, checks: Sequence[_Check]) -> str:
+    """How to recover when the current generation is damaged, or ''."""
+    for c in checks:
+        if c.ok and not c.current:
+            return (f"; the newest intact generation is {c.path} (seq {c.seq}): "
+                    f"`{_prog()} rollback {store.path} --seq {c.seq}` makes it current")
+    return ""
+
+
+def _notes(store: SnapStore, checks: Sequence[_Check], out: TextIO) -> None:
+    """Remarks that are not damage: a stale snapshot.seq, temp files of a crashed writer."""
+    cur = checks[0] if checks else None
+    if cur is not None and cur.ok and cur.layout == "snapmixin-1" and os.path.basename(cur.path) == SNAPSHOT:
+        try:
+            text = fsio.read_regular(store.fs, store._p(SEQFILE), limit=64).decode("ascii", "replace").strip()
+        except OSError:
+            text = None
+        if text != str(cur.seq):
+            said = "is missing" if text is None else f"says {text!r}"
+            print(f"note: {store._p(SEQFILE)} {said} but {cur.path} holds seq {cur.seq} "
+                  "(a derived copy; the next restore or write repairs it)", file=out)
+    try:
+        temps = [n for n in os.listdir(store._dir) if fsio.is_temp_name(n)]
+    except OSError:
+        temps = []
+    if temps:
+        print(f"note: {len(temps)} temp file(s) left in {store._dir} by an interrupted writer "
+              "(removed by the next write): " + ", ".join(sorted(temps)), file=out)
+
+
+# ------------------------------------------------------------------- commands
+def _cmd_show(args: argparse.Namespace) -> int:
+    store = SnapStore(args.dir)
+    candidates = store._candidates()
+    if not candidates:
+        raise SnapshotNotFound(store._not_found_message(), path=store._dir)
+    p, hint = candidates[0]
+    c = _check(store, p, hint, current=True)
+    if args.json:
+        _print_json(c.as_json())
+    elif c.layout is not None:  # readable, even if its checksum is wrong
+        rows = [
+            ("snapshot", c.path),
+            ("layout", c.layout),
+            ("seq", str(c.seq)),
+            ("schema", str(c.schema_version)),
+            ("created at", _iso(c.created_at) or "unknown (this layout does not record it)"),
+            ("size", f"{c.size} bytes"),
+            ("checksum", _checksum_status(c, long=True)),
+        ]
+        for k, v in rows:
+            print(f"{k:<11} {v}")
+        lines = _pretty_lines(c.state or b"null")
+        n = min(len(lines), SHOW_LINES)
+        print(f"state ({'all ' if n == len(lines) else 'first '}{n} of {len(lines)} lines):")
+        for line in lines[:n]:
+            print("  " + line)
+        if len(lines) > n:
+            print(f"  ... {len(lines) - n} more lines")
+    if c.ok:
+        return 0
+    hint_text = _intact_hint(store, _generations(store)) if c.layout is None else ""
+    _err(c.error + hint_text if c.error else "damaged")
+    return 1
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    store = SnapStore(args.dir)
+    checks = _generations(store)
+    bad = [c for c in checks if not c.ok]
+    if args.json:
+        _print_json([c.as_json() for c in checks])
+    else:
+        for c in checks:
+            if c.ok:
+                what = "" if c.checksum_ok else f"  (no checksum: {c.layout} layout)"
+                print(f"ok   seq {c.seq}  schema {c.schema_version}  {c.path}"
+                      f"{' (current)' if c.current else ''}{what}")
+            else:
+                print(f"BAD  {c.error}")
+        n = len(checks)
+        print(f"{n} generation{'s' if n != 1 else ''} checked: {n - len(bad)} ok, {len(bad)} damaged")
+    _notes(store, checks, sys.stderr if args.json else sys.stdout)
+    if bad:
+        if args.json:
+            for c in bad:
+                _err(c.error or "damaged")
+        return 1
+    return 0
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    store = SnapStore(args.dir)
+    checks = _generations(store)
+    if args.json:
+        _print_json([c.as_json() for c in checks])
+    else:
+        header = ("SEQ", "SCHEMA", "CREATED AT (UTC)", "SIZE", "CHECKSUM", "FILE")
+        rows = [(
+            "?" if c.seq is None else str(c.seq),
+            "?" if c.schema_version is None else str(c.schema_version),
+            _iso(c.created_at) or "-",
+            "?" if c.size is None else str(c.size),
+            _checksum_status(c, long=False),
+            c.path + (" (current)" if c.current else ""),
+        ) for c in checks]
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+        for r in [header, *rows]:
+            cells = [r[i].rjust(widths[i]) if i in (0, 1, 3) else r[i].ljust(widths[i])
+                     for i in range(len(widths))]
+            print("  ".join([*cells, r[-1]]))
+    bad = [c for c in checks if not c.ok]
+    for c in bad:
+        _err(c.error or "damaged")
+    return 1 if bad else 0
+
+
+def _cmd_rehash(args: argparse.Namespace) -> int:
+    store = SnapStore(args.dir, lock_timeout=args.wait)
+    path = store._p(SNAPSHOT)
+    data = _read_snapshot(store, path)
+    seq, schema_version, raw, old_checksum = _parse_edited(data, path)
+    if old_checksum == _checksum(raw):
+        print(f"{path}: the checksum already matches the state (seq {seq}); nothing to do")
+        return 0
+    # Whitespace is normalized: the file is rewritten in the canonical layout.
+    compact = msgspec.json.format(raw, indent=-1)
+    # archive=False never adds a history generation, but the commit still prunes history/
+    # down to the store's keep: a keep above the number kept means nothing is pruned.
+    writer = SnapStore(args.dir, keep=len(store._history_entries()) + 2, lock_timeout=args.wait)
+    try:
+        # No regression allowed: the seq is unchanged, so only a writer that committed
+        # after we read the file (a higher seq) trips this, and its snapshot must not be lost.
+        info = writer._commit(compact, seq, schema_version=schema_version, archive=False)
+    except SeqRegression as e:
+        # A regression can also come from the store's fallback seq (snapshot.seq, history/)
+        # when the edit damaged the header. Accept it only if the file is still what we read.
+        if _read_snapshot(store, path) != data:
+            raise _Failure(f"{path}: the file changed while rehashing (another writer committed "
+                           f"seq {e.stored}?); nothing was written: check it and run rehash again") from e
+        info = writer._commit(compact, seq, schema_version=schema_version, archive=False,
+                              allow_regression=True)
+    print(f"{path}: rehashed: seq {info.seq}, schema {info.schema_version}, checksum {info.checksum}; "
+          "no history generation added")
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    store = SnapStore(args.dir, lock_timeout=args.wait)
+    candidates = store._candidates()
+    if not candidates:
+        raise SnapshotNotFound(store._not_found_message(), path=store._dir)
+    n = args.seq
+    current = store._current_head()
+    current_path = store._p(SNAPSHOT)
+    if current is not None and current.seq == n:
+        print(f"{current_path}: seq {n} is already the current generation; nothing to do")
+        return 0
+    target = next((p for p, hint in candidates if hint == n), None)
+    if target is None:
+        kept = [f"{current.seq} (current)"] if current is not None else []
+        kept += [str(h) for h in dict.fromkeys(h for _, h in candidates if h is not None)
+                 if current is None or h != current.seq]
+        raise _Failure(f"{store._dir}: no kept generation has seq {n}; kept: "
+                       + (", ".join(kept) if kept else "none"))
+    c = _check(store, target, n, current=False)
+    if not c.ok or c.state is None or c.schema_version is None:
+        raise _Failure(f"cannot roll back to seq {n}: {c.error}; nothing was changed")
+    if current is None and os.path.exists(current_path):
+        print(f"warning: {current_path} cannot be read and is replaced, not kept in {HISTORY}/",
+              file=sys.stderr)
+    keep = args.keep if args.keep is not None else len(store._history_entries()) + 2
+    writer = SnapStore(args.dir, keep=keep, lock_timeout=args.wait)
+    info = writer._commit(msgspec.json.format(c.state, indent=-1), n, schema_version=c.schema_version,
+                          archive=True, allow_regression=True)
+    kept_as = ""
+    if current is not None:
+        kept_as = (f"; the previous current generation (seq {current.seq}) is kept as "
+                   f"{store._p(HISTORY, f'snapshot-{current.seq:020d}.json')}")
+    print(f"{info.path}: rolled back to seq {info.seq} (schema {info.schema_version}) from {target}{kept_as}")
+    return 0
+
+
+# -------------------------------------------------------------------- helpers
+def _read_snapshot(store: SnapStore, path: str) -> bytes:
+    try:
+        return fsio.read_regular(store.fs, path)
+    except FileNotFoundError as e:
+        if not os.path.isdir(store._dir):
+            raise SnapshotNotFound(store._not_found_message(), path=store._dir) from e
+        raise SnapshotNotFound(f"{path}: no such file (rehash accepts an edited {SNAPSHOT} only)",
+                               path=path) from e
+    except fsio.NotRegularFile as e:
+        raise _Failure(f"{path}: not a regular file") from e
+    except OSError as e:
+        raise _Failure(f"{path}: cannot read: {e.strerror or e}") from e
+
+
+def _parse_edited(data: bytes, path: str) -> tuple[int, int, bytes, Any]:
+    """(seq, schema_version, raw state, checksum field) of a hand-edited snapshot.json, or refuse."""
+    try:
+        top = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
+    except msgspec.ValidationError as e:
+        raise _Failure(f"{path}: not a {FORMAT} snapshot (the file is not a JSON object); "
+                       "nothing was written") from e
+    except (msgspec.DecodeError, RecursionError) as e:
+        raise _Failure(f"{path}: not valid JSON ({e}): fix the edit and run rehash again; "
+                       "nothing was written") from e
+    head: dict[str, Any] = {}
+    for k, v in top.items():
+        if k != "state":
+            try:
+                head[k] = _codec.loads(v)
+            except _codec.DecodeFailure as e:  # pragma: no cover - the whole file parsed already
+                raise _Failure(f"{path}: bad {k!r}: {e.message}") from e
+    if head.get("format") != FORMAT or head.get("format_version") != FORMAT_VERSION:
+        raise _Failure(f"{path}: not a {FORMAT} format_version {FORMAT_VERSION} envelope (\"format\" "
+                       f"is {head.get('format')!r}, \"format_version\" {head.get('format_version')!r}); "
+                       "nothing was written")
+    seq, sv = head.get("seq"), head.get("schema_version")
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= SEQ_MAX:
+        raise _Failure(f"{path}: \"seq\" must be an integer between 0 and 2**63 - 1, not {seq!r}")
+    if isinstance(sv, bool) or not isinstance(sv, int) or sv < 1:
+        raise _Failure(f"{path}: \"schema_version\" must be an integer >= 1, not {sv!r}")
+    if "state" not in top:
+        raise _Failure(f"{path}: the envelope has no \"state\"; nothing was written")
+    raw = bytes(top["state"])
+    try:
+        _codec.loads(raw)
+    except _codec.DecodeFailure as e:
+        raise _Failure(f"{path}: the state is {e.message}; nothing was written") from e
+    return seq, sv, raw, head.get("checksum")
+
+
+def _checksum_status(c: _Check, *, long: bool) -> str:
+    if c.layout is None:
+        return "damaged"
+    if c.checksum_ok is None:
+        return f"none ({c.layout} layout has no checksum)" if long else "none"
+    if c.checksum_ok:
+        return f"ok ({c.checksum})" if long else "ok"
+    return "MISMATCH (the state was edited after it was written)" if long else "MISMATCH"
+
+
+def _pretty_lines(raw: bytes) -> list[str]:
+    try:
+        text = msgspec.json.format(raw, indent=2)
+    except msgspec.DecodeError:  # pragma: no cover - the state parsed when it was read
+        text = raw
+    return text.decode("utf-8", "replace").splitlines()
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _prog() -> str:
+    return "python -m snapmixin" if os.path.basename(sys.argv[0]) == "__main__.py" else "snapmixin"
+
+
+def _err(message: str) -> None:
+    print(f"{_prog()}: {message}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------- parser
+def _seq(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= n <= SEQ_MAX:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**63 - 1, not {n}")
+    return n
+
+
+def _keep(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if n < 2:
+        raise argparse.ArgumentTypeError(
+            f"must be >= 2 (the current generation and the one rolled away from), not {n}")
+    return n
+
+
+def _seconds(text: str) -> float:
+    try:
+        s = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not s >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
+    return s
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=_prog(),
+        description="Inspect, check and repair snapmixin snapshot directories.",
+        epilog="Exit status: 0 success, 1 a check failed or the directory is missing or damaged, "
+               "2 bad usage. Run '%(prog)s COMMAND --help' for each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help: str, description: str, *,
+                json_flag: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=description)
+        p.add_argument("dir", metavar="DIR", help="the snapshot directory")
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="print JSON for scripts instead of text")
+        return p
+
+    p = command("show", "the current snapshot: seq, schema, time, size, checksum, first lines",
+                "Show the current snapshot of DIR: seq, schema version, creation time, size, "
+                f"checksum status, layout, and the first {SHOW_LINES} lines of the state. "
+                "Reads only. Exit 1 if the snapshot is missing or damaged.", json_flag=True)
+    p.set_defaults(func=_cmd_show)
+    p = command("verify", "check every generation; exit 1 if any is bad",
+                "Check every generation in DIR (snapshot.json, history/, and the files of "
+                "minisnap's layouts): each must parse and match its checksum. One line each; "
+                "exit 1 if any is damaged. Reads only.", json_flag=True)
+    p.set_defaults(func=_cmd_verify)
+    p = command("history", "the kept generations, newest first",
+                "List the kept generations of DIR, newest first, with their seq, schema version, "
+                "creation time, size and checksum status. Exit 1 if any is damaged. Reads only.",
+                json_flag=True)
+    p.set_defaults(func=_cmd_history)
+    p = command("rehash", "accept a hand-edited snapshot.json (new checksum, same seq)",
+                "Accept a hand-edited DIR/snapshot.json: the file must still be valid JSON with the "
+                "snapmixin envelope. Its state is rewritten with a new checksum, the same seq and "
+                "schema version, atomically and durably; no history generation is added. Checks "
+                "JSON syntax only, not that the state fits your class: restore to check that. "
+                "Stop the programs that write to DIR first: their next snapshot replaces the edit.")
+    p.add_argument("--wait", type=_seconds, default=DEFAULT_WAIT, metavar="SECONDS",
+                   help=f"how long to wait for a busy writer's lock (default {DEFAULT_WAIT:g})")
+    p.set_defaults(func=_cmd_rehash)
+    p = command("rollback", "make kept generation N the current one",
+                "Make the kept generation with seq N the current one, durably; the current one is "
+                "kept in history/ (so a rollback can be undone with another rollback). Stop the "
+                "programs that write to DIR first: their next snapshot replaces the rolled-back one.")
+    p.add_argument("--seq", type=_seq, required=True, metavar="N", help="the seq of the generation")
+    p.add_argument("--keep", type=_keep, default=None, metavar="K",
+                   help="generations to keep afterwards, the current one included (default: all "
+                        "that are present, plus the one rolled away from; nothing is pruned)")
+    p.add_argument("--wait", type=_seconds, default=DEFAULT_WAIT, metavar="SECONDS",
+                   help=f"how long to wait for a busy writer's lock (default {DEFAULT_WAIT:g})")
+    p.set_defaults(func=_cmd_rollback)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 1 check failed or damaged, 2 bad usage)."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error (argparse printed it)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    try:
+        code: int = args.func(args)
+        sys.stdout.flush()
+        return code
+    except StoreLocked as e:
+        _err(f"{e}; from the command line: --wait SECONDS")
+    except (SnapError, _Failure) as e:
+        _err(str(e))
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, without a second error at exit.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+    except OSError as e:
+        _err(f"{e.filename or getattr(args, 'dir', '')}: {e.strerror or e}")
+    return 1
