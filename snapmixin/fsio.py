@@ -38,6 +38,7 @@ __all__ = [
     "NotRegularFile",
     "atomic_write",
     "is_temp_name",
+    "make_dirs",
     "read_regular",
 ]
 
@@ -264,6 +265,28 @@ def atomic_write(ops: FileOps, directory: str, name: str, data: bytes, *, durabl
         raise
     if durable:
         ops.fsync_dir(directory)
+
+
+def make_dirs(ops: FileOps, path: str) -> None:
+    """Create ``path`` and its missing parents durably: each new directory's entry
+    is fsynced into its parent, so a snapshot written into it survives a power loss."""
+    missing: list[str] = []
+    p = os.path.abspath(path)
+    while True:
+        try:
+            ops.lstat(p)
+            break
+        except FileNotFoundError:
+            missing.append(p)
+            parent = os.path.dirname(p)
+            if parent == p:
+                break
+            p = parent
+        except OSError:
+            break  # e.g. a file where a directory should be: makedirs reports it
+    ops.makedirs(path)
+    for d in reversed(missing):
+        ops.fsync_dir(os.path.dirname(d))
 
 
 def _discard(ops: FileOps, path: str) -> None:

@@ -349,7 +349,7 @@ class SnapStore:
         def __enter__(self) -> None:
             s = self.store
             try:
-                s.fs.makedirs(s._dir)
+                fsio.make_dirs(s.fs, s._dir)
                 self.fd = s.fs.lock(s._p(LOCK), s.lock_timeout)
             except BlockingIOError as e:
                 waited = "" if not s.lock_timeout else f" after waiting {s.lock_timeout} s"

@@ -21,9 +21,10 @@ chosen step. API (everything else in this module is a helper for those)::
 
 - ``Crash`` is a ``BaseException``, so no ``except Exception`` / ``except OSError``
   in the library catches it: it unwinds like a process that died. Once crashed,
-  the layer is dead: every later op raises ``Crash`` again without touching the
-  disk, except ``close``/``unlock``, which release the descriptor silently (the
-  kernel does that for a dead process) so tests leak no fds. The directory is
+  the layer is dead: it closes every descriptor it opened (the kernel does that
+  for a dead process, which also drops its lock), every later op raises
+  ``Crash`` again without touching the disk, and ``close``/``unlock`` return
+  quietly, so tests leak no fds and a later writer is not locked out. The directory is
   left exactly as the crash left it (temp files included).
 - ``fail_op`` is an op name or a collection of names; ``fail_path`` (a
   substring) further restricts which ops match; ``fail_nth`` picks the n-th
@@ -140,13 +141,23 @@ class RecordingFS(FileOps):
             return False
         return self.fail_times is None or self.failures < self.fail_times
 
+    def _die(self) -> None:
+        """The process is dead: the kernel closes its descriptors (and so drops its locks)."""
+        self.crashed = True
+        for fd in list(self._fd_paths):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fd_paths.clear()
+
     def _run(self, op: Op, call: Callable[[], R]) -> R:
         if self.crashed:
             raise Crash(f"already crashed; {op.name} not performed")
         op.index = self._count
         self._count += 1
         if self.crash_before is not None and op.index >= self.crash_before:
-            self.crashed = True
+            self._die()
             raise Crash(f"crash before {op}")
         self.ops.append(op)
         if self._should_fail(op):
@@ -159,19 +170,13 @@ class RecordingFS(FileOps):
             op.error = _errno.errorcode.get(e.errno or 0, type(e).__name__)
             raise
         if self.crash_after is not None and op.index >= self.crash_after:
-            self.crashed = True
+            self._die()
             raise Crash(f"crash after {op}")
         return result
 
-    def _release(self, fd: int, real: Callable[[int], None]) -> bool:
-        """After a crash, free the fd like the kernel would and report True (op not logged)."""
-        if not self.crashed:
-            return False
-        try:
-            real(fd)
-        except OSError:
-            pass
-        return True
+    def _release(self, fd: int) -> bool:
+        """After a crash, report True: the fd was closed already (by :meth:`_die`); op not logged."""
+        return self.crashed
 
     # -- directories ------------------------------------------------------------
     def makedirs(self, path: str) -> None:
@@ -216,14 +221,24 @@ class RecordingFS(FileOps):
         self._run(Op(-1, "fsync", self._fd_paths.get(fd), fd=fd), lambda: FileOps.fsync(self, fd))
 
     def close(self, fd: int) -> None:
-        if self._release(fd, os.close):
-            self._fd_paths.pop(fd, None)
+        self._run_release(Op(-1, "close", self._fd_paths.get(fd), fd=fd), fd,
+                          lambda: FileOps.close(self, fd))
+
+    def _run_release(self, op: Op, fd: int, call: Callable[[], None]) -> None:
+        """close/unlock: the fd is freed whatever happens (as close(2) does, even on EIO)."""
+        if self._release(fd):
             return
-        op = Op(-1, "close", self._fd_paths.get(fd), fd=fd)
-        try:
-            self._run(op, lambda: FileOps.close(self, fd))
-        finally:
+
+        def release() -> None:
             self._fd_paths.pop(fd, None)
+            call()
+
+        try:
+            self._run(op, release)
+        except OSError:
+            if fd in self._fd_paths:  # an injected error: the call did not run; free the fd anyway
+                release()
+            raise
 
     def replace(self, src: str, dst: str) -> None:
         self._run(Op(-1, "replace", src, dst=dst), lambda: FileOps.replace(self, src, dst))
@@ -265,14 +280,8 @@ class RecordingFS(FileOps):
         return self._run(op, call)
 
     def unlock(self, fd: int) -> None:
-        if self._release(fd, lambda f: FileOps.unlock(self, f)):
-            self._fd_paths.pop(fd, None)
-            return
-        op = Op(-1, "unlock", self._fd_paths.get(fd), fd=fd)
-        try:
-            self._run(op, lambda: FileOps.unlock(self, fd))
-        finally:
-            self._fd_paths.pop(fd, None)
+        self._run_release(Op(-1, "unlock", self._fd_paths.get(fd), fd=fd), fd,
+                          lambda: FileOps.unlock(self, fd))
 
 
 # ---------------------------------------------------------------------------
