@@ -7,7 +7,9 @@ exceptions live in :mod:`snapmixin.errors`.
 """
 
 from .migrate import migration
+from .mixin import Snapshottable
+from .policy import snapshot_every
 from .store import SnapshotInfo, SnapStore
 
-__all__ = ["SnapStore", "SnapshotInfo", "migration"]
+__all__ = ["SnapStore", "SnapshotInfo", "Snapshottable", "migration", "snapshot_every"]
 __version__ = "0.1.0"

@@ -1,0 +1,451 @@
+"""Snapshottable: the mixin that gives an object durable, crash-safe state.
+
+::
+
+    @dataclass
+    class Game(Snapshottable, snapshot_version=1):
+        level: int = 1
+        inventory: list[str] = field(default_factory=list)
+
+    game = Game.open("saves/slot1")   # the latest snapshot, or Game()
+    game.level += 1                   # counted: game.snapshot_seq advances
+    game.inventory.append("sword")    # nested mutations count too
+    game.snapshot()                   # durable when it returns
+
+The names the mixin adds to a class are ``open``, ``bind``, ``snapshot``,
+``asnapshot``, ``snapshot_seq``, ``snapshot_batch`` and ``mark_mutated`` (and
+the context-manager methods). Its private state lives in one slot,
+``_snapmixin``, which is not a dataclass field, so it never reaches the JSON,
+``repr`` or ``==``.
+
+Not thread-safe: mutate an object from one thread at a time (or under your
+own lock). ``asnapshot`` captures the state in the calling thread and only
+moves the file I/O to a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar, TypeVar
+
+from . import migrate as _migrate
+from . import tracking
+from .errors import SnapError, SnapshotNotFound
+from .store import SnapStore
+from .tracking import NEVER, SCALARS, Root, detach, track
+
+__all__ = ["Snapshottable"]
+
+S = TypeVar("S", bound="Snapshottable")
+_MISSING = object()
+_SLOT = "_snapmixin"
+_setattr = object.__setattr__
+
+
+class _Init(Root):
+    """Slot value from ``__new__`` until ``__init__`` ends: a counter nothing reads.
+
+    Its ``due`` is 0, so every assignment takes the slow path, :meth:`tick`:
+    ignored while ``__init__`` runs; after that (an object built by ``__new__``
+    and filled in without ``__init__``), the object is adopted and the
+    mutation counted on its real state.
+    """
+
+    __slots__ = ("depth", "obj", "root")
+
+    def __init__(self, obj: Snapshottable) -> None:
+        super().__init__()
+        self.due = 0
+        self.depth = 0
+        self.obj = obj
+        self.root = self
+
+    def tick(self) -> None:
+        if not self.depth:
+            _adopt(self.obj, None).mutated()
+
+
+class _State(Root):
+    """Per-object state: its own counter, and the root its mutations report to."""
+
+    __slots__ = (
+        "calls",
+        "failed",
+        "last_time",
+        "n",
+        "obj",
+        "root",
+        "save_requested",
+        "saved_seq",
+        "seconds",
+        "store",
+    )
+
+    def __init__(self, obj: Snapshottable) -> None:
+        super().__init__()
+        self.obj = obj  # a cycle (object <-> state) that the garbage collector handles
+        self.root: _State = self
+        self.store: SnapStore | None = None
+        self.saved_seq = 0
+        self.last_time = time.monotonic()
+        self.calls: dict[object, int] = {}
+        self.save_requested = False
+        self.failed = False
+        policy = getattr(type(obj), "__snapmixin_policy__", None)
+        self.n: int | None = policy[0] if policy else None
+        self.seconds: float | None = policy[1] if policy else None
+
+    # -- the slow path of a mutation ----------------------------------------
+    def tick(self) -> None:
+        if self.batch_depth:
+            Root.tick(self)
+            return
+        self.autosave()
+
+    def refresh_due(self) -> None:
+        if self.batch_depth:
+            self.due = self.seq + 1
+        elif self.store is None or (self.n is None and self.seconds is None):
+            self.due = NEVER
+        elif self.failed or self.seconds is not None:
+            self.due = self.seq + 1
+        else:
+            assert self.n is not None
+            self.due = self.saved_seq + self.n
+
+    def policy_due(self) -> bool:
+        if self.store is None or self.seq <= self.saved_seq:
+            return False
+        if self.n is not None and self.seq - self.saved_seq >= self.n:
+            return True
+        return self.seconds is not None and time.monotonic() - self.last_time >= self.seconds
+
+    def autosave(self) -> None:
+        if self.failed or self.save_requested or self.policy_due():
+            self.save(self.seq)
+        else:
+            self.refresh_due()
+
+    def save(self, seq: int) -> int:
+        obj: Snapshottable = self.obj
+        store = self.store
+        if store is None:
+            raise SnapError(f"{type(obj).__qualname__} object is not bound to a store: "
+                            "use open(path) or bind(path) first")
+        try:
+            store._commit(store.encode(obj), seq, schema_version=_version(type(obj)))
+        except BaseException:
+            self.failed = True  # the next mutation (or snapshot()) tries again
+            self.refresh_due()
+            raise
+        self.mark_saved(seq)
+        return seq
+
+    def mark_saved(self, seq: int) -> None:
+        self.failed = False
+        self.save_requested = False
+        self.saved_seq = max(self.saved_seq, seq)
+        self.last_time = time.monotonic()
+        self.refresh_due()
+
+
+def _version(cls: type) -> int:
+    return getattr(cls, "__snapmixin_version__", 1)
+
+
+def _field_names(obj: object) -> list[str]:
+    cls = type(obj)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
+        for klass in cls.__mro__:
+            for name in klass.__dict__.get("__slots__", ()):
+                if name not in (_SLOT, "__dict__", "__weakref__") and name not in names:
+                    names.append(name)
+        _FIELDS[cls] = names
+    d = getattr(obj, "__dict__", None)
+    if d:
+        return names + [k for k in d if k not in names]
+    return names
+
+
+_FIELDS: dict[type, list[str]] = {}
+
+
+def _state(obj: Snapshottable) -> _State:
+    """The object's state, adopting it first if it was built without ``__init__``."""
+    try:
+        st = object.__getattribute__(obj, _SLOT)
+    except AttributeError:
+        st = None
+    if type(st) is _State:
+        return st
+    return _adopt(obj, None)
+
+
+def _adopt(obj: Snapshottable, root: Root | None) -> _State:
+    """Give ``obj`` a state and turn its containers into tracked ones (no mutation counted)."""
+    st = _State(obj)
+    object.__setattr__(obj, _SLOT, st)
+    _relink(obj, st, root)
+    return st
+
+
+def _relink(obj: Snapshottable, st: _State, root: Root | None) -> None:
+    """Report ``obj``'s mutations to ``root`` (None: to itself), down its whole subtree."""
+    target = st if root is None else root
+    st.root = target  # type: ignore[assignment]
+    for name in _field_names(obj):
+        value = getattr(obj, name, _MISSING)
+        if value is _MISSING or type(value) in SCALARS:
+            continue
+        if isinstance(value, (tracking.TrackedList, tracking.TrackedDict, tracking.TrackedSet)):
+            tracking.link(value, target)
+        else:
+            new = track(value, target)
+            if new is not value:
+                object.__setattr__(obj, name, new)
+
+
+def _attach(obj: Any, root: Root | None) -> None:
+    try:
+        st = object.__getattribute__(obj, _SLOT)
+    except AttributeError:
+        st = None
+    if type(st) is not _State:
+        _adopt(obj, root)
+    else:
+        _relink(obj, st, root)
+
+
+tracking.attach_object = _attach
+def _is_snapshottable(value: Any) -> bool:
+    return isinstance(value, Snapshottable)
+
+
+tracking.is_tracked_object = _is_snapshottable
+
+
+def _as_store(where: SnapStore | str | os.PathLike[str]) -> SnapStore:
+    if isinstance(where, SnapStore):
+        return where
+    if isinstance(where, (str, os.PathLike)):
+        return SnapStore(where)
+    raise TypeError(f"expected a directory path or a SnapStore, not {type(where).__name__}")
+
+
+_PREPARED: weakref.WeakSet[type] = weakref.WeakSet()
+
+
+def _prepare(cls: type) -> None:
+    """Checks and set-up done once per class, at its first instance."""
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is not None and params.frozen:
+        raise TypeError(f"{cls.__qualname__} is a frozen dataclass: a Snapshottable must be mutable "
+                        "(drop frozen=True)")
+    from . import codec as _codec
+
+    _codec.codec_for(cls)  # refuse, with a helpful message, a type no codec can save
+    init = cls.__init__  # type: ignore[misc]
+
+    def __init__(self: Snapshottable, *args: Any, **kwargs: Any) -> None:
+        st = object.__getattribute__(self, _SLOT) if _has_slot(self) else None
+        if type(st) is not _Init:
+            init(self, *args, **kwargs)  # a second __init__ call on a live object: counted
+            return
+        st.depth += 1
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            st.depth -= 1
+        if st.depth == 0:
+            _adopt(self, None)
+
+    __init__.__wrapped__ = init  # type: ignore[attr-defined]
+    __init__.__snapmixin_init__ = True  # type: ignore[attr-defined]
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    __init__.__doc__ = init.__doc__
+    if not getattr(init, "__snapmixin_init__", False) or "__init__" not in cls.__dict__:
+        type.__setattr__(cls, "__init__", __init__)
+    _PREPARED.add(cls)
+
+
+def _has_slot(obj: object) -> bool:
+    try:
+        object.__getattribute__(obj, _SLOT)
+    except AttributeError:
+        return False
+    return True
+
+
+class Snapshottable:
+    """Mixin: durable, crash-safe snapshots of an object's state, with mutation tracking.
+
+    Class keywords: ``snapshot_version`` (int, default 1) is the schema
+    version written into snapshots; ``@migration(from_version=k)`` functions
+    in the class body upgrade older snapshots on restore.
+    """
+
+    __slots__ = (_SLOT,)
+    _snapmixin: _State | _Init
+    __snapmixin_version__: ClassVar[int] = 1
+    __snapmixin_migrations__: ClassVar[dict[int, _migrate.Migration]] = {}
+    __snapmixin_policy__: ClassVar[tuple[int | None, float | None] | None] = None
+
+    def __init_subclass__(cls, snapshot_version: int | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if snapshot_version is None:
+            # dataclass(slots=True) re-creates the class without our keyword: keep what it had.
+            snapshot_version = cls.__dict__.get("__snapmixin_version__", _version(cls))
+        found = dict(getattr(cls, "__snapmixin_migrations__", {}))
+        found.update(_migrate.collect(cls.__dict__))
+        _migrate.check_chain(found, snapshot_version, cls.__qualname__)
+        cls.__snapmixin_version__ = snapshot_version
+        cls.__snapmixin_migrations__ = found
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls not in _PREPARED:
+            _prepare(cls)
+        obj = object.__new__(cls)
+        _setattr(obj, _SLOT, _Init(obj))
+        return obj
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The hot path of every assignment: keep it short.
+        try:
+            st = self._snapmixin
+        except AttributeError:  # built without __new__ (a decoder, copy): adopt now
+            st = _adopt(self, None)
+        if type(value) in SCALARS:
+            _setattr(self, name, value)
+        else:
+            old = getattr(self, name, _MISSING)
+            if old is value:
+                return  # `obj.tags |= {...}`: the in-place operator counted already
+            value = track(value, st.root)
+            _setattr(self, name, value)
+            if old is not _MISSING:
+                detach(old)
+        r = st.root
+        r.seq += 1
+        if r.seq >= r.due:
+            r.tick()
+
+    def __delattr__(self, name: str) -> None:
+        old = getattr(self, name, _MISSING)
+        object.__delattr__(self, name)
+        detach(old)
+        _state(self).root.mutated()
+
+    # -- pickle and copy: fields only, never the store binding ---------------
+    def __getstate__(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        d = getattr(self, "__dict__", None)
+        slots = {n: getattr(self, n) for n in _field_names(self)
+                 if (d is None or n not in d) and hasattr(self, n)}
+        return (dict(d) if d else None, slots)
+
+    def __setstate__(self, state: Any) -> None:
+        d, slots = state if isinstance(state, tuple) else (state, {})
+        for name, value in {**(d or {}), **(slots or {})}.items():
+            object.__setattr__(self, name, value)
+        _adopt(self, None)
+
+    # -- public API --------------------------------------------------------
+    @classmethod
+    def open(cls: type[S], where: SnapStore | str | os.PathLike[str],
+             default: Callable[[], S] | None = None) -> S:
+        """Restore the latest snapshot from ``where`` (a directory or a SnapStore), bound to it.
+
+        When there is no snapshot yet, ``default()`` (or ``cls()``) is returned,
+        bound. Damage raises ``CorruptSnapshot``; a state that does not fit
+        the class raises ``DecodeError``.
+        """
+        store = _as_store(where)
+        if cls not in _PREPARED:
+            _prepare(cls)
+        try:
+            obj: S
+            obj, seq = store._restore(cls, fallback=False, schema_version=_version(cls),
+                                      migrations=cls.__snapmixin_migrations__)
+        except SnapshotNotFound:
+            obj = default() if default is not None else cls()
+            if not isinstance(obj, cls):
+                raise TypeError(f"default() returned {type(obj).__qualname__}, not {cls.__qualname__}"
+                                ) from None
+            seq = 0
+        st = _state(obj)
+        st.seq = st.saved_seq = seq
+        st.store = store
+        st.last_time = time.monotonic()
+        st.refresh_due()
+        return obj
+
+    def bind(self: S, where: SnapStore | str | os.PathLike[str]) -> S:
+        """Save this object's snapshots to ``where`` from now on (nothing is read). Returns self."""
+        st = _state(self)
+        st.store = _as_store(where)
+        st.last_time = time.monotonic()
+        st.refresh_due()
+        return self
+
+    def snapshot(self) -> int:
+        """Write a durable snapshot now; return the seq written."""
+        root = _state(self).root
+        return root.save(root.pending)
+
+    async def asnapshot(self) -> int:
+        """:meth:`snapshot` for asyncio: the state is captured now, the I/O runs in a thread."""
+        root = _state(self).root
+        obj = root.obj
+        store = root.store
+        if store is None:
+            return root.save(root.pending)  # raises the not-bound error
+        seq = root.pending
+        data = store.encode(obj)
+        try:
+            await asyncio.to_thread(store._commit, data, seq, schema_version=_version(type(obj)))
+        except BaseException:
+            root.failed = True
+            root.refresh_due()
+            raise
+        root.mark_saved(seq)
+        return seq
+
+    @property
+    def snapshot_seq(self) -> int:
+        """Mutations counted so far, continuing from the restored snapshot's seq."""
+        return _state(self).root.pending
+
+    @contextmanager
+    def snapshot_batch(self) -> Iterator[None]:
+        """Count every mutation inside the block as one; automatic snapshots wait for its end."""
+        root = _state(self).root
+        root.begin_batch()
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            root.end_batch()
+            if ok and not root.batch_depth:
+                root.autosave()
+            else:
+                root.refresh_due()
+
+    def mark_mutated(self) -> None:
+        """Count a mutation that tracking cannot see (a numpy array changed in place...)."""
+        _state(self).root.mutated()
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        root = _state(self).root
+        if exc_type is None and root.store is not None and root.pending > root.saved_seq:
+            self.snapshot()

@@ -1,0 +1,116 @@
+"""``@snapshot_every``: when automatic snapshots happen. No threads, no timers.
+
+Class form: an automatic snapshot once ``n`` mutations are unsaved, or at a
+mutation once ``seconds`` have passed since the last snapshot (the clock,
+``time.monotonic``, is read at mutation time and looked up at call time, so
+freezegun can drive it)::
+
+    @snapshot_every(100, seconds=30.0)
+    @dataclass
+    class Game(Snapshottable): ...
+
+Method form: one call is one mutation however many assignments it makes, and
+the automatic snapshot happens after the call returns, never in the middle::
+
+    @snapshot_every(10)
+    def move(self, dx: int) -> None: ...
+
+The two forms combine. If an automatic snapshot fails, the mutation that
+triggered it stays applied, the error (a ``SnapError``) reaches the caller,
+and the next mutation or ``snapshot()`` tries again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+import wrapt
+
+from .mixin import Snapshottable, _prepare, _state
+
+__all__ = ["snapshot_every"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C", bound=type)
+
+
+class _Every:
+    """The decorator ``snapshot_every(...)`` returns: applies to a class or a method."""
+
+    def __init__(self, n: int | None, seconds: float | None) -> None:
+        self.n = n
+        self.seconds = seconds
+
+    @overload
+    def __call__(self, target: C) -> C: ...
+    @overload
+    def __call__(self, target: F) -> F: ...
+
+    def __call__(self, target: Any) -> Any:
+        if isinstance(target, type):
+            return self._class(target)
+        if callable(target) or isinstance(target, (staticmethod, classmethod)):
+            if isinstance(target, (staticmethod, classmethod)):
+                raise TypeError("@snapshot_every applies to instance methods, not static or class methods")
+            return self._method(target)
+        raise TypeError(f"@snapshot_every applies to a Snapshottable class or a method, not {target!r}")
+
+    def _class(self, cls: type) -> type:
+        if not issubclass(cls, Snapshottable):
+            raise TypeError(f"@snapshot_every: {cls.__qualname__} must inherit from Snapshottable")
+        params = getattr(cls, "__dataclass_params__", None)
+        if params is not None and params.frozen:
+            _prepare(cls)  # raises the clear frozen-dataclass error, at class creation
+        type.__setattr__(cls, "__snapmixin_policy__", (self.n, self.seconds))
+        return cls
+
+    def _method(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        n, seconds = self.n, self.seconds
+        key = object()  # this method's call counter, per object
+
+        @wrapt.decorator
+        def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
+            if not isinstance(instance, Snapshottable):
+                raise TypeError(f"@snapshot_every method {wrapped.__qualname__} must be called on a "
+                                "Snapshottable object")
+            root = _state(instance).root
+            root.begin_batch()
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException:
+                root.end_batch(count=True)  # what the call changed is kept and counted...
+                root.refresh_due()  # ...but never saved half-done by this call
+                raise
+            root.end_batch(count=True)
+            calls = root.calls[key] = root.calls.get(key, 0) + 1
+            if (n is not None and calls % n == 0) or (
+                    seconds is not None and time.monotonic() - root.last_time >= seconds):
+                root.save_requested = True
+            if root.batch_depth:
+                root.refresh_due()
+            else:
+                root.autosave()
+            return result
+
+        return wrapper(func)
+
+
+def snapshot_every(n: int | None = None, *, seconds: float | None = None) -> _Every:
+    """Automatic snapshots every ``n`` mutations and/or ``seconds`` (see the module doc).
+
+    On a class (a ``Snapshottable``): ``n`` unsaved mutations, or a mutation
+    once ``seconds`` passed since the last snapshot. On a method: after every
+    ``n``-th call (and after a call once ``seconds`` passed), each call
+    counting as one mutation.
+    """
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"snapshot_every: n must be an integer >= 1, not {n!r}")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+                                or seconds <= 0):
+        raise ValueError(f"snapshot_every: seconds must be a number > 0, not {seconds!r}")
+    if n is None and seconds is None:
+        raise ValueError("snapshot_every needs n (mutations), seconds, or both")
+    return _Every(n, None if seconds is None else float(seconds))
