@@ -90,15 +90,20 @@ _BUILTIN_BASES: tuple[type, ...] = (
 )
 
 
+# The real classes, kept in a tuple: freezegun swaps module attributes that are
+# datetime classes for its fakes while time is frozen, but not tuple items.
+_REAL_DT: tuple[type[_dt.datetime], type[_dt.date]] = (_dt.datetime, _dt.date)
+
+
 def _enc_hook(obj: Any) -> Any:
     """Turn values msgspec does not know into ones it does."""
     if isinstance(obj, pathlib.PurePath):
         return str(obj)
     if isinstance(obj, _dt.datetime):  # e.g. freezegun's FakeDatetime
-        return _dt.datetime(obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second,
+        return _REAL_DT[0](obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second,
                             obj.microsecond, obj.tzinfo, fold=obj.fold)
     if isinstance(obj, _dt.date):
-        return _dt.date(obj.year, obj.month, obj.day)
+        return _REAL_DT[1](obj.year, obj.month, obj.day)
     for base in _BUILTIN_BASES:  # any other subclass of a builtin encodes as its base
         if isinstance(obj, base):
             return base(obj)
