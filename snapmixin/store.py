@@ -218,6 +218,10 @@ class SnapStore:
         except _codec.EncodeFailure as e:
             raise EncodeError(f"{self._p(SNAPSHOT)}: {e.message}; the previous snapshot is untouched",
                               path=self._p(SNAPSHOT), json_path=e.json_path) from e
+        except RecursionError as e:
+            raise EncodeError(f"{self._p(SNAPSHOT)}: cannot encode the state: nested too deeply "
+                              f"(or a value refers to itself): {e}; the previous snapshot is untouched",
+                              path=self._p(SNAPSHOT)) from e
         except (TypeError, ValueError, NotImplementedError, OverflowError, AttributeError) as e:
             raise EncodeError(f"{self._p(SNAPSHOT)}: cannot encode the state: {e}; "
                               "the previous snapshot is untouched", path=self._p(SNAPSHOT)) from e
@@ -265,9 +269,27 @@ class SnapStore:
                         path=target, stored=stored, offered=seq)
                 pin = (current is not None and current.layout == "snapmixin-1"
                        and current.schema_version < version)
+                archived = None
                 if current is not None and archive and current.seq != seq and (self.keep > 1 or pin):
                     self._archive(current)
-                fsio.atomic_write(fs, self._dir, SNAPSHOT, data)
+                    archived = self._p(HISTORY, f"snapshot-{current.seq:020d}.json")
+                try:
+                    fsio.atomic_write(fs, self._dir, SNAPSHOT, data)
+                except OSError as e:
+                    head = self._current_head()
+                    mine = (seq, checksum, when)
+                    if head is not None and (head.seq, head.checksum, head.created_at) == mine:
+                        # The rename happened; only the directory fsync after it failed.
+                        raise SnapError(
+                            f"{target}: the snapshot (seq {seq}) was written but fsyncing {self._dir} "
+                            f"failed: {e.strerror or e}; restore() returns it, but it may not survive "
+                            "a power loss", path=target) from e
+                    if archived is not None:  # not committed: leave history/ as it was
+                        try:
+                            fs.unlink(archived)
+                        except OSError:
+                            pass
+                    raise
                 # Committed. What follows is housekeeping: a failure there must not
                 # make the caller believe the snapshot was not written.
                 self._housekeeping(seq, version)
@@ -302,7 +324,14 @@ class SnapStore:
         except OSError:
             # No hard links here (some network and FAT file systems): copy instead.
             fsio.atomic_write(self.fs, hist, name, fsio.read_regular(self.fs, self._p(SNAPSHOT)))
-        self.fs.fsync_dir(hist)
+        try:
+            self.fs.fsync_dir(hist)
+        except OSError:
+            try:  # leave history/ as it was: the caller is told nothing was written
+                self.fs.unlink(dst)
+            except OSError:
+                pass
+            raise
 
     def _history_entries(self) -> list[tuple[int, str]]:
         """``(seq, path)`` of the files in ``history/`` whose names parse, newest first."""

@@ -224,8 +224,6 @@ def test_freezegun_fake_datetime_encodes_as_datetime(tmp_path: Path) -> None:
     assert got == Stamp(dt.datetime(2024, 5, 6, 7, 8, 9), dt.date(2024, 5, 6))
 
 
-@pytest.mark.xfail(reason="codec bug: _enc_hook rebuilds datetimes with _dt.datetime(...), which "
-                          "freezegun has replaced by FakeDatetime while frozen: RecursionError")
 def test_freezegun_fake_datetime_encodes_while_frozen(tmp_path: Path) -> None:
     freezegun = pytest.importorskip("freezegun")
     store = SnapStore(tmp_path / "s")
