@@ -17,20 +17,30 @@ dataclass, msgspec Struct, JSON values,     :class:`MsgspecCodec`
 TypedDict, NamedTuple, ``None`` (untyped)
 ==========================================  ===========================================
 
-Anything else is refused up front (:func:`codec_for` raises ``TypeError``
-naming the type and the ways to make it work), or handled by a codec the user
-passes to ``SnapStore(codec=...)``: any object with the four methods of
-:class:`Codec`.
+Inside a dataclass, a field may also hold a pydantic model or a class with the
+two ``__snapshot_state__`` methods: msgspec's hooks hand them to their own code.
 
-Decoding is strict: a missing field, a wrong type and (unless
-``ignore_unknown_keys``) an unknown key raise ``DecodeError`` with the JSON path
-of the value. Floats that JSON cannot hold (NaN, +-infinity) are refused when
-saving, with the path of the value: JSON has no spelling for them, and writing
-``null`` instead would make the snapshot fail to restore.
+Anything else is refused up front: :func:`codec_for` raises ``TypeError``
+naming the type (or the part of it, such as ``$.players[].pos``) and the ways
+to make it work, when the type is first met: ``SnapStore.create()`` or
+``restore(cls)`` (as ``EncodeError``/``TypeError``), or the mixin's class
+set-up. A codec given to ``SnapStore(codec=...)`` bypasses the choice: any
+object with the methods of :class:`Codec`.
+
+Decoding is strict: a missing required field, a wrong type and (unless
+``ignore_unknown_keys``) an unknown key raise ``DecodeFailure`` with the JSON
+path of the value (``$.players[2].pos.x``); the store turns it into
+``DecodeError`` naming the file. pydantic and attrs classes follow their
+library's rules for what counts as a wrong type (pydantic's lax mode converts
+``"5"`` to ``5`` unless the model is strict). Floats that JSON cannot hold
+(NaN, +-infinity) are refused when saving, with the path of the value: JSON has
+no spelling for them, and writing ``null`` instead would make the snapshot fail
+to restore.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as _dt
 import decimal
@@ -42,6 +52,7 @@ import sys
 import types
 import typing
 import uuid
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import msgspec
@@ -54,6 +65,7 @@ __all__ = [
     "MsgspecCodec",
     "PydanticCodec",
     "codec_for",
+    "convert",
     "decode_json",
     "dumps",
     "loads",
@@ -80,6 +92,26 @@ class DecodeFailure(_CodecFailure):
     """A value did not fit its type (turned into ``DecodeError`` by the caller)."""
 
 
+_UNKNOWN_HINT = "a typo in a hand edit? pass ignore_unknown_keys=True to drop unknown keys"
+
+
+def _key_seg(key: Any) -> str:
+    """The JSON path step to the value of ``key`` in an object: ``.name`` or ``['some key']``."""
+    if isinstance(key, str) and key.isidentifier():
+        return f".{key}"
+    return f"[{key!r}]" if isinstance(key, str) else f"[{str(key)!r}]"
+
+
+def _unknown_key(path: str, key: Any) -> DecodeFailure:
+    where = path + _key_seg(key)
+    return DecodeFailure(f"unknown key {key!r} at {where} ({_UNKNOWN_HINT})", where)
+
+
+def _missing_key(path: str, key: Any) -> DecodeFailure:
+    where = path + _key_seg(key)
+    return DecodeFailure(f"missing required field {key!r} at {where}", where)
+
+
 # ---------------------------------------------------------------------------
 # Plain JSON values <-> bytes
 # ---------------------------------------------------------------------------
@@ -90,32 +122,55 @@ _BUILTIN_BASES: tuple[type, ...] = (
 )
 
 
-# The real classes, kept in a tuple: freezegun swaps module attributes that are
-# datetime classes for its fakes while time is frozen, but not tuple items.
-_REAL_DT: tuple[type[_dt.datetime], type[_dt.date]] = (_dt.datetime, _dt.date)
+def _has_custom_protocol(cls: Any) -> bool:
+    return callable(getattr(cls, "__snapshot_state__", None)) and callable(
+        getattr(cls, "__from_snapshot_state__", None))
+
+
+# The real classes, kept from import time: while freezegun's freeze_time runs,
+# ``datetime.datetime`` is its FakeDatetime, and building one of those here would recurse.
+# (In a tuple: freezegun swaps the module attributes that name the real classes.)
+_REAL_DATES = (_dt.datetime, _dt.date)
 
 
 def _enc_hook(obj: Any) -> Any:
     """Turn values msgspec does not know into ones it does."""
     if isinstance(obj, pathlib.PurePath):
         return str(obj)
-    if isinstance(obj, _dt.datetime):  # e.g. freezegun's FakeDatetime
-        return _REAL_DT[0](obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second,
-                            obj.microsecond, obj.tzinfo, fold=obj.fold)
-    if isinstance(obj, _dt.date):
-        return _REAL_DT[1](obj.year, obj.month, obj.day)
+    real_datetime, real_date = _REAL_DATES
+    if isinstance(obj, real_datetime):  # e.g. freezegun's FakeDatetime
+        return real_datetime(obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second,
+                             obj.microsecond, obj.tzinfo, fold=obj.fold)
+    if isinstance(obj, real_date):
+        return real_date(obj.year, obj.month, obj.day)
     for base in _BUILTIN_BASES:  # any other subclass of a builtin encodes as its base
         if isinstance(obj, base):
             return base(obj)
+    if _has_custom_protocol(type(obj)):
+        return obj.__snapshot_state__()
+    if _is_pydantic(type(obj)):
+        return obj.model_dump(mode="json")
     raise NotImplementedError(f"objects of type {type(obj).__qualname__} cannot be written as JSON")
 
 
 def _dec_hook(tp: Any, obj: Any) -> Any:
-    if isinstance(tp, type) and isinstance(obj, tp):
-        return obj
-    if isinstance(tp, type) and issubclass(tp, pathlib.PurePath) and isinstance(obj, str):
-        return tp(obj)
-    raise NotImplementedError(f"cannot build {getattr(tp, '__qualname__', tp)!r} from JSON")
+    cls: Any = tp
+    if isinstance(cls, type):
+        if isinstance(obj, cls):
+            return obj
+        if issubclass(cls, pathlib.PurePath) and isinstance(obj, str):
+            return cls(obj)
+        if _has_custom_protocol(cls):
+            return typing.cast(Any, cls).__from_snapshot_state__(obj)
+        if _is_pydantic(cls):
+            return typing.cast(Any, cls).model_validate(obj)
+        if issubclass(cls, (str, int, float)) and not issubclass(cls, enum.Enum):
+            for base in (str, int, float):
+                if issubclass(cls, base) and isinstance(obj, base) and not isinstance(obj, bool):
+                    return cls(obj)
+    # A TypeError becomes a ValidationError carrying the JSON path.
+    raise TypeError(f"cannot build {getattr(tp, '__qualname__', tp)!r} from "
+                    f"{type(obj).__name__} {obj!r:.60}")
 
 
 _encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
@@ -148,8 +203,7 @@ def _encode_message(e: BaseException, value: Any, json_path: str | None) -> str:
 
 def _children(value: Any) -> list[tuple[str, Any]]:
     if isinstance(value, dict):
-        return [(f"[{k!r}]" if not isinstance(k, str) or not k.isidentifier() else f".{k}", v)
-                for k, v in value.items()] + [(f"<key {k!r}>", k) for k in value]
+        return [(_key_seg(k), v) for k, v in value.items()] + [(f"<key {k!r}>", k) for k in value]
     if isinstance(value, (list, tuple, set, frozenset)):
         return [(f"[{i}]", v) for i, v in enumerate(value)]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -180,8 +234,7 @@ def _find_nonfinite(value: Any, path: str) -> tuple[str, float] | None:
             if not math.isfinite(v):
                 return p, v
         elif isinstance(v, dict):
-            stack.extend((f"{p}.{k}" if isinstance(k, str) and k.isidentifier() else f"{p}[{k!r}]", x)
-                         for k, x in reversed(list(v.items())))
+            stack.extend((p + _key_seg(k), x) for k, x in reversed(list(v.items())))
         elif isinstance(v, (list, tuple)):
             stack.extend((f"{p}[{i}]", x) for i, x in reversed(list(enumerate(v))))
     return None
@@ -209,17 +262,6 @@ def decode_json(data: bytes | memoryview, tp: Any) -> Any:
         raise DecodeFailure("JSON nested too deeply to read") from e
 
 
-_PATH_RE = re.compile(r" - at `(\$[^`]*)`$")
-
-
-def _validation_failure(e: Exception) -> DecodeFailure:
-    text = str(e)
-    m = _PATH_RE.search(text)
-    json_path = m.group(1) if m else "$"
-    msg = text[: m.start()] if m else text
-    return DecodeFailure(f"{msg} at {json_path}", json_path)
-
-
 def pretty(compact: bytes, level: int = 0) -> bytes:
     """Indent compact JSON by 2 spaces per level, as if it stood ``level`` levels deep.
 
@@ -233,6 +275,94 @@ def pretty(compact: bytes, level: int = 0) -> bytes:
 
 
 # ---------------------------------------------------------------------------
+# msgspec validation errors -> DecodeFailure with a precise JSON path
+# ---------------------------------------------------------------------------
+
+_PATH_RE = re.compile(r" - at `(\$[^`]*)`$")
+_KEY_PATH_RE = re.compile(r" - at `key` in `(\$[^`]*)`$")
+_UNKNOWN_RE = re.compile(r"^Object contains unknown field `(.*)`$", re.S)
+_MISSING_RE = re.compile(r"^Object missing required field `(.*)`$", re.S)
+_SEG_RE = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
+
+
+def _validation_failure(e: Exception, value: Any = None,
+                        attempt: Callable[[Any], str | None] | None = None) -> DecodeFailure:
+    """A ``DecodeFailure`` from a msgspec ``ValidationError``.
+
+    msgspec writes the keys of dicts as ``[...]``; when the decoded ``value``
+    and a way to retry the conversion (``attempt``: the error text, or None)
+    are given, the real keys are found by bisection (error path only).
+    """
+    text = str(e)
+    is_key = False
+    m = _PATH_RE.search(text)
+    if m is None:
+        m = _KEY_PATH_RE.search(text)
+        is_key = m is not None
+    raw_path = (m.group(1) + ("[...]" if is_key else "")) if m else "$"
+    msg = text[: m.start()] if m else text
+    json_path = raw_path
+    if "[...]" in raw_path and attempt is not None:
+        json_path = _resolve_keys(value, raw_path, text, attempt) or raw_path
+    if is_key:
+        return DecodeFailure(f"invalid key: {msg} at {json_path}", json_path)
+    mu = _UNKNOWN_RE.match(msg)
+    if mu:
+        return _unknown_key(json_path, mu.group(1))
+    mm = _MISSING_RE.match(msg)
+    if mm:
+        return _missing_key(json_path, mm.group(1))
+    return DecodeFailure(f"{msg} at {json_path}", json_path)
+
+
+def _replace_at(root: Any, access: list[Any], new: Any) -> Any:
+    if not access:
+        return new
+    out = copy.copy(root)
+    out[access[0]] = _replace_at(root[access[0]], access[1:], new)
+    return out
+
+
+def _resolve_keys(root: Any, raw_path: str, text: str,
+                  attempt: Callable[[Any], str | None]) -> str | None:
+    """Replace each ``[...]`` of ``raw_path`` by the key whose value fails the same way."""
+    if attempt(root) != text:
+        return None  # the retry does not reproduce the error: leave the path as msgspec gave it
+    out = "$"
+    access: list[Any] = []
+    cur = root
+    for m in _SEG_RE.finditer(raw_path[1:]):
+        name, index = m.group(1), m.group(2)
+        if name is not None:
+            if not isinstance(cur, dict) or name not in cur:
+                return None
+            access.append(name)
+            cur = cur[name]
+            out += _key_seg(name)
+        elif index != "...":
+            i = int(index)
+            if not isinstance(cur, list) or i >= len(cur):
+                return None
+            access.append(i)
+            cur = cur[i]
+            out += f"[{i}]"
+        else:
+            if not isinstance(cur, dict) or not cur:
+                return None
+            keys = list(cur)
+            while len(keys) > 1:
+                half = keys[: len(keys) // 2]
+                trial = _replace_at(root, access, {k: cur[k] for k in half})
+                keys = half if attempt(trial) == text else keys[len(half):]
+            key = keys[0]
+            root = _replace_at(root, access, {key: cur[key]})
+            access.append(key)
+            cur = cur[key]
+            out += _key_seg(key)
+    return out
+
+
+# ---------------------------------------------------------------------------
 # Codecs
 # ---------------------------------------------------------------------------
 
@@ -241,13 +371,13 @@ class Codec:
     """How one kind of object becomes JSON and comes back.
 
     Subclasses implement :meth:`to_builtins` and :meth:`from_builtins` (plain
-    JSON values: dict, list, str, int, float, bool, None); :meth:`encode` and
-    :meth:`decode` have working defaults built on them. Raise any exception for
-    a bad value: the store wraps it in ``EncodeError``/``DecodeError`` naming
-    the file.
+    JSON values: dict, list, str, int, float, bool, None); :meth:`encode`,
+    :meth:`decode` and :meth:`convert` have working defaults built on them.
+    Raise any exception for a bad value: the store wraps it in
+    ``EncodeError``/``DecodeError`` naming the file.
     """
 
-    #: Whether keys of the input that the type does not know are refused.
+    #: Whether keys of the input that the type does not know are dropped rather than refused.
     ignore_unknown_keys: bool = False
 
     def to_builtins(self, obj: Any) -> Any:
@@ -273,18 +403,33 @@ class Codec:
         return obj
 
 
+def convert(codec: Any, value: Any, cls: Any) -> Any:
+    """``codec.convert(value, cls)``, for a user's codec without ``convert`` too (it gets the JSON bytes)."""
+    if cls is None:
+        return value
+    method = getattr(codec, "convert", None)
+    if method is not None:
+        return method(value, cls)
+    return codec.decode(dumps(value), cls)
+
+
 def _check_no_unknown_keys(given: Any, kept: Any, path: str) -> None:
     """Refuse keys that decoding silently dropped: compare the input with a re-encoding."""
     if isinstance(given, dict) and isinstance(kept, dict):
         for key, sub in given.items():
-            where = f"{path}.{key}" if isinstance(key, str) and key.isidentifier() else f"{path}[{key!r}]"
             if key not in kept:
-                raise DecodeFailure(f"unknown key {key!r} at {path} (a typo in a hand edit? "
-                                    "pass ignore_unknown_keys=True to drop it)", where)
-            _check_no_unknown_keys(sub, kept[key], where)
+                raise _unknown_key(path, key)
+            _check_no_unknown_keys(sub, kept[key], path + _key_seg(key))
     elif isinstance(given, list) and isinstance(kept, list) and len(given) == len(kept):
         for i, (a, b) in enumerate(zip(given, kept, strict=True)):
             _check_no_unknown_keys(a, b, f"{path}[{i}]")
+
+
+@dataclasses.dataclass
+class _Plan:
+    decoder: msgspec.json.Decoder[Any]
+    mirror: Any  # the type decoded into, when it is a strict mirror of the target type
+    recheck: bool  # a part could not be mirrored: compare the input with a re-encoding
 
 
 class MsgspecCodec(Codec):
@@ -292,12 +437,14 @@ class MsgspecCodec(Codec):
 
     Unknown keys are refused by decoding into a mirror of each dataclass as a
     msgspec Struct with ``forbid_unknown_fields``, then converting to the
-    dataclass (both steps in C).
+    dataclass (both steps in C). Parts that cannot be mirrored (TypedDicts,
+    generic dataclasses) are checked by comparing the input with a re-encoding
+    of the result. msgspec Structs keep their own ``forbid_unknown_fields`` setting.
     """
 
     def __init__(self, *, ignore_unknown_keys: bool = False) -> None:
         self.ignore_unknown_keys = ignore_unknown_keys
-        self._decoders: dict[Any, tuple[msgspec.json.Decoder[Any], Any]] = {}
+        self._plans: dict[Any, _Plan] = {}
 
     def to_builtins(self, obj: Any) -> Any:
         return msgspec.to_builtins(obj, enc_hook=_enc_hook)
@@ -305,32 +452,48 @@ class MsgspecCodec(Codec):
     def encode(self, obj: Any) -> bytes:
         return dumps(obj)
 
-    def _plan(self, cls: Any) -> tuple[msgspec.json.Decoder[Any], Any]:
-        plan = self._decoders.get(cls)
+    def _plan(self, cls: Any) -> _Plan:
+        plan = self._plans.get(cls)
         if plan is None:
-            mirror = None if self.ignore_unknown_keys else _strict_mirror(cls)
+            mirror, recheck = (None, False) if self.ignore_unknown_keys else _strict_mirror(cls)
             target = cls if mirror is None else mirror
-            plan = (msgspec.json.Decoder(target, dec_hook=_dec_hook), None if mirror is None else target)
-            self._decoders[cls] = plan
+            plan = _Plan(msgspec.json.Decoder(target, dec_hook=_dec_hook), mirror, recheck)
+            self._plans[cls] = plan
         return plan
 
     def decode(self, data: bytes | memoryview, cls: Any) -> Any:
         if cls is None:
             return loads(data)
-        decoder, mirror = self._plan(cls)
+        plan = self._plan(cls)
         try:
-            value = decoder.decode(data)
-            if mirror is not None:
-                value = msgspec.convert(value, cls, from_attributes=True, dec_hook=_dec_hook)
-            return value
-        except msgspec.ValidationError as e:
-            raise _validation_failure(e) from e
+            value = plan.decoder.decode(data)
+        except msgspec.ValidationError:
+            # The error path: redo it on plain values to find the keys msgspec writes as [...].
+            return self.convert(loads(data), cls)
         except msgspec.DecodeError as e:
             raise DecodeFailure(f"not valid JSON: {e}") from e
         except RecursionError as e:
             raise DecodeFailure("JSON nested too deeply to read") from e
-        except NotImplementedError as e:
-            raise DecodeFailure(str(e)) from e
+        if plan.mirror is not None:
+            value = self._from_mirror(value, cls)
+        if plan.recheck:
+            _check_no_unknown_keys(loads(data), self.to_builtins(value), "$")
+        return value
+
+    def _from_mirror(self, value: Any, cls: Any) -> Any:
+        try:
+            return msgspec.convert(value, cls, from_attributes=True, dec_hook=_dec_hook)
+        except msgspec.ValidationError as e:  # e.g. a __post_init__ refusing a value
+            raise _validation_failure(e) from e
+
+    def _attempt(self, target: Any) -> Callable[[Any], str | None]:
+        def attempt(value: Any) -> str | None:
+            try:
+                msgspec.convert(value, target, dec_hook=_dec_hook)
+            except msgspec.ValidationError as e:
+                return str(e)
+            return None
+        return attempt
 
     def from_builtins(self, value: Any, cls: Any) -> Any:
         return self.convert(value, cls)
@@ -338,86 +501,149 @@ class MsgspecCodec(Codec):
     def convert(self, value: Any, cls: Any) -> Any:
         if cls is None:
             return value
-        _, mirror = self._plan(cls)
+        plan = self._plan(cls)
+        target = cls if plan.mirror is None else plan.mirror
         try:
-            if mirror is not None:
-                value = msgspec.convert(value, mirror, dec_hook=_dec_hook)
-                return msgspec.convert(value, cls, from_attributes=True, dec_hook=_dec_hook)
-            return msgspec.convert(value, cls, dec_hook=_dec_hook)
+            obj = msgspec.convert(value, target, dec_hook=_dec_hook)
         except msgspec.ValidationError as e:
-            raise _validation_failure(e) from e
+            raise _validation_failure(e, value, self._attempt(target)) from e
+        if plan.mirror is not None:
+            obj = self._from_mirror(obj, cls)
+        if plan.recheck:
+            _check_no_unknown_keys(value, self.to_builtins(obj), "$")
+        return obj
 
 
-def _strict_mirror(tp: Any) -> Any:
-    """``tp`` with every dataclass replaced by a Struct that forbids unknown fields.
+def _strict_mirror(tp: Any, *, for_cattrs: bool = False, forbid: bool = True) -> tuple[Any, bool]:
+    """``tp`` with every dataclass (and attrs class) replaced by a Struct refusing unknown fields.
 
-    Returns None when ``tp`` holds no dataclass (nothing to mirror) or when a
-    part of it cannot be mirrored (a recursive dataclass, for instance), in
-    which case decoding stays strict about types but not about unknown keys.
+    Returns ``(mirror, partial)``: ``mirror`` is None when there is nothing to
+    mirror or the mirror cannot be built; ``partial`` says that some part
+    (a TypedDict, a generic dataclass, or the whole type on failure) is not
+    covered, so unknown keys there need another check.
+
+    ``for_cattrs`` builds a validation-only mirror of the JSON that cattrs
+    writes (``__init__`` fields only, bytes as strings, unknown classes as Any);
+    ``forbid=False`` one that checks types only.
     """
+    m = _Mirrorer(for_cattrs, forbid)
     try:
-        out, changed = _mirror(tp, {}, set())
-    except _CannotMirror:
+        out, changed = m.build(tp)
+        if not changed:
+            return None, m.partial
+        msgspec.json.Decoder(out, dec_hook=_dec_hook)  # resolves every Struct now: fail here, not later
+    except Exception:
+        return None, True
+    return out, m.partial
+
+
+# Types that hold no keys to check (a Struct keeps its own forbid_unknown_fields setting).
+_SCALARS: tuple[type, ...] = (
+    int, float, str, bool, type(None), _dt.datetime, _dt.date, _dt.time, _dt.timedelta,
+    uuid.UUID, decimal.Decimal, enum.Enum, msgspec.Struct, msgspec.Raw, pathlib.PurePath,
+    bytes, bytearray, memoryview,
+)
+_BARE_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+class _Mirrorer:
+    def __init__(self, for_cattrs: bool, forbid: bool) -> None:
+        self.for_cattrs = for_cattrs
+        self.forbid = forbid
+        self.done: dict[Any, Any] = {}
+        self.partial = False
+
+    def _fields(self, tp: type) -> list[tuple[str, Any]] | None:
+        """``(name, default spec)`` of the keys a class's JSON holds, or None if not a class of fields."""
+        if dataclasses.is_dataclass(tp):
+            out: list[tuple[str, Any]] = []
+            for f in dataclasses.fields(tp):
+                if self.for_cattrs and not f.init:
+                    continue
+                if f.default is not dataclasses.MISSING:
+                    out.append((f.name, None if self.for_cattrs else f.default))
+                elif f.default_factory is not dataclasses.MISSING:
+                    out.append((f.name, None if self.for_cattrs else
+                                msgspec.field(default_factory=f.default_factory)))
+                else:
+                    out.append((f.name, dataclasses.MISSING))
+            return out
+        attrs_fields = getattr(tp, "__attrs_attrs__", None)
+        if attrs_fields is not None and self.for_cattrs:
+            return [(a.name, dataclasses.MISSING if _attrs_required(a) else None)
+                    for a in attrs_fields if a.init]
         return None
-    return out if changed else None
 
-
-class _CannotMirror(Exception):
-    pass
-
-
-def _mirror(tp: Any, done: dict[Any, Any], busy: set[Any]) -> tuple[Any, bool]:
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        if tp in done:
-            return done[tp], True
-        if tp in busy:
-            raise _CannotMirror(tp)
-        busy.add(tp)
-        hints = typing.get_type_hints(tp, include_extras=True)
-        fields: list[Any] = []
-        for f in dataclasses.fields(tp):
-            if not f.init:
+    def build(self, tp: Any) -> tuple[Any, bool]:
+        if tp is Any or tp is object:
+            return tp, False
+        if isinstance(tp, type):
+            if tp in self.done:
+                return self.done[tp], True
+            spec = self._fields(tp)
+            if spec is not None:
+                return self._build_class(tp, spec), True
+            if self.for_cattrs and issubclass(tp, (bytes, bytearray)):
+                return str, True  # cattrs writes bytes as base85 text
+            if tp in _BARE_CONTAINERS or issubclass(tp, _SCALARS):
+                return tp, False
+            if _has_custom_protocol(tp) or _is_pydantic(tp):
+                # Handed to the class's own code by the hooks, which decides what it accepts.
+                return (Any, True) if self.for_cattrs else (tp, False)
+            # A TypedDict, a NamedTuple...: not mirrored, so checked by re-encoding.
+            self.partial = True
+            return (Any, True) if self.for_cattrs else (tp, False)
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+        if origin is None or not args:
+            return tp, False
+        if isinstance(origin, type) and (dataclasses.is_dataclass(origin)
+                                         or hasattr(origin, "__attrs_attrs__")):
+            self.partial = True  # a generic dataclass: not mirrored
+            return (Any, True) if self.for_cattrs else (tp, False)
+        if origin is typing.Annotated:
+            inner, changed = self.build(args[0])
+            if not changed:
+                return tp, False
+            return typing.Annotated[(inner,) + tuple(tp.__metadata__)], True  # noqa: RUF005 - 3.10
+        if origin is typing.Literal:
+            return tp, False
+        new_args = []
+        changed = False
+        for a in args:
+            if a is Ellipsis:
+                new_args.append(a)
                 continue
-            sub, _ = _mirror(hints.get(f.name, Any), done, busy)
-            if f.default is not dataclasses.MISSING:
-                fields.append((f.name, sub, f.default))
-            elif f.default_factory is not dataclasses.MISSING:
-                fields.append((f.name, sub, msgspec.field(default_factory=f.default_factory)))
-            else:
-                fields.append((f.name, sub))
-        # msgspec wants required fields first; keyword-only Structs accept any order.
-        struct = msgspec.defstruct(tp.__name__, fields, kw_only=True, forbid_unknown_fields=True)
-        busy.discard(tp)
-        done[tp] = struct
-        return struct, True
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is None or not args:
-        return tp, False
-    if origin is typing.Annotated:
-        inner, changed = _mirror(args[0], done, busy)
+            sub, c = self.build(a)
+            new_args.append(sub)
+            changed = changed or c
         if not changed:
             return tp, False
-        return typing.Annotated[(inner,) + tuple(tp.__metadata__)], True  # noqa: RUF005 - 3.10 syntax
-    if origin is typing.Literal:
-        return tp, False
-    new_args = []
-    changed = False
-    for a in args:
-        if a is Ellipsis:
-            new_args.append(a)
-            continue
-        m, c = _mirror(a, done, busy)
-        new_args.append(m)
-        changed = changed or c
-    if not changed:
-        return tp, False
-    if origin is typing.Union or origin is types.UnionType:
-        return typing.Union[tuple(new_args)], True  # noqa: UP007 - built at run time
-    try:
+        if origin is typing.Union or origin is types.UnionType:
+            return typing.Union[tuple(new_args)], True  # noqa: UP007 - built at run time
         return origin[tuple(new_args)], True
-    except TypeError as e:  # pragma: no cover - exotic generic
-        raise _CannotMirror(tp) from e
+
+    def _build_class(self, tp: type, spec: list[tuple[str, Any]]) -> Any:
+        fields: list[Any] = [(name, Any) if default is dataclasses.MISSING else (name, Any, default)
+                             for name, default in spec]
+        # msgspec wants required fields first; keyword-only Structs accept any order.
+        struct = msgspec.defstruct(tp.__name__, fields, kw_only=True, forbid_unknown_fields=self.forbid)
+        self.done[tp] = struct  # registered before its fields: recursive classes refer to it
+        hints = typing.get_type_hints(tp, include_extras=True)
+        # The field types are set after the Struct exists, so that a recursive class can
+        # name itself; msgspec reads them when the first decoder for the Struct is built.
+        annotations = struct.__annotations__
+        for name, _ in spec:
+            annotations[name] = self.build(hints.get(name, Any))[0]
+        return struct
+
+
+def _attrs_required(a: Any) -> bool:
+    try:
+        import attrs
+    except ImportError:  # pragma: no cover - an attrs class without attrs
+        return True
+    return a.default is attrs.NOTHING
 
 
 class CustomCodec(Codec):
@@ -434,20 +660,215 @@ class CustomCodec(Codec):
 
 class DataclassesJsonCodec(Codec):
     """For dataclasses-json classes: their own ``to_dict``/``from_dict``, so the
-    names, letter case and encoders configured there are what the file holds."""
+    names, letter case and encoders configured there are what the file holds.
+
+    dataclasses-json converts values loosely (``5`` into ``"5"`` for a ``str``
+    field) and reports a missing field as a bare ``KeyError``; so before
+    ``from_dict`` the JSON is checked against the class, under the names
+    dataclasses-json writes: the JSON type of each value, required fields and
+    unknown keys, each error with its JSON path. Fields with a dataclasses-json
+    ``decoder`` are left to it; a class configured with ``undefined=`` keeps its
+    own handling of unknown keys. Datetimes are dataclasses-json's: a POSIX
+    timestamp, read back as an aware datetime in the local time zone (the same
+    instant); use ``config(encoder=datetime.isoformat, decoder=datetime.fromisoformat)``
+    to keep the ISO text and the time zone.
+    """
 
     def __init__(self, *, ignore_unknown_keys: bool = False) -> None:
         self.ignore_unknown_keys = ignore_unknown_keys
 
     def to_builtins(self, obj: Any) -> Any:
-        return obj.to_dict(encode_json=True)
+        try:
+            return obj.to_dict(encode_json=True)
+        except (TypeError, ValueError) as e:
+            json_path = _locate(obj, "$", lambda v: _dj_encodable(v))
+            where = f" at {json_path}" if json_path else ""
+            raise EncodeFailure(
+                f"dataclasses-json cannot encode the state{where}: {e} (give the field a "
+                "dataclasses-json encoder and decoder: field(metadata=config(encoder=..., decoder=...)))",
+                json_path) from e
 
     def from_builtins(self, value: Any, cls: Any) -> Any:
         return cls.from_dict(value)
 
+    def convert(self, value: Any, cls: Any) -> Any:
+        try:
+            _dj_check(value, cls, "$", not self.ignore_unknown_keys, set())
+        except _DjUnsure:
+            pass  # dataclasses-json internals changed: its own checks only
+        try:
+            return cls.from_dict(value)
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise DecodeFailure(f"dataclasses-json cannot build {cls.__qualname__}: "
+                                f"{type(e).__name__}: {e} at $", "$") from e
+
+
+def _dj_encodable(v: Any) -> None:
+    import json
+
+    to_dict = getattr(v, "to_dict", None)
+    if callable(to_dict) and dataclasses.is_dataclass(v):
+        to_dict(encode_json=True)
+    else:
+        from dataclasses_json.core import _ExtendedEncoder
+
+        json.dumps(v, cls=_ExtendedEncoder)
+
+
+class _DjUnsure(Exception):
+    pass
+
+
+_JSON_NAMES = {dict: "object", list: "array", str: "str", bool: "bool",
+               int: "int", float: "float", type(None): "null"}  # msgspec's words
+
+
+def _json_name(value: Any) -> str:
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+def _wrong(expected: str, value: Any, path: str) -> DecodeFailure:
+    return DecodeFailure(f"Expected `{expected}`, got `{_json_name(value)}` at {path}", path)
+
+
+def _dj_check(value: Any, tp: Any, path: str, strict_keys: bool, busy: set[tuple[int, type]]) -> None:
+    """Check ``value`` against ``tp`` as dataclasses-json's ``from_dict`` reads it (lenient where unsure)."""
+    if tp is Any or isinstance(tp, (TypeVar, str, typing.ForwardRef)):
+        return
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Annotated:
+        return _dj_check(value, args[0], path, strict_keys, busy)
+    if origin is typing.Union or origin is types.UnionType:
+        options = [a for a in args if a is not type(None)]
+        if value is None:
+            if len(options) < len(args):
+                return
+            raise _wrong(" | ".join(getattr(a, "__name__", str(a)) for a in args), value, path)
+        first: DecodeFailure | None = None
+        for a in options:
+            try:
+                return _dj_check(value, a, path, strict_keys, busy)
+            except DecodeFailure as e:
+                first = first or e
+        assert first is not None
+        raise first
+    if origin is typing.Literal:
+        if value not in args:
+            raise DecodeFailure(f"Expected one of {list(args)!r}, got {value!r:.60} at {path}", path)
+        return
+    if origin is not None:
+        if not isinstance(origin, type):
+            return
+        if issubclass(origin, (list, tuple, set, frozenset)) or origin.__name__ in (
+                "Sequence", "MutableSequence", "Set", "MutableSet", "Collection", "Iterable"):
+            if not isinstance(value, list):
+                raise _wrong("array", value, path)
+            if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+                if len(args) != len(value):
+                    raise DecodeFailure(f"Expected an array of length {len(args)}, got {len(value)} "
+                                        f"at {path}", path)
+                for i, (a, v) in enumerate(zip(args, value, strict=True)):
+                    _dj_check(v, a, f"{path}[{i}]", strict_keys, busy)
+            elif args:
+                for i, v in enumerate(value):
+                    _dj_check(v, args[0], f"{path}[{i}]", strict_keys, busy)
+            return
+        if issubclass(origin, dict) or origin.__name__ in ("Mapping", "MutableMapping"):
+            if not isinstance(value, dict):
+                raise _wrong("object", value, path)
+            if len(args) == 2:
+                for k, v in value.items():
+                    _dj_check(v, args[1], path + _key_seg(k), strict_keys, busy)
+            return
+        return
+    if not isinstance(tp, type):
+        return
+    if dataclasses.is_dataclass(tp):
+        return _dj_check_class(value, tp, path, strict_keys, busy)
+    if issubclass(tp, enum.Enum):
+        if value not in {m.value for m in tp}:
+            raise DecodeFailure(f"Invalid enum value {value!r:.60} for {tp.__qualname__} at {path}", path)
+        return
+    if value is None:
+        raise _wrong(tp.__name__, value, path)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _wrong("bool", value, path)
+    elif tp is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _wrong("int", value, path)
+    elif tp is float or issubclass(tp, _dt.datetime):  # dataclasses-json: datetime = timestamp
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise _wrong("float" if tp is float else "number (a POSIX timestamp)", value, path)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise _wrong("str", value, path)
+    elif tp is uuid.UUID:
+        try:
+            uuid.UUID(value)
+        except (TypeError, ValueError, AttributeError):
+            raise DecodeFailure(f"Invalid UUID {value!r:.60} at {path}", path) from None
+    elif tp is decimal.Decimal:
+        try:
+            decimal.Decimal(value)
+        except (TypeError, ValueError, decimal.InvalidOperation):
+            raise DecodeFailure(f"Invalid decimal {value!r:.60} at {path}", path) from None
+    elif tp in (list, tuple, set, frozenset) and not isinstance(value, list):
+        raise _wrong("array", value, path)
+    elif tp is dict and not isinstance(value, dict):
+        raise _wrong("object", value, path)
+
+
+def _dj_check_class(value: Any, tp: type, path: str, strict_keys: bool,
+                    busy: set[tuple[int, type]]) -> None:
+    if not isinstance(value, dict):
+        raise _wrong("object", value, path)
+    if (id(value), tp) in busy:  # pragma: no cover - JSON values hold no cycles
+        return
+    busy.add((id(value), tp))
+    try:
+        from dataclasses_json import core
+
+        overrides_of: Any = core._user_overrides_or_exts
+        overrides = overrides_of(tp)
+        hints = typing.get_type_hints(tp, include_extras=True)
+        config = getattr(tp, "dataclass_json_config", None) or {}
+    except Exception as e:
+        raise _DjUnsure from e
+    known: set[str] = set()
+    for f in dataclasses.fields(tp):
+        if not f.init:
+            continue
+        ov = overrides.get(f.name)
+        letter_case = getattr(ov, "letter_case", None)
+        key = letter_case(f.name) if letter_case is not None else f.name
+        known.add(key)
+        has_default = (f.default is not dataclasses.MISSING
+                       or f.default_factory is not dataclasses.MISSING)
+        if key not in value:
+            if not has_default:
+                raise _missing_key(path, key)
+            continue
+        if getattr(ov, "decoder", None) is not None:
+            continue  # the user's decoder decides
+        sub = value[key]
+        if sub is None and f.default is None:
+            continue  # `x: int = None`: what dataclasses-json wrote, it reads back
+        _dj_check(sub, hints.get(f.name, Any), path + _key_seg(key), strict_keys, busy)
+    if strict_keys and config.get("undefined") is None:
+        for key in value:
+            if key not in known:
+                raise _unknown_key(path, key)
+
 
 class PydanticCodec(Codec):
-    """For pydantic v2 models: ``model_dump(mode="json")`` and ``model_validate``."""
+    """For pydantic v2 models: ``model_dump(mode="json")`` and ``model_validate``.
+
+    pydantic's own rules decide what a wrong type is (lax mode converts ``"5"``
+    to ``5`` unless the model is strict); unknown keys are refused unless the
+    model allows extra fields (``extra="allow"``) or ``ignore_unknown_keys``.
+    """
 
     def __init__(self, *, ignore_unknown_keys: bool = False) -> None:
         self.ignore_unknown_keys = ignore_unknown_keys
@@ -462,16 +883,23 @@ class PydanticCodec(Codec):
             errors = getattr(e, "errors", None)
             if callable(errors):
                 first = errors()[0]
-                loc = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+                loc = "$" + "".join(f"[{p}]" if isinstance(p, int) else _key_seg(p) for p in first["loc"])
                 raise DecodeFailure(f"{first['msg']} at {loc}", loc) from e
             raise
 
 
 class AttrsCodec(Codec):
-    """For attrs classes: cattrs' JSON converter when installed, msgspec otherwise."""
+    """For attrs classes: cattrs' JSON converter when installed, msgspec otherwise.
+
+    cattrs converts loosely (``int(1.5)``); so the JSON is first checked, with
+    JSON paths, against a mirror of the classes built from the keys cattrs
+    writes (``__init__`` fields). Parts cattrs handles with hooks of its own
+    are left to it.
+    """
 
     def __init__(self, *, ignore_unknown_keys: bool = False) -> None:
         self.ignore_unknown_keys = ignore_unknown_keys
+        self._mirrors: dict[Any, tuple[Any, bool]] = {}
         try:
             from cattrs.preconf.json import make_converter
         except ImportError:
@@ -484,28 +912,70 @@ class AttrsCodec(Codec):
             return msgspec.to_builtins(obj, enc_hook=_enc_hook)
         return self._converter.unstructure(obj)
 
+    def _check(self, value: Any, cls: Any) -> bool:
+        """Strict check of the JSON's types (and keys); returns whether keys were checked too."""
+        plan = self._mirrors.get(cls)
+        if plan is None:
+            mirror, partial = _strict_mirror(cls, for_cattrs=True, forbid=not self.ignore_unknown_keys)
+            plan = self._mirrors[cls] = (mirror, partial)
+        mirror, partial = plan
+        if mirror is None:
+            return False
+        attempt = _strict_attempt(mirror)
+        try:
+            msgspec.convert(value, mirror, dec_hook=_dec_hook)
+        except msgspec.ValidationError as e:
+            raise _validation_failure(e, value, attempt) from e
+        return not partial
+
     def from_builtins(self, value: Any, cls: Any) -> Any:
         if self._converter is None:
             try:
                 return msgspec.convert(value, cls, dec_hook=_dec_hook)
             except msgspec.ValidationError as e:
-                raise _validation_failure(e) from e
+                raise _validation_failure(e, value, _strict_attempt(cls)) from e
         try:
             return self._converter.structure(value, cls)
         except Exception as e:
-            raise DecodeFailure(_cattrs_message(e)) from e
+            raise _cattrs_failure(e) from e
+
+    def convert(self, value: Any, cls: Any) -> Any:
+        keys_checked = self._converter is not None and self._check(value, cls)
+        obj = self.from_builtins(value, cls)
+        if not self.ignore_unknown_keys and not keys_checked:
+            _check_no_unknown_keys(value, self.to_builtins(obj), "$")
+        return obj
 
 
-def _cattrs_message(e: BaseException) -> str:
+def _strict_attempt(target: Any) -> Callable[[Any], str | None]:
+    def attempt(value: Any) -> str | None:
+        try:
+            msgspec.convert(value, target, dec_hook=_dec_hook)
+        except msgspec.ValidationError as e:
+            return str(e)
+        return None
+    return attempt
+
+
+_CATTRS_PATH_RE = re.compile(r" @ (\$\S*)$")
+
+
+def _cattrs_failure(e: BaseException) -> DecodeFailure:
     try:
         from cattrs import transform_error
 
-        return "; ".join(transform_error(e))
+        lines = transform_error(e)
     except Exception:
-        return str(e)
+        lines = [str(e)]
+    first = lines[0] if lines else str(e)
+    m = _CATTRS_PATH_RE.search(first)
+    json_path = re.sub(r"\['([A-Za-z_][A-Za-z0-9_]*)'\]", r".\1", m.group(1)) if m else "$"
+    msg = first[: m.start()] if m else first
+    more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+    return DecodeFailure(f"{msg} at {json_path}{more}", json_path)
 
 
-def _is_pydantic(cls: type) -> bool:
+def _is_pydantic(cls: Any) -> bool:
     mod = sys.modules.get("pydantic")
     return mod is not None and isinstance(cls, type) and issubclass(cls, mod.BaseModel)
 
@@ -519,17 +989,21 @@ def _is_dataclasses_json(cls: type) -> bool:
     return mod is not None and issubclass(cls, mod.DataClassJsonMixin)
 
 
+_WAYS = ("make it a dataclass, an attrs class, a pydantic model or a dataclasses-json class; "
+         "or give it __snapshot_state__(self) and a classmethod __from_snapshot_state__(cls, value); "
+         "or pass codec= to SnapStore")
+
+
 def codec_for(cls: Any, *, ignore_unknown_keys: bool = False) -> Codec:
     """The codec for objects of type ``cls`` (None: plain JSON values).
 
-    Raises ``TypeError`` naming the type and the ways to make it savable when
-    no adapter fits.
+    Raises ``TypeError`` naming the type (and the part of it no adapter can
+    handle, for a dataclass holding one) and the ways to make it savable.
     """
     if cls is None:
         return MsgspecCodec(ignore_unknown_keys=ignore_unknown_keys)
     if isinstance(cls, type):
-        if callable(getattr(cls, "__snapshot_state__", None)) and callable(
-                getattr(cls, "__from_snapshot_state__", None)):
+        if _has_custom_protocol(cls):
             return CustomCodec()
         if _is_dataclasses_json(cls):
             return DataclassesJsonCodec(ignore_unknown_keys=ignore_unknown_keys)
@@ -537,13 +1011,16 @@ def codec_for(cls: Any, *, ignore_unknown_keys: bool = False) -> Codec:
             return PydanticCodec(ignore_unknown_keys=ignore_unknown_keys)
         if hasattr(cls, "__attrs_attrs__"):
             return AttrsCodec(ignore_unknown_keys=ignore_unknown_keys)
-    if _msgspec_knows(cls):
-        return MsgspecCodec(ignore_unknown_keys=ignore_unknown_keys)
-    name = getattr(cls, "__qualname__", repr(cls))
-    raise TypeError(
-        f"snapmixin cannot save objects of type {name}: make it a dataclass, an attrs class, a "
-        "pydantic model or a dataclasses-json class, give it __snapshot_state__(self) and a "
-        "classmethod __from_snapshot_state__(cls, value), or pass codec= to SnapStore")
+    name = getattr(cls, "__qualname__", None) or repr(cls)
+    if not _msgspec_knows(cls):
+        raise TypeError(f"snapmixin cannot save or restore objects of type {name}: {_WAYS}")
+    bad = _unsupported_part(cls)
+    if bad is not None:
+        where, part = bad
+        raise TypeError(
+            f"snapmixin cannot save or restore objects of type {name}: its part {where} is a "
+            f"{getattr(part, '__qualname__', part)}, which no adapter handles: for that class, {_WAYS}")
+    return MsgspecCodec(ignore_unknown_keys=ignore_unknown_keys)
 
 
 def _msgspec_knows(cls: Any) -> bool:
@@ -563,3 +1040,41 @@ def _msgspec_knows(cls: Any) -> bool:
             return False
         return not isinstance(info, msgspec.inspect.CustomType)
     return True
+
+
+def _hooks_handle(cls: type) -> bool:
+    """Whether :func:`_enc_hook` and :func:`_dec_hook` can save and rebuild ``cls``."""
+    return (issubclass(cls, pathlib.PurePath) or _has_custom_protocol(cls) or _is_pydantic(cls)
+            or (issubclass(cls, (str, int, float)) and not issubclass(cls, enum.Enum)))
+
+
+def _unsupported_part(cls: Any) -> tuple[str, Any] | None:
+    """The JSON path and type of the first part of ``cls`` that no hook handles, if any."""
+    try:
+        info = msgspec.inspect.type_info(cls)
+    except Exception:
+        return None
+    ins = msgspec.inspect
+    seen: set[int] = set()
+    stack: list[tuple[str, Any]] = [("$", info)]
+    while stack:
+        path, t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        if isinstance(t, ins.CustomType):
+            if not _hooks_handle(t.cls):
+                return path, t.cls
+        elif isinstance(t, (ins.StructType, ins.DataclassType, ins.TypedDictType, ins.NamedTupleType)):
+            stack.extend((path + _key_seg(f.encode_name), f.type) for f in reversed(t.fields))
+        elif isinstance(t, (ins.ListType, ins.SetType, ins.FrozenSetType, ins.VarTupleType)):
+            stack.append((path + "[]", t.item_type))
+        elif isinstance(t, ins.TupleType):
+            stack.extend((f"{path}[{i}]", x) for i, x in reversed(list(enumerate(t.item_types))))
+        elif isinstance(t, ins.DictType):
+            stack.extend([(path + "[]", t.value_type), (path + "<key>", t.key_type)])
+        elif isinstance(t, ins.UnionType):
+            stack.extend((path, x) for x in t.types)
+        elif isinstance(t, ins.Metadata):
+            stack.append((path, t.type))
+    return None

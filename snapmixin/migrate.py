@@ -104,27 +104,29 @@ def check_chain(migrations: Mapping[int, Migration], version: int, owner: str) -
 def run(state: Any, found: int, current: int, migrations: Mapping[int, Migration], where: str) -> Any:
     """Upgrade ``state`` from version ``found`` to ``current``, step by step.
 
-    Works on a deep copy, so a failing step leaves the caller's value as it was.
+    ``where`` names the snapshot file (it becomes the error's ``path``). Works
+    on a deep copy, so a failing step leaves the caller's value as it was.
     """
     if found == current:
         return state
     if found > current:
         raise MigrationError(
             f"{where} was written by schema version {found}, newer than this code's version {current}: "
-            "upgrade the program (or restore an older generation) rather than read it half-understood")
+            "upgrade the program (or restore an older generation) rather than read it half-understood",
+            path=where)
     state = copy.deepcopy(state)
     for k in range(found, current):
         step = migrations.get(k)
         if step is None:
             raise MigrationError(
                 f"{where} has schema version {found} but there is no migration from version {k} "
-                f"(add @migration(from_version={k}))")
+                f"(add @migration(from_version={k}))", path=where)
         try:
             state = step(state)
         except Exception as e:
             raise MigrationError(f"{where}: migration {step.name} (version {k} -> {k + 1}) failed: "
-                                 f"{type(e).__name__}: {e}") from e
+                                 f"{type(e).__name__}: {e}", path=where) from e
         if state is None:
             raise MigrationError(f"{where}: migration {step.name} (version {k} -> {k + 1}) returned "
-                                 "None; a migration must return the upgraded state")
+                                 "None; a migration must return the upgraded state", path=where)
     return state
