@@ -267,8 +267,10 @@ class SnapStore:
                         f"{target}: refusing seq {seq}, lower than the stored seq {stored} (another "
                         "writer got there first, or the state was restored from an older snapshot)",
                         path=target, stored=stored, offered=seq)
+                # The first snapshot of another schema version keeps the previous generation
+                # (even with keep=1), so an upgrade (or a downgrade) can be undone by hand.
                 pin = (current is not None and current.layout == "snapmixin-1"
-                       and current.schema_version < version)
+                       and current.schema_version != version)
                 archived = None
                 if current is not None and archive and current.seq != seq and (self.keep > 1 or pin):
                     self._archive(current)
@@ -348,7 +350,7 @@ class SnapStore:
         return out
 
     def _prune(self, version: int) -> None:
-        """Keep the newest ``keep - 1`` generations in history, and the last one of each older
+        """Keep the newest ``keep - 1`` generations in history, and the last one of each other
         schema version (so an upgrade can be undone by hand)."""
         entries = self._history_entries()
         keep_n = self.keep - 1
@@ -364,7 +366,7 @@ class SnapStore:
             if i < keep_n:
                 seen_versions.add(v)
                 continue
-            if v < version and v not in seen_versions:
+            if v != version and v not in seen_versions:
                 seen_versions.add(v)  # the pre-migration generation: kept
                 continue
             seen_versions.add(v)
@@ -499,7 +501,7 @@ class SnapStore:
             if version is not None and gen.info.schema_version != version:
                 value = _codec.loads(gen.state)
                 value = _migrate.run(value, gen.info.schema_version, version, steps, where)
-                return value if cls is None else codec.convert(value, cls)
+                return _codec.convert(codec, value, cls)
             return codec.decode(gen.state, cls)
         except _codec.DecodeFailure as e:
             raise DecodeError(f"{where}: {e.message}", path=where, json_path=e.json_path) from e
