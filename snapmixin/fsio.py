@@ -120,8 +120,12 @@ class FileOps:
         """
         final = os.path.join(directory, target)
         try:
-            mode = stat.S_IMODE(os.lstat(final).st_mode)
+            st = os.lstat(final)
         except OSError:
+            st = None
+        if st is not None and stat.S_ISREG(st.st_mode):
+            mode = stat.S_IMODE(st.st_mode) & 0o777  # permission bits only: never setuid/setgid
+        else:  # missing, or a symlink (lstat says 0777), directory or FIFO: not a mode to copy
             mode = 0o666 & ~_current_umask()
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY
         for _ in range(16):

@@ -32,10 +32,12 @@ A crash before the rename in step 4 leaves the old snapshot; after it, the new o
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -74,8 +76,9 @@ HISTORY = "history"
 LOCK = ".lock"
 _HEAD_BYTES = 64 * 1024
 _STATE_KEY = b'\n  "state": '
-_HISTORY_RE = re.compile(r"^snapshot-(\d{20})\.json$")
-_MINISNAP13_RE = re.compile(r"^snapshot_(\d{1,20})\.json$")
+# re.ASCII: \d must not match other scripts' digits (int() reads a FULLWIDTH DIGIT ONE as 1)
+_HISTORY_RE = re.compile(r"^snapshot-(\d{20})\.json$", re.ASCII)
+_MINISNAP13_RE = re.compile(r"^snapshot_(\d{1,20})\.json$", re.ASCII)
 _CHECKSUM_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
@@ -315,6 +318,8 @@ class SnapStore:
     def _archive(self, current: SnapshotInfo) -> None:
         hist = self._p(HISTORY)
         self.fs.makedirs(hist)
+        if not stat.S_ISDIR(self.fs.lstat(hist).st_mode):  # never archive through a symlink
+            raise NotADirectoryError(errno.ENOTDIR, "history/ is not a directory (a symlink?)", hist)
         name = f"snapshot-{current.seq:020d}.json"
         dst = os.path.join(hist, name)
         try:
@@ -338,13 +343,15 @@ class SnapStore:
     def _history_entries(self) -> list[tuple[int, str]]:
         """``(seq, path)`` of the files in ``history/`` whose names parse, newest first."""
         try:
+            if not stat.S_ISDIR(self.fs.lstat(self._p(HISTORY)).st_mode):
+                return []  # a symlink (perhaps out of the directory) or a file: not ours to read or prune
             names = self.fs.listdir(self._p(HISTORY))
         except (FileNotFoundError, NotADirectoryError):
             return []
         out = []
         for name in names:
             m = _HISTORY_RE.match(name)
-            if m:
+            if m and int(m.group(1)) <= SEQ_MAX:  # 20 digits can say more than 2**63 - 1
                 out.append((int(m.group(1)), self._p(HISTORY, name)))
         out.sort(reverse=True)
         return out
@@ -469,6 +476,8 @@ class SnapStore:
         for i, (p, hint) in enumerate(candidates):
             try:
                 gen = self._read(p, verify=True, seq_hint=hint)
+                # a state with a valid checksum can still be unreadable (bad UTF-8, too deep)
+                state = self._decode(gen, cls, version, steps)
             except CorruptSnapshot as e:
                 if not fallback:
                     raise
@@ -477,7 +486,6 @@ class SnapStore:
                 continue
             if i > 0:
                 log.warning("%s: restored the older generation %s (seq %d)", self._dir, p, gen.info.seq)
-            state = self._decode(gen, cls, version, steps)
             if i == 0:
                 self._repair_seqfile(gen.info)
             return state, gen.info.seq
@@ -507,6 +515,8 @@ class SnapStore:
             raise DecodeError(f"{where}: {e.message}", path=where, json_path=e.json_path) from e
         except (MigrationError, SnapError):
             raise
+        except UnicodeDecodeError as e:  # bytes in the state that are not UTF-8 (checksum or not)
+            raise CorruptSnapshot(f"{where}: the state is not valid UTF-8 ({e})", path=where) from e
         except (TypeError, ValueError, KeyError, AttributeError) as e:
             name = getattr(cls, "__qualname__", repr(cls))
             raise DecodeError(f"{where}: cannot build {name} from the snapshot: {type(e).__name__}: {e}",
@@ -567,10 +577,10 @@ class SnapStore:
     def _stored_seq_fallback(self) -> int | None:
         """The highest seq any other file remembers, when ``snapshot.json`` is missing or damaged."""
         seqs = [s for s, _ in self._history_entries()]
-        seqs += [s for p, s in self._candidates() if s is not None]
+        seqs += [s for p, s in self._candidates() if s is not None and s <= SEQ_MAX]
         try:
             text = fsio.read_regular(self.fs, self._p(SEQFILE), limit=64).strip()
-            if text.isdigit():
+            if text.isdigit() and int(text) <= SEQ_MAX:  # garbage there must not lock writers out
                 seqs.append(int(text))
         except OSError:
             pass
@@ -607,7 +617,7 @@ class SnapStore:
             return None
         try:
             head = _codec.loads(data[:i].rstrip(b",") + b"\n}")
-        except _codec.DecodeFailure:
+        except (_codec.DecodeFailure, UnicodeDecodeError):
             return None
         if not isinstance(head, dict) or head.get("format") != FORMAT:
             return None
@@ -618,7 +628,7 @@ class SnapStore:
             top = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
         except msgspec.ValidationError:
             top = None  # valid JSON but not an object: may be a bare state (minisnap 0.1.1)
-        except msgspec.DecodeError as e:
+        except (msgspec.DecodeError, UnicodeDecodeError) as e:
             what = "empty" if not data.strip() else f"not valid JSON ({e})"
             raise CorruptSnapshot(f"{path}: {what}: the file is truncated or garbled", path=path) from e
         except RecursionError as e:
@@ -704,6 +714,8 @@ def _load_field(raw: msgspec.Raw, key: str, path: str) -> Any:
         return _codec.loads(raw)
     except _codec.DecodeFailure as e:  # pragma: no cover - the whole file parsed already
         raise CorruptSnapshot(f"{path}: bad {key!r}: {e.message}", path=path) from e
+    except UnicodeDecodeError as e:  # msgspec.Raw spans are not checked for UTF-8 when split out
+        raise CorruptSnapshot(f"{path}: bad {key!r}: not valid UTF-8 ({e})", path=path) from e
 
 
 def _valid_seq(seq: Any, path: str) -> int:
@@ -718,3 +730,5 @@ def _codec_check_json(data: bytes, path: str) -> None:
         _codec.loads(data)
     except _codec.DecodeFailure as e:
         raise CorruptSnapshot(f"{path}: {e.message}", path=path) from e
+    except UnicodeDecodeError as e:
+        raise CorruptSnapshot(f"{path}: not valid UTF-8 ({e})", path=path) from e
