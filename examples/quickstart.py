@@ -36,9 +36,9 @@ class Counter(Snapshottable):
 
 
 def child(directory: str) -> None:
-    """Run by the child process: count for ever (until the parent kills it)."""
+    """Run by the child process: count until the parent kills it (at most ~1 minute)."""
     counter = Counter.open(directory)  # the latest snapshot, or Counter() when there is none
-    while True:
+    for _ in range(100_000):
         counter.step()
         time.sleep(0.0005)
 
