@@ -435,12 +435,17 @@ class SnapStore:
 
         A generation that cannot be read is skipped (``verify`` in the CLI lists it).
         """
-        out = []
+        out: list[SnapshotInfo] = []
         for p, hint in self._candidates():
             try:
-                out.append(self._read(p, verify=False, head_only=True, seq_hint=hint).info)
+                info = self._read(p, verify=False, head_only=True, seq_hint=hint).info
             except SnapError:
                 continue
+            if (out and info.checksum is not None
+                    and (info.seq, info.checksum, info.created_at) == (out[0].seq, out[0].checksum,
+                                                                       out[0].created_at)):
+                continue  # a writer died between archiving the current generation and committing
+            out.append(info)
         return out
 
     @overload

@@ -108,6 +108,9 @@ def check_outcome(store_dir: Path, sc: Scenario, committed: bool) -> str | None:
         return "SnapshotNotFound"
     except Exception as e:  # any other error is a violation
         return f"{type(e).__name__}: {e}"
+    seqs = [i.seq for i in store.history()]
+    if not seqs or seqs[0] != seq or seqs != sorted(set(seqs), reverse=True):
+        return f"history() after the crash is {seqs} (restored seq {seq})"
     if seq == sc.new_seq and state == state_for(sc.new_seq):
         return None
     if committed:
