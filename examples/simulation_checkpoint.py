@@ -3,15 +3,17 @@
     python examples/simulation_checkpoint.py --dir DIR --stop-after 7000   # interrupted at step 7000
     python examples/simulation_checkpoint.py --dir DIR                     # resumes, finishes
 
-The job estimates pi by throwing random points at a square (Monte Carlo), 20
-points a step, 20,000 steps. Its random generator's state is part of the saved
-state, so a resumed run draws exactly the numbers an uninterrupted run would
-have: the final answer is the same however many times the job is stopped.
+The job estimates pi by throwing random points at a square (Monte Carlo): 100
+points a step, 20,000 steps, a second or two. Its random generator's state is
+part of the saved state, so a resumed run draws exactly the numbers an
+uninterrupted run would have: the final answer is the same however many times
+the job is stopped.
 
-Checkpoints are automatic: every 5,000 steps, and after any step once 0.1 s
-have passed since the last one. ``--stop-after N`` raises KeyboardInterrupt
-after step N, as Ctrl-C would: there is no final save, so what survives is the
-last automatic checkpoint, and the next run continues from it.
+Checkpoints are automatic: every 5,000 steps of a run (deterministic), and
+after any step once 0.1 s have passed since the last one (the clock).
+``--stop-after N`` raises KeyboardInterrupt after step N, as Ctrl-C would:
+there is no final save, so what survives is the last automatic checkpoint,
+and the next run continues from it.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def main() -> int:
                   f"last checkpoint: step {saved.seq if saved else '-':<6}", end="", flush=True)
 
     def written() -> str:
-        timed = [k for k in checkpoints if k % 5000]
+        timed = [k for k in checkpoints if (k - first) % 5000]  # the others: every 5000 steps of this run
         return f"{len(checkpoints)} checkpoints written, {len(timed)} of them time-based: {checkpoints}"
 
     try:
