@@ -204,17 +204,24 @@ class TrackedList(list[T]):
     def __setitem__(self, index: Any, value: Any) -> None:
         root = self._root
         if isinstance(index, slice):
+            # Detach what goes before tracking what comes: `lst[:] = sorted(lst)` puts
+            # back nested objects that a detach after the fact would cut off.
             old = list.__getitem__(self, index)
-            list.__setitem__(self, index, [track(v, root) for v in value])
+            if not isinstance(value, (list, tuple)):
+                value = list(value)
+            if index.step not in (None, 1) and len(value) != len(old):
+                raise ValueError(f"attempt to assign sequence of size {len(value)} "
+                                 f"to extended slice of size {len(old)}")
             for v in old:
                 detach(v)
+            list.__setitem__(self, index, [track(v, root) for v in value])
         else:
             old = list.__getitem__(self, index)
+            if old is not value:
+                detach(old)
             if type(value) not in SCALARS:
                 value = track(value, root)
             list.__setitem__(self, index, value)
-            if old is not value:
-                detach(old)
         _count(root)
 
     def __delitem__(self, index: Any) -> None:
@@ -308,11 +315,11 @@ class TrackedDict(dict[K, V]):
     def __setitem__(self, key: K, value: V) -> None:
         root = self._root
         if type(value) not in SCALARS:
-            value = track(value, root)
             old = dict.get(self, key, None)
-            dict.__setitem__(self, key, value)
             if old is not None and old is not value:
-                detach(old)
+                detach(old)  # first: `d[k] = d[k]` re-attaches the objects it holds
+            value = track(value, root)
+            dict.__setitem__(self, key, value)
         else:
             old = dict.get(self, key, None)
             dict.__setitem__(self, key, value)
@@ -339,16 +346,18 @@ class TrackedDict(dict[K, V]):
         items = dict(other, **kwargs)
         for k, v in items.items():
             old = dict.get(self, k, None)
-            dict.__setitem__(self, k, track(v, root))
-            if old is not None:
+            if old is not None and old is not v:
                 detach(old)
+            dict.__setitem__(self, k, track(v, root))
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         self._merge(other, **kwargs)
         _count(self._root)
 
     def pop(self, key: K, *default: Any) -> Any:
-        value = dict.pop(self, key, *default)
+        if default and key not in self:
+            return default[0]  # nothing removed: not a mutation, and the default stays attached
+        value = dict.pop(self, key)
         detach(value)
         _count(self._root)
         return value
@@ -368,10 +377,10 @@ class TrackedDict(dict[K, V]):
 
     def setdefault(self, key: K, default: Any = None, /) -> Any:
         if key in self:
-            value = dict.__getitem__(self, key)
-        else:
-            value = track(default, self._root)
-            dict.__setitem__(self, key, value)
+            # A read: `d.setdefault(k, []).append(x)` counts once (the append), not twice.
+            return dict.__getitem__(self, key)
+        value = track(default, self._root)
+        dict.__setitem__(self, key, value)
         _count(self._root)
         return value
 
@@ -391,6 +400,9 @@ class TrackedSet(set[T]):
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
         return (set, (list(self),))
+
+    def __repr__(self) -> str:  # set's own repr would name the subclass: TrackedSet({...})
+        return set.__repr__(set(self))
 
     def add(self, value: T, /) -> None:
         set.add(self, value)

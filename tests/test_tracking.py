@@ -1,0 +1,405 @@
+"""Mutation tracking: every mutating method of list, dict and set counts exactly once.
+
+The method lists are gathered from ``collections.abc`` (the methods each
+``Mutable*`` ABC adds over its read-only parent are exactly the mutators) plus
+the builtin-only mutators, so a method missing from the tracked containers
+fails a test here instead of silently losing mutations.
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import copy
+import inspect
+import json
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from snapmixin import Snapshottable
+from snapmixin.tracking import TrackedDict, TrackedList, TrackedSet
+
+
+@dataclass
+class Member(Snapshottable):
+    name: str = "m"
+    items: list[Any] = field(default_factory=lambda: [3, 1, 2])
+    table: dict[str, Any] = field(default_factory=lambda: {"a": 1, "b": 2})
+    tags: set[str] = field(default_factory=lambda: {"x", "y"})
+
+
+@dataclass
+class Box(Snapshottable):
+    n: int = 0
+    items: list[Any] = field(default_factory=lambda: [3, 1, 2])
+    table: dict[str, Any] = field(default_factory=lambda: {"a": 1, "b": 2})
+    tags: set[str] = field(default_factory=lambda: {"x", "y"})
+    # depth 3: a dict of lists of nested Snapshottable objects (with containers of their own)
+    teams: dict[str, list[Member]] = field(default_factory=dict)
+
+
+def _mutators(abc: type) -> set[str]:
+    """The methods an ABC adds over its read-only parent: its mutators."""
+    return {name for name, v in vars(abc).items() if inspect.isfunction(v)}
+
+
+#: Mutators of the builtins that the ABCs do not declare.
+BUILTIN_ONLY = {
+    "list": {"sort", "__imul__"},
+    "dict": {"__ior__"},
+    "set": {"update", "difference_update", "intersection_update", "symmetric_difference_update"},
+}
+
+GATHERED = {
+    "list": _mutators(cabc.MutableSequence) | BUILTIN_ONLY["list"],
+    "dict": _mutators(cabc.MutableMapping) | BUILTIN_ONLY["dict"],
+    "set": _mutators(cabc.MutableSet) | BUILTIN_ONLY["set"],
+}
+
+ATTR = {"list": "items", "dict": "table", "set": "tags"}
+TRACKED = {"list": TrackedList, "dict": TrackedDict, "set": TrackedSet}
+
+#: (kind, method) -> argument lists that make the call change the container
+#: (the first on [3, 1, 2] / {"a": 1, "b": 2} / {"x", "y"}).
+SAMPLES: dict[tuple[str, str], list[tuple[Any, ...]]] = {
+    ("list", "__setitem__"): [(0, 9), (slice(0, 2), [7, 8, 9]), (0, [1, [2]])],
+    ("list", "__delitem__"): [(0,), (slice(None, None, 2),)],
+    ("list", "insert"): [(1, 9)],
+    ("list", "append"): [(9,), ([4, {"k": 5}],)],
+    ("list", "clear"): [()],
+    ("list", "reverse"): [()],
+    ("list", "extend"): [([7, 8],), (iter((5, 6)),)],
+    ("list", "pop"): [(), (0,)],
+    ("list", "remove"): [(1,)],
+    ("list", "__iadd__"): [([7],)],
+    ("list", "sort"): [(), ()],
+    ("list", "__imul__"): [(2,), (0,)],
+    ("dict", "__setitem__"): [("c", 3), ("a", [1, 2])],
+    ("dict", "__delitem__"): [("a",)],
+    ("dict", "pop"): [("a",), ("b", None)],
+    ("dict", "popitem"): [()],
+    ("dict", "clear"): [()],
+    ("dict", "update"): [({"c": 3},), ([("c", 3)],)],
+    ("dict", "setdefault"): [("c", 3), ("c", [])],
+    ("dict", "__ior__"): [({"c": 3},)],
+    ("set", "add"): [("z",)],
+    ("set", "discard"): [("x",)],
+    ("set", "remove"): [("x",)],
+    ("set", "pop"): [()],
+    ("set", "clear"): [()],
+    ("set", "__ior__"): [({"z"},)],
+    ("set", "__iand__"): [({"x"},)],
+    ("set", "__ixor__"): [({"x", "z"},)],
+    ("set", "__isub__"): [({"x"},)],
+    ("set", "update"): [({"z"},), ({"z"}, ["w"])],
+    ("set", "difference_update"): [({"x"},)],
+    ("set", "intersection_update"): [({"x"},)],
+    ("set", "symmetric_difference_update"): [({"z"},)],
+}
+
+CASES = [(kind, name, args) for (kind, name), arglists in sorted(SAMPLES.items()) for args in arglists]
+WHERE: dict[str, Callable[[Box], Any]] = {
+    "top": lambda box: box,
+    "depth3": lambda box: box.teams["red"][1],  # box -> dict -> list -> Member -> container
+}
+
+
+def test_the_gathered_method_lists_are_complete() -> None:
+    # The ABCs were read (a broken gathering would silently test nothing).
+    assert {"append", "insert", "__iadd__", "__setitem__"} <= GATHERED["list"]
+    assert {"setdefault", "popitem", "update"} <= GATHERED["dict"]
+    assert {"add", "discard", "__ixor__"} <= GATHERED["set"]
+    for kind, names in GATHERED.items():
+        sampled = {name for k, name in SAMPLES if k == kind}
+        assert sampled == names, f"{kind}: no sample for {names - sampled}, unknown {sampled - names}"
+        # every name is a real mutator of the builtin, and the tracked type overrides it
+        base = {"list": list, "dict": dict, "set": set}[kind]
+        for name in names:
+            assert hasattr(base, name), name
+            assert name in vars(TRACKED[kind]), f"{TRACKED[kind].__name__} does not override {name}"
+
+
+def test_the_tracked_types_override_nothing_untested() -> None:
+    for kind, cls in TRACKED.items():
+        overridden = {n for n, v in vars(cls).items() if inspect.isfunction(v)}
+        helpers = {"__init__", "__reduce_ex__", "__repr__", "_merge"}
+        assert overridden - helpers <= GATHERED[kind], overridden - helpers - GATHERED[kind]
+
+
+@pytest.mark.parametrize("where", sorted(WHERE))
+@pytest.mark.parametrize(("kind", "name", "args"), CASES,
+                         ids=[f"{k}.{n}{i}" for i, (k, n, _) in enumerate(CASES)])
+def test_each_mutating_method_counts_exactly_once(where: str, kind: str, name: str,
+                                                  args: tuple[Any, ...]) -> None:
+    box = Box()
+    box.teams = {"red": [Member("a"), Member("b")], "blue": []}
+    owner = WHERE[where](box)
+    container = getattr(owner, ATTR[kind])
+    assert type(container) is TRACKED[kind]
+    plain = copy.deepcopy(container)
+    assert type(plain) is {"list": list, "dict": dict, "set": set}[kind]
+    args2 = copy.deepcopy(args)
+    before = box.snapshot_seq
+
+    result = getattr(container, name)(*args)
+
+    assert box.snapshot_seq == before + 1, f"{kind}.{name}{args!r} moved the count by " \
+                                           f"{box.snapshot_seq - before}"
+    assert owner.snapshot_seq == box.snapshot_seq  # a nested object reports its root's count
+    # ... and behaves exactly like the builtin
+    if (kind, name) == ("set", "pop"):  # which element set.pop takes is arbitrary
+        expected = result
+        plain.discard(result)
+    else:
+        expected = getattr(plain, name)(*args2)
+    assert container == plain
+    if name.startswith("__i"):
+        assert result is container
+    else:
+        assert result == expected
+    # what it stored is tracked in turn: a further change deep inside counts too
+    if kind == "list" and container and isinstance(container[0], list):
+        container[0].append(1)
+        assert box.snapshot_seq == before + 2
+    if kind == "dict" and isinstance(container.get("a"), list):
+        container["a"].append(1)
+        assert box.snapshot_seq == before + 2
+
+
+@pytest.mark.parametrize("stmt", [
+    "box.items += [4]", "box.items *= 2", "box.table |= {'c': 3}", "box.tags |= {'z'}",
+    "box.tags &= {'x'}", "box.tags -= {'x'}", "box.tags ^= {'x', 'z'}", "box.n += 1",
+])
+def test_in_place_operators_on_attributes_count_once(stmt: str) -> None:
+    box = Box()
+    before_type = {a: type(getattr(box, a)) for a in ("items", "table", "tags")}
+    exec(stmt, {"box": box})
+    assert box.snapshot_seq == 1
+    assert {a: type(getattr(box, a)) for a in ("items", "table", "tags")} == before_type
+
+
+def test_deep_mutations_count_on_the_root() -> None:
+    box = Box()
+    box.teams = {"red": [Member("a", items=[[1, {"deep": [2]}]])]}
+    assert box.snapshot_seq == 1
+    member = box.teams["red"][0]
+    member.name = "b"
+    member.items[0][1]["deep"].append(3)
+    member.tags.add("t")
+    box.teams["red"].append(Member("c"))
+    box.teams["red"][1].table["z"] = 0
+    box.teams.setdefault("blue", []).append(Member("d"))
+    box.teams["blue"][0].items.sort()
+    assert box.snapshot_seq == 9  # setdefault inserted: 1, append: 1
+    assert member.snapshot_seq == 9  # any object of the tree reports the root's count
+
+
+def test_setdefault_on_an_existing_key_is_a_read() -> None:
+    box = Box()
+    box.table.setdefault("a", 5)
+    assert box.snapshot_seq == 0
+    box.table.setdefault("l", []).append(1)
+    box.table.setdefault("l", []).append(2)
+    assert box.snapshot_seq == 3
+    assert box.table["l"] == [1, 2]
+
+
+def test_pop_of_a_missing_key_with_a_default_changes_nothing() -> None:
+    box = Box()
+    other = Box()
+    kept = other.items
+    assert box.table.pop("missing", kept) is kept
+    assert box.snapshot_seq == 0
+    kept.append(1)  # the default was not detached from its own tree
+    assert other.snapshot_seq == 1
+
+
+# ---------------------------------------------------------------- plain values
+
+
+@pytest.mark.parametrize("expr", [
+    "box.items[:]", "box.items[::2]", "box.items.copy()", "copy.copy(box.items)", "list(box.items)",
+    "box.items + []", "box.items * 2", "copy.deepcopy(box.items)",
+    "box.table.copy()", "copy.copy(box.table)", "dict(box.table)", "box.table | {}",
+    "copy.deepcopy(box.table)",
+    "box.tags.copy()", "copy.copy(box.tags)", "set(box.tags)", "box.tags | set()", "box.tags - set()",
+    "box.tags & {'x'}", "box.tags ^ set()", "box.tags.union()", "copy.deepcopy(box.tags)",
+])
+def test_slices_and_copies_are_plain_values(expr: str) -> None:
+    box = Box()
+    value = eval(expr, {"box": box, "copy": copy})
+    assert type(value) in (list, dict, set), type(value)
+    if isinstance(value, list):
+        value.append(1)
+    elif isinstance(value, dict):
+        value["q"] = 1
+    else:
+        value.add("q")
+    assert box.snapshot_seq == 0
+
+
+def test_nested_copies_are_plain_all_the_way_down() -> None:
+    box = Box()
+    box.items = [[1], {"a": [2]}, {3}]
+    for dup in (copy.deepcopy(box.items), pickle.loads(pickle.dumps(box.items))):
+        assert type(dup[0]) is list and type(dup[1]) is dict and type(dup[1]["a"]) is list
+        assert type(dup[2]) is set
+        dup[1]["a"].append(5)
+    assert box.snapshot_seq == 1
+
+
+@pytest.mark.parametrize("replacement", [[5], None, 7, "text", ()])
+def test_a_container_replaced_by_assignment_is_detached(replacement: Any) -> None:
+    box = Box()
+    old_items, old_table, old_tags = box.items, box.table, box.tags
+    box.items = replacement
+    box.table = replacement
+    box.tags = replacement
+    assert box.snapshot_seq == 3
+    old_items.append(1)
+    old_table["z"] = 1
+    old_tags.add("z")
+    assert box.snapshot_seq == 3
+
+
+def test_replaced_and_removed_nested_objects_are_detached() -> None:
+    box = Box()
+    a, b, c, d = Member("a"), Member("b"), Member("c"), Member("d")
+    box.teams = {"red": [a, b, c], "blue": [d]}
+    a, b, c, d = box.teams["red"] + box.teams["blue"]  # the stored objects themselves
+    box.teams["red"].remove(a)
+    box.teams["red"][0] = Member("e")  # replaces b
+    box.teams["red"].pop()  # c
+    del box.teams["blue"]  # d
+    assert box.snapshot_seq == 5
+    for gone in (a, b, c, d):
+        gone.name = "zzz"
+        gone.items.append(1)
+    assert box.snapshot_seq == 5
+    old = box.teams
+    box.teams = {}
+    old["x"] = []
+    assert box.snapshot_seq == 6
+
+
+def test_reordering_keeps_nested_objects_tracked() -> None:
+    box = Box()
+    box.teams = {"red": [Member("b"), Member("a")]}
+    red = box.teams["red"]
+    red[:] = sorted(red, key=lambda m: m.name)  # the same objects, put back in order
+    red.sort(key=lambda m: m.name)
+    box.teams.update({"red": box.teams["red"]})
+    box.teams["red"] = box.teams["red"]
+    assert [m.name for m in box.teams["red"]] == ["a", "b"]
+    seq = box.snapshot_seq
+    box.teams["red"][0].name = "z"
+    box.teams["red"][1].items.append(1)
+    assert box.snapshot_seq == seq + 2
+
+
+def test_aliasing_the_assigned_value_is_not_tracked() -> None:
+    box = Box()
+    x: list[int] = []
+    box.items = x
+    assert box.items is not x and box.items == x
+    x.append(1)
+    assert box.snapshot_seq == 1
+    assert box.items == []
+    y = {"k": [1]}
+    box.table = y
+    y["k"].append(2)
+    assert box.snapshot_seq == 2
+    assert box.table == {"k": [1]}
+
+
+def test_assigning_the_held_object_is_not_a_mutation() -> None:
+    box = Box()
+    box.items = box.items
+    box.tags = box.tags
+    assert box.snapshot_seq == 0
+
+
+# ------------------------------------------------------ they still are builtins
+
+
+def test_tracked_containers_behave_as_builtins() -> None:
+    box = Box()
+    box.items = [1, [2, {"a": {3}}]]
+    box.table = {"k": [1, 2], "s": {"t": None}}
+    assert isinstance(box.items, list) and isinstance(box.table, dict) and isinstance(box.tags, set)
+    assert isinstance(box.items, cabc.MutableSequence) and isinstance(box.tags, cabc.MutableSet)
+    assert box.items == [1, [2, {"a": {3}}]] and [1, [2, {"a": {3}}]] == box.items
+    assert box.table == {"k": [1, 2], "s": {"t": None}}
+    assert box.tags == {"x", "y"} and frozenset({"x", "y"}) == box.tags
+    assert json.loads(json.dumps(box.table)) == {"k": [1, 2], "s": {"t": None}}
+    assert json.dumps(box.items[1][1]["a"] and [1]) == "[1]"
+    assert json.dumps([box.items[:1]]) == "[[1]]"
+    assert repr(box.items) == "[1, [2, {'a': {3}}]]" and repr(box.table["s"]) == "{'t': None}"
+    for dup in (copy.deepcopy(box.table), pickle.loads(pickle.dumps(box.table, protocol=0)),
+                pickle.loads(pickle.dumps(box.table, protocol=pickle.HIGHEST_PROTOCOL))):
+        assert dup == box.table and type(dup) is dict and type(dup["k"]) is list
+    assert pickle.loads(pickle.dumps(box.tags)) == {"x", "y"}
+    assert copy.deepcopy(box.items) == box.items
+    assert box.snapshot_seq == 2
+    assert hash(frozenset(box.tags)) == hash(frozenset({"x", "y"}))
+
+
+def test_tracked_containers_work_on_their_own() -> None:
+    lst: TrackedList[int] = TrackedList([1, 2])
+    lst.append(3)
+    lst += [4]
+    d: TrackedDict[str, int] = TrackedDict(a=1)
+    d["b"] = 2
+    s: TrackedSet[int] = TrackedSet([1])
+    s |= {2}
+    assert (lst, d, s) == ([1, 2, 3, 4], {"a": 1, "b": 2}, {1, 2})
+
+
+# ------------------------------------------------------------ a random workout
+
+_LIST_OPS = st.one_of(
+    st.tuples(st.just("append"), st.integers(0, 9)),
+    st.tuples(st.just("append"), st.lists(st.integers(0, 9), max_size=2)),
+    st.tuples(st.just("extend"), st.lists(st.integers(0, 9), max_size=3)),
+    st.tuples(st.just("insert"), st.integers(-3, 3), st.integers(0, 9)),
+    st.tuples(st.just("pop")), st.tuples(st.just("reverse")), st.tuples(st.just("clear")),
+    st.tuples(st.just("sort")),
+    st.tuples(st.just("__setitem__"), st.integers(-2, 2), st.integers(0, 9)),
+    st.tuples(st.just("__delitem__"), st.integers(-2, 2)),
+    st.tuples(st.just("__imul__"), st.integers(0, 2)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_LIST_OPS, max_size=12))
+def test_random_list_operations_match_a_plain_list_and_each_counts_once(
+        ops: list[tuple[Any, ...]]) -> None:
+    box = Box()
+    box.items = []
+    plain: list[Any] = []
+    counted = 1
+    for name, *args in ops:
+        if name == "sort" and any(isinstance(v, list) for v in plain) and any(
+                isinstance(v, int) for v in plain):
+            continue
+        try:
+            getattr(plain, name)(*copy.deepcopy(args))
+        except IndexError:
+            with pytest.raises(IndexError):
+                getattr(box.items, name)(*args)
+            assert box.snapshot_seq == counted
+            continue
+        getattr(box.items, name)(*args)
+        counted += 1
+        assert box.items == plain
+        assert box.snapshot_seq == counted
+    for v in box.items:
+        if isinstance(v, list):
+            v.append(0)
+            counted += 1
+    assert box.snapshot_seq == counted
