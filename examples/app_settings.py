@@ -34,14 +34,14 @@ Check = Callable[[bool, str], None]
 
 
 class Window(BaseModel):
-    width: int = Field(1024, ge=320)
-    height: int = Field(768, ge=240)
+    width: int = Field(default=1024, ge=320)
+    height: int = Field(default=768, ge=240)
     maximized: bool = False
 
 
 class Settings(BaseModel):  # pydantic: validated on load as well as on assignment
     theme: Literal["light", "dark", "system"] = "system"
-    font_size: int = Field(12, ge=6, le=72)
+    font_size: int = Field(default=12, ge=6, le=72)
     recent_files: list[str] = []
     window: Window = Window()
     last_opened: datetime | None = None
@@ -103,7 +103,8 @@ async def async_demo(root: Path, check: Check) -> None:
     print("\n3. asyncio: await store.acreate / arestore (attrs class) and await obj.asnapshot()")
     session_store = SnapStore(root / "session")
     session = Session(open_tabs=["notes.md", "todo.md"], cursor={"notes.md": 42})
-    seq = (info.seq if (info := session_store.latest()) else 0) + 1
+    last = session_store.latest()  # header only: seq, time, size
+    seq = (last.seq if last else 0) + 1
 
     stats = Stats.open(root / "stats")  # the mixin: the last snapshot or a new Stats()
     before = stats.requests
@@ -115,7 +116,9 @@ async def async_demo(root: Path, check: Check) -> None:
 
     # Requests are served while the session is being saved: the fsyncs run in a thread.
     paths = ["/", "/docs", "/", "/api", "/"]
-    saved, *_ = await asyncio.gather(session_store.acreate(session, seq), *(handle(p) for p in paths))
+    saving = asyncio.create_task(session_store.acreate(session, seq))
+    await asyncio.gather(*(handle(p) for p in paths))
+    saved = await saving
     print(f"  session saved (seq {saved.seq}) while {len(paths)} requests were served")
     stats_seq = await stats.asnapshot()
     print(f"  stats saved (seq {stats_seq}): {stats.requests} requests, by path {stats.by_path}")

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from snapmixin import Snapshottable, SnapStore, migration, snapshot_every
 
@@ -42,7 +43,7 @@ class Game(Snapshottable, snapshot_version=2):
             self.inventory.append(item)
 
     @migration(from_version=1)
-    def _from_v1(state: dict) -> dict:
+    def _from_v1(state: dict[str, Any]) -> dict[str, Any]:
         x, y = state.pop("pos")
         items = state.pop("items")
         return {"player": state["player"], "hp": state["health"], "x": x, "y": y,
