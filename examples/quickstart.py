@@ -65,6 +65,7 @@ def main() -> int:
         if proc.poll() is not None or time.monotonic() > deadline:
             print(f"FAILED: the child stopped or stalled (exit code {proc.poll()})")
             proc.kill()
+            proc.wait()
             return 1
         time.sleep(0.01)
 
@@ -86,6 +87,8 @@ def main() -> int:
         print("FAILED: the restored state does not match its seq")
         return 1
     print(f"OK: the state is intact and consistent with seq {seq} (every step up to it, nothing after)")
+    print("  (steps the child made after its last snapshot, at most 49, are lost: that is what "
+          "@snapshot_every(50) promises)")
 
     counter.step()  # and it carries on from there
     counter.snapshot()
