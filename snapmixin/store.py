@@ -239,12 +239,18 @@ class SnapStore:
         the lock, ``SnapError`` (with the ``OSError`` as cause) when the file
         system fails; in every case the previous snapshot is intact.
         """
-        return self._commit(self.encode(state), _check_seq(seq))
+        return self._commit(self.encode(state), _check_seq(seq),
+                            schema_version=self._version_for(type(state)))
 
     async def acreate(self, state: Any, seq: int) -> SnapshotInfo:
         """:meth:`create` for asyncio: the state is encoded now, the I/O runs in a worker thread."""
         data = self.encode(state)
-        return await asyncio.to_thread(self._commit, data, _check_seq(seq))
+        return await asyncio.to_thread(self._commit, data, _check_seq(seq),
+                                       schema_version=self._version_for(type(state)))
+
+    def _version_for(self, cls: Any) -> int | None:
+        """The store's schema version if it has one, else the Snapshottable class's."""
+        return self.schema_version if self.schema_version is not None else _class_version(cls)
 
     def _commit(self, state_json: bytes, seq: int, *, created_at: datetime | None = None,
                 schema_version: int | None = None, archive: bool = True,
@@ -472,6 +478,10 @@ class SnapStore:
 
     def _restore(self, cls: Any, *, fallback: bool, schema_version: int | None = None,
                  migrations: Mapping[int, _migrate.Migration] | None = None) -> tuple[Any, int]:
+        if schema_version is None and self.schema_version is None and _class_version(cls) is not None:
+            # A Snapshottable class carries its own schema version and migrations.
+            schema_version = _class_version(cls)
+            migrations = getattr(cls, "__snapmixin_migrations__", None)
         version = schema_version if schema_version is not None else self.schema_version
         steps = migrations if migrations is not None else self.migrations
         candidates = self._candidates()
@@ -708,6 +718,12 @@ class SnapStore:
                                   path=path)
         return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=Path(path),
                             size=size, checksum=checksum)
+
+
+def _class_version(cls: Any) -> int | None:
+    """The schema version a Snapshottable class declares (None for other types)."""
+    v = getattr(cls, "__snapmixin_version__", None) if isinstance(cls, type) else None
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
 def _is_plain(state: Any) -> bool:
