@@ -30,7 +30,7 @@ import dataclasses
 import os
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
 
@@ -57,7 +57,7 @@ class _Init(Root):
     mutation counted on its real state.
     """
 
-    __slots__ = ("depth", "obj", "root")
+    __slots__ = ("depth", "held", "obj", "root")
 
     def __init__(self, obj: Snapshottable) -> None:
         super().__init__()
@@ -65,6 +65,7 @@ class _Init(Root):
         self.depth = 0
         self.obj = obj
         self.root = self
+        self.held: set[str] = set()
 
     def tick(self) -> None:
         if not self.depth:
@@ -77,6 +78,7 @@ class _State(Root):
     __slots__ = (
         "calls",
         "failed",
+        "held",
         "last_time",
         "n",
         "obj",
@@ -91,6 +93,10 @@ class _State(Root):
         super().__init__()
         self.obj = obj  # a cycle (object <-> state) that the garbage collector handles
         self.root: _State = self
+        # Attributes holding a non-scalar value (a tracked container, a nested object...): an
+        # assignment of a scalar to one of these must detach what it replaces. Scalar
+        # assignments to other names skip that look-up.
+        self.held: set[str] = set()
         self.store: SnapStore | None = None
         self.saved_seq = 0
         self.last_time = time.monotonic()
@@ -111,13 +117,16 @@ class _State(Root):
     def refresh_due(self) -> None:
         if self.batch_depth:
             self.due = self.seq + 1
-        elif self.store is None or (self.n is None and self.seconds is None):
+        elif self.store is None:
             self.due = NEVER
-        elif self.failed or self.seconds is not None:
+        elif self.failed or self.save_requested or self.seconds is not None:
+            # A failed (or a method form's pending) snapshot is retried at the next mutation,
+            # with or without a class policy.
             self.due = self.seq + 1
-        else:
-            assert self.n is not None
+        elif self.n is not None:
             self.due = self.saved_seq + self.n
+        else:
+            self.due = NEVER
 
     def policy_due(self) -> bool:
         if self.store is None or self.seq <= self.saved_seq:
@@ -127,7 +136,10 @@ class _State(Root):
         return self.seconds is not None and time.monotonic() - self.last_time >= self.seconds
 
     def autosave(self) -> None:
-        if self.failed or self.save_requested or self.policy_due():
+        if self.store is None:
+            self.save_requested = False  # not bound (yet): nothing to save to, nothing to raise
+            self.refresh_due()
+        elif self.failed or self.save_requested or self.policy_due():
             self.save(self.seq)
         else:
             self.refresh_due()
@@ -142,6 +154,17 @@ class _State(Root):
             store._commit(store.encode(obj), seq, schema_version=_version(type(obj)))
         except BaseException:
             self.failed = True  # the next mutation (or snapshot()) tries again
+            self.refresh_due()
+            raise
+        self.mark_saved(seq)
+        return seq
+
+    async def asave(self, store: SnapStore, data: bytes, seq: int) -> int:
+        """The I/O half of ``asnapshot``: commit already-encoded ``data`` in a worker thread."""
+        try:
+            await asyncio.to_thread(store._commit, data, seq, schema_version=_version(type(self.obj)))
+        except BaseException:
+            self.failed = True
             self.refresh_due()
             raise
         self.mark_saved(seq)
@@ -205,6 +228,7 @@ def _relink(obj: Snapshottable, st: _State, root: Root | None) -> None:
         value = getattr(obj, name, _MISSING)
         if value is _MISSING or type(value) in SCALARS:
             continue
+        st.held.add(name)
         if isinstance(value, (tracking.TrackedList, tracking.TrackedDict, tracking.TrackedSet)):
             tracking.link(value, target)
         else:
@@ -323,15 +347,22 @@ class Snapshottable:
         except AttributeError:  # built without __new__ (a decoder, copy): adopt now
             st = _adopt(self, None)
         if type(value) in SCALARS:
-            _setattr(self, name, value)
+            if name in st.held:  # replaces a container or an object: detach it
+                old = getattr(self, name, _MISSING)
+                _setattr(self, name, value)
+                st.held.discard(name)
+                detach(old)
+            else:
+                _setattr(self, name, value)
         else:
             old = getattr(self, name, _MISSING)
             if old is value:
                 return  # `obj.tags |= {...}`: the in-place operator counted already
+            if old is not _MISSING:
+                detach(old)  # first: `obj.kids = list(obj.kids)` re-attaches the objects it holds
             value = track(value, st.root)
             _setattr(self, name, value)
-            if old is not _MISSING:
-                detach(old)
+            st.held.add(name)
         r = st.root
         r.seq += 1
         if r.seq >= r.due:
@@ -340,8 +371,10 @@ class Snapshottable:
     def __delattr__(self, name: str) -> None:
         old = getattr(self, name, _MISSING)
         object.__delattr__(self, name)
+        st = _state(self)
+        st.held.discard(name)
         detach(old)
-        _state(self).root.mutated()
+        st.root.mutated()
 
     # -- pickle and copy: fields only, never the store binding ---------------
     def __getstate__(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -399,23 +432,23 @@ class Snapshottable:
         root = _state(self).root
         return root.save(root.pending)
 
-    async def asnapshot(self) -> int:
-        """:meth:`snapshot` for asyncio: the state is captured now, the I/O runs in a thread."""
+    def asnapshot(self) -> Coroutine[Any, Any, int]:
+        """:meth:`snapshot` for asyncio: ``await obj.asnapshot()``; returns the seq written.
+
+        The state is captured (encoded) by this call itself, before it returns the
+        awaitable, so mutations made afterwards, while the write is in flight or
+        before the task even starts, are not in the file, not even half. Only the
+        file I/O runs in a worker thread. An unbound object or a state that
+        cannot be encoded raises here, at the call.
+        """
         root = _state(self).root
-        obj = root.obj
         store = root.store
         if store is None:
-            return root.save(root.pending)  # raises the not-bound error
+            root.save(root.pending)  # raises the not-bound error
+            raise AssertionError("unreachable")  # pragma: no cover
         seq = root.pending
-        data = store.encode(obj)
-        try:
-            await asyncio.to_thread(store._commit, data, seq, schema_version=_version(type(obj)))
-        except BaseException:
-            root.failed = True
-            root.refresh_due()
-            raise
-        root.mark_saved(seq)
-        return seq
+        data = store.encode(root.obj)
+        return root.asave(store, data, seq)
 
     @property
     def snapshot_seq(self) -> int:

@@ -1,0 +1,458 @@
+"""Snapshottable: what counts, what reaches the file, restore and go on, asyncio, failures, versions."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+import errno
+import json
+import pickle
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from snapmixin import Snapshottable, SnapStore, migration
+from snapmixin.errors import MigrationError, SnapError
+from snapmixin.fsio import FileOps
+from snapmixin.tracking import TrackedDict, TrackedList, TrackedSet
+
+
+@dataclass
+class Unit(Snapshottable):
+    name: str = "u"
+    hp: int = 10
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Game(Snapshottable):
+    level: int = 1
+    inventory: list[str] = field(default_factory=list)
+    flags: set[str] = field(default_factory=set)
+    armies: dict[str, list[Unit]] = field(default_factory=dict)
+
+
+@dataclass
+class Busy(Snapshottable):
+    """Assigns, appends and builds nested objects while it initialises."""
+
+    level: int = 1
+    log: list[str] = field(default_factory=list)
+    units: dict[str, list[Unit]] = field(default_factory=dict)
+    total: int = 0
+
+    def __post_init__(self) -> None:
+        self.total = self.level * 2
+        self.log.append("init")
+        self.units.setdefault("red", []).append(Unit("scout"))
+        self.units["red"][0].hp += 1
+
+
+@dataclass(slots=True)
+class Slotted(Snapshottable):
+    level: int = 1
+    items: list[int] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class KwOnly(Snapshottable):
+    level: int
+    items: list[int] = field(default_factory=list)
+
+
+class Plain(Snapshottable):
+    """No dataclass: its own two methods say what its state is."""
+
+    def __init__(self, name: str = "p") -> None:
+        self.name = name
+        self.notes: list[str] = []
+
+    def __snapshot_state__(self) -> dict[str, Any]:
+        return {"name": self.name, "notes": list(self.notes)}
+
+    @classmethod
+    def __from_snapshot_state__(cls, value: dict[str, Any]) -> Plain:
+        obj = cls(value["name"])
+        obj.notes = value["notes"]
+        return obj
+
+
+def on_disk(path: Path) -> dict[str, Any]:
+    """The envelope of the current snapshot, read with nothing but json."""
+    data: dict[str, Any] = json.loads((path / "snapshot.json").read_text("utf-8"))
+    return data
+
+
+# ------------------------------------------------------------------ counting
+
+
+def test_assignments_during_init_and_post_init_do_not_count() -> None:
+    busy = Busy(level=3)
+    assert busy.snapshot_seq == 0
+    assert (busy.total, busy.log, busy.units["red"][0].hp) == (6, ["init"], 11)
+    assert type(busy.log) is TrackedList and type(busy.units) is TrackedDict
+    busy.units["red"][0].tags.append("x")  # made during __post_init__, tracked since
+    busy.log.append("more")
+    busy.level = 4
+    assert busy.snapshot_seq == 3
+
+
+def test_assignments_during_restore_do_not_count(tmp_path: Path) -> None:
+    busy = Busy().bind(tmp_path / "s")
+    busy.level = 7
+    assert busy.snapshot() == 1
+    back = Busy.open(tmp_path / "s")  # decoding runs __post_init__ again: not counted either
+    assert back.snapshot_seq == 1
+    assert back.level == 7
+    back.units["red"][0].tags.append("t")
+    assert back.snapshot_seq == 2
+
+
+def test_every_kind_of_change_counts_on_the_root() -> None:
+    game = Game()
+    game.level += 1
+    game.inventory.append("sword")
+    game.flags |= {"met_king"}
+    game.armies["north"] = [Unit("a"), Unit("b")]
+    unit = game.armies["north"][1]
+    unit.hp -= 3  # a nested object reports to the root
+    unit.tags.append("hurt")  # and so does its own container: depth 4
+    del game.armies["north"][0]
+    game.mark_mutated()  # something tracking cannot see
+    assert game.snapshot_seq == 8
+    assert unit.snapshot_seq == 8
+    delattr(game, "level")
+    assert game.snapshot_seq == 9
+
+
+def test_a_second_init_call_counts() -> None:
+    unit = Unit()
+    Unit.__init__(unit, "again", 3)
+    assert unit.name == "again"
+    assert unit.snapshot_seq > 0
+
+
+# ------------------------------------------------------- the private slot
+
+
+def test_the_private_slot_never_shows(tmp_path: Path) -> None:
+    game = Game(armies={"n": [Unit()]}).bind(tmp_path / "s")
+    game.inventory.append("x")
+    game.snapshot()
+    text = (tmp_path / "s" / "snapshot.json").read_text("utf-8")
+    assert "snapmixin" not in json.dumps(on_disk(tmp_path / "s")["state"])
+    assert "_snapmixin" not in text and "_State" not in text
+    assert "_snapmixin" not in repr(game) and "Tracked" not in repr(game)
+    assert [f.name for f in dataclasses.fields(Game)] == ["level", "inventory", "flags", "armies"]
+    assert dataclasses.asdict(game) == {"level": 1, "inventory": ["x"], "flags": set(),
+                                        "armies": {"n": [{"name": "u", "hp": 10, "tags": []}]}}
+    assert "_snapmixin" not in vars(game)
+    other = Game(armies={"n": [Unit()]}, inventory=["x"])  # unbound, never counted
+    assert game == other and other == game
+    assert copy.deepcopy(game) == game
+
+
+def test_pickle_and_copies_keep_fields_only(tmp_path: Path) -> None:
+    game = Game(armies={"n": [Unit()]}).bind(tmp_path / "s")
+    game.inventory.append("x")
+    for dup in (pickle.loads(pickle.dumps(game)), copy.deepcopy(game), copy.copy(game)):
+        assert dup == game
+        assert dup.snapshot_seq == 0  # a new object: its own count, no store
+        with pytest.raises(SnapError, match="not bound"):
+            dup.snapshot()
+        assert type(dup.inventory) is TrackedList
+        dup.armies["n"][0].hp = 1  # tracked, on the copy's own root
+        assert dup.snapshot_seq == 1
+    assert game.snapshot_seq == 1
+    for dup in (pickle.loads(pickle.dumps(Slotted(2, [1]))), copy.deepcopy(Slotted(2, [1]))):
+        assert dup == Slotted(2, [1])
+        dup.items.append(1)
+        assert dup.snapshot_seq == 1
+
+
+# --------------------------------------------------------- kinds of classes
+
+
+def test_slots_and_kw_only_dataclasses_work(tmp_path: Path) -> None:
+    s = Slotted(items=[1])
+    assert not hasattr(s, "__dict__")
+    s.items.append(2)
+    s.level = 2
+    assert s.snapshot_seq == 2
+    s.bind(tmp_path / "a").snapshot()
+    back = Slotted.open(tmp_path / "a")
+    assert back == s and back.snapshot_seq == 2 and type(back.items) is TrackedList
+    with pytest.raises(AttributeError):
+        s.nope = 1  # type: ignore[attr-defined]
+
+    k = KwOnly(level=3)
+    k.items += [1]
+    assert k.snapshot_seq == 1
+    k.bind(tmp_path / "b").snapshot()
+    assert KwOnly.open(tmp_path / "b") == KwOnly(level=3, items=[1])
+    with pytest.raises(TypeError):
+        KwOnly(3)  # type: ignore[misc]
+
+
+def test_a_frozen_dataclass_is_refused_at_its_first_instance() -> None:
+    @dataclass(frozen=True)
+    class Frozen(Snapshottable):
+        level: int = 1
+
+    with pytest.raises(TypeError, match=r"Frozen is a frozen dataclass.*frozen=True"):
+        Frozen()
+    with pytest.raises(TypeError, match="frozen"):
+        Frozen.open("anywhere")
+
+
+def test_a_plain_class_with_its_own_state_methods(tmp_path: Path) -> None:
+    p = Plain("x")
+    assert p.snapshot_seq == 0
+    p.notes.append("a")
+    p.name = "y"
+    assert p.snapshot_seq == 2
+    p.bind(tmp_path / "p").snapshot()
+    assert on_disk(tmp_path / "p")["state"] == {"name": "y", "notes": ["a"]}
+    back = Plain.open(tmp_path / "p")
+    assert (back.name, back.notes, back.snapshot_seq) == ("y", ["a"], 2)
+    back.notes.append("b")
+    assert back.snapshot_seq == 3
+    assert Plain.open(tmp_path / "none").name == "p"
+
+
+def test_a_class_no_codec_can_save_is_refused_clearly() -> None:
+    class Opaque(Snapshottable):
+        pass
+
+    with pytest.raises(TypeError, match="cannot save"):
+        Opaque()
+
+
+# ------------------------------------------------------- restore and go on
+
+
+def test_open_mutate_snapshot_open_again_continues(tmp_path: Path) -> None:
+    d = tmp_path / "save"
+    game = Game.open(d)  # nothing there yet: Game(), bound
+    assert game == Game() and game.snapshot_seq == 0
+    game.level = 2
+    game.armies["n"] = [Unit("a")]
+    game.armies["n"][0].tags.append("brave")
+    assert game.snapshot() == 3
+    assert on_disk(d)["seq"] == 3 and (d / "snapshot.seq").read_text() == "3\n"
+
+    again = Game.open(d)
+    assert again == game and again is not game
+    assert again.snapshot_seq == 3
+    assert type(again.armies["n"]) is TrackedList and type(again.flags) is TrackedSet
+    again.armies["n"][0].hp = 1
+    again.inventory.append("shield")
+    assert again.snapshot_seq == 5
+    assert again.snapshot() == 5
+
+    third = Game.open(SnapStore(d))
+    assert third == again and third.snapshot_seq == 5
+    assert third.armies["n"][0].hp == 1
+
+
+def test_open_with_a_default(tmp_path: Path) -> None:
+    game = Game.open(tmp_path / "x", default=lambda: Game(level=5))
+    assert game.level == 5 and game.snapshot_seq == 0
+    with pytest.raises(TypeError, match="default"):
+        Game.open(tmp_path / "y", default=lambda: Unit())  # type: ignore[arg-type, return-value]
+
+
+def test_snapshot_without_a_store_is_an_error() -> None:
+    with pytest.raises(SnapError, match="not bound"):
+        Game().snapshot()
+    with pytest.raises(TypeError):
+        Game().bind(42)  # type: ignore[arg-type]
+
+
+def test_context_manager_snapshots_on_clean_exit_only(tmp_path: Path) -> None:
+    d = tmp_path / "cm"
+    with Game.open(d) as game:
+        game.level = 2
+    assert on_disk(d)["seq"] == 1 and on_disk(d)["state"]["level"] == 2
+
+    with Game.open(d) as game:
+        pass  # nothing unsaved: nothing written
+    assert on_disk(d)["seq"] == 1
+
+    with pytest.raises(RuntimeError), Game.open(d) as game:
+        game.level = 3
+        raise RuntimeError("boom")
+    assert on_disk(d)["seq"] == 1 and on_disk(d)["state"]["level"] == 2
+
+    with Game.open(d) as game:
+        game.level = 4
+        game.snapshot()
+        game.inventory.append("x")  # unsaved again
+    assert on_disk(d)["seq"] == 3 and on_disk(d)["state"]["inventory"] == ["x"]
+
+
+# ----------------------------------------------------------------- asyncio
+
+
+class GateFS(FileOps):
+    """Holds the first write of the file system layer until the test lets it go."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.armed = True
+
+    def write(self, fd: int, data: bytes | memoryview) -> None:
+        if self.armed:
+            self.armed = False
+            self.entered.set()
+            assert self.release.wait(10), "the test never released the write"
+        super().write(fd, data)
+
+
+def test_asnapshot_writes_the_state_as_it_was_when_called(tmp_path: Path) -> None:
+    fs = GateFS()
+    game = Game(level=1).bind(SnapStore(tmp_path / "a", fs=fs))
+    game.inventory.append("sword")
+
+    async def main() -> None:
+        task = asyncio.create_task(game.asnapshot())
+        # The task has not even started: these changes come after the call.
+        game.level = 99
+        game.inventory.append("late")
+        await asyncio.to_thread(fs.entered.wait, 10)  # the worker is inside the write now
+        game.inventory.append("during")  # changes while the write is in flight
+        game.armies["n"] = [Unit()]
+        fs.release.set()
+        assert await task == 1
+
+    asyncio.run(main())
+    assert on_disk(tmp_path / "a")["seq"] == 1
+    assert on_disk(tmp_path / "a")["state"]["level"] == 1
+    assert on_disk(tmp_path / "a")["state"]["inventory"] == ["sword"]
+    assert game.snapshot_seq == 5
+    assert game.snapshot() == 5  # the rest is still unsaved, and goes in next
+    assert Game.open(tmp_path / "a") == game
+
+
+def test_asnapshot_awaited_directly_and_its_failures(tmp_path: Path) -> None:
+    game = Game.open(tmp_path / "b")
+    game.level = 3
+
+    async def main() -> int:
+        return await game.asnapshot()
+
+    assert asyncio.run(main()) == 1
+    assert Game.open(tmp_path / "b").level == 3
+    with pytest.raises(SnapError, match="not bound"):
+        Game().asnapshot()
+
+    full = DiskFull()
+    game.bind(SnapStore(tmp_path / "b", fs=full))
+    game.level = 4
+    full.full = True
+    with pytest.raises(SnapError) as info:
+        asyncio.run(main())
+    assert isinstance(info.value.__cause__, OSError) and info.value.__cause__.errno == errno.ENOSPC
+    full.full = False
+    game.level = 5  # no class policy, yet the failed snapshot is retried at the next mutation
+    assert on_disk(tmp_path / "b")["seq"] == 3
+
+
+# ----------------------------------------------------------------- failures
+
+
+class DiskFull(FileOps):
+    """The disk fills up when the test says so: every write fails with ENOSPC."""
+
+    full = False
+
+    def write(self, fd: int, data: bytes | memoryview) -> None:
+        if self.full:
+            raise OSError(errno.ENOSPC, "No space left on device (injected)")
+        super().write(fd, data)
+
+
+def test_nested_snapshot_saves_the_whole_tree(tmp_path: Path) -> None:
+    game = Game(armies={"n": [Unit()]}).bind(tmp_path / "n")
+    unit = game.armies["n"][0]
+    unit.hp = 1
+    assert unit.snapshot() == 1
+    assert on_disk(tmp_path / "n")["state"]["armies"]["n"][0]["hp"] == 1
+
+
+# --------------------------------------------------------- schema versions
+
+
+@dataclass
+class CharV1(Snapshottable):
+    health: int = 10
+
+
+@dataclass
+class Char(Snapshottable, snapshot_version=2):
+    hp: int = 10
+    bag: list[str] = field(default_factory=list)
+
+    @migration(from_version=1)
+    def _v1(d: dict[str, Any]) -> dict[str, Any]:  # type: ignore[misc]
+        d["hp"] = d.pop("health")
+        return d
+
+
+@dataclass(slots=True)
+class SlottedChar(Snapshottable, snapshot_version=2):
+    hp: int = 10
+    bag: list[str] = field(default_factory=list)
+
+    @migration(from_version=1)
+    def _v1(d: dict[str, Any]) -> dict[str, Any]:  # type: ignore[misc]
+        d["hp"] = d.pop("health")
+        return d
+
+
+@pytest.mark.parametrize("cls", [Char, SlottedChar])
+def test_a_version_2_class_opens_a_version_1_save_through_its_migration(
+        tmp_path: Path, cls: type[Char] | type[SlottedChar]) -> None:
+    old = CharV1.open(tmp_path / "c")
+    old.health = 7
+    old.snapshot()
+    assert on_disk(tmp_path / "c")["schema_version"] == 1
+
+    assert cls.__snapmixin_version__ == 2  # dataclass(slots=True) re-created the class: kept
+    char = cls.open(tmp_path / "c")
+    assert (char.hp, char.bag, char.snapshot_seq) == (7, [], 1)
+    char.bag.append("potion")
+    assert char.snapshot() == 2
+    assert on_disk(tmp_path / "c")["schema_version"] == 2
+    assert on_disk(tmp_path / "c")["state"] == {"hp": 7, "bag": ["potion"]}
+    assert cls.open(tmp_path / "c") == char
+
+    # the old code refuses the newer save rather than read it half-understood
+    with pytest.raises(MigrationError, match="newer"):
+        CharV1.open(tmp_path / "c")
+
+
+def test_a_migration_chain_with_a_gap_is_refused_at_class_creation() -> None:
+    with pytest.raises(MigrationError, match="gap"):
+        @dataclass
+        class Gappy(Snapshottable, snapshot_version=3):
+            hp: int = 1
+
+            @migration(from_version=1)
+            def _v1(d: dict[str, Any]) -> dict[str, Any]:  # type: ignore[misc]
+                return d
+
+
+def test_subclasses_inherit_the_version_and_migrations(tmp_path: Path) -> None:
+    @dataclass
+    class MoreChar(Char):
+        xp: int = 0
+
+    assert MoreChar.__snapmixin_version__ == 2
+    CharV1.open(tmp_path / "m").bind(tmp_path / "m").snapshot()
+    assert MoreChar.open(tmp_path / "m") == MoreChar(hp=10)
