@@ -329,6 +329,7 @@ class _Inode:
     entries: dict[str, _Inode] = field(default_factory=dict)
     pending: list[tuple[str, str, _Inode | None]] = field(default_factory=list)  # (kind, name, inode)
     live: dict[str, _Inode] = field(default_factory=dict)  # entries as the running process sees them
+    poisoned: bool = False           # an fsync of this file failed: its un-synced data may be lost
 
 
 def _apply(entries: dict[str, _Inode], change: tuple[str, str, _Inode | None]) -> None:
@@ -378,6 +379,10 @@ class _Model:
 
     def apply(self, op: Op) -> None:
         if op.error is not None:
+            if op.name == "fsync" and op.fd in self.fds:
+                # Linux may drop the dirty pages of a file whose fsync failed and mark them clean:
+                # what was not durable then never will be, whatever a later fsync says.
+                self.fds[op.fd].poisoned = True
             return
         n = op.name
         if n == "makedirs":
@@ -399,7 +404,8 @@ class _Model:
         elif n == "fsync":
             assert op.fd is not None
             node = self.fds[op.fd]
-            node.durable = node.data
+            if not node.poisoned:
+                node.durable = node.data
         elif n == "close":
             if op.fd is not None:
                 self.fds.pop(op.fd, None)
@@ -508,7 +514,9 @@ def replay_states(root: str, before: Tree, ops: list[Op], upto: int) -> list[Tre
     - a directory's entry changes (file creation, ``replace``, ``link``,
       ``unlink``, ``makedirs`` of a child) are durable once ``fsync_dir`` ran on
       that directory; of those made since, any prefix (in order) survives;
-    - an op that failed (``error`` set) changed nothing.
+    - an op that failed (``error`` set) changed nothing; after a failed ``fsync``
+      the file's un-synced bytes stay un-synced whatever a later ``fsync`` of it
+      says (Linux may drop the dirty pages and mark them clean).
 
     Returns distinct trees (relative paths; directories map to None).
     """

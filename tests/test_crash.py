@@ -19,6 +19,7 @@ exactly as the crash left it, temp files included.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ from typing import Any
 import pytest
 
 from snapmixin import SnapStore
-from snapmixin.errors import SnapshotNotFound
+from snapmixin.errors import SnapError, SnapshotNotFound
 from snapmixin.fsio import FileOps, is_temp_name
 from tests.crashfs import MUTATING, Crash, Op, RecordingFS, replay_states, snapshot_tree, write_tree
 
@@ -141,7 +142,7 @@ def check_recovery(store_dir: Path, sc: Scenario) -> str | None:
 
 
 def explore(tmp: Path, sc: Scenario, before: dict[str, bytes | None], ops: list[Op],
-            *, recover: bool = True) -> tuple[int, int, list[str]]:
+            *, recover: bool = True, committed_at_end: bool = True) -> tuple[int, int, list[str]]:
     """Check every crash state of every prefix.
 
     Returns (crash states over all prefixes, distinct directories checked, violations).
@@ -152,7 +153,7 @@ def explore(tmp: Path, sc: Scenario, before: dict[str, bytes | None], ops: list[
     violations: list[str] = []
     checked = total = 0
     for k in range(len(ops) + 1):
-        committed = k == len(ops)
+        committed = committed_at_end and k == len(ops)
         for tree in replay_states(root, before, ops, k):
             total += 1
             key = (committed, *sorted(tree.items()))
@@ -183,6 +184,27 @@ def test_every_crash_point_restores_old_or_new(tmp_path: Path, sc: Scenario) -> 
     # The model did explore: more crash states than prefixes (un-synced data and entries branch).
     assert total > len(ops) + 1 and checked > 2
     print(f"{sc.name}: {len(ops)} ops, {len(mutating)} mutating, {total} crash states, {checked} distinct")
+
+
+@pytest.mark.parametrize("op", ["write", "fsync", "fsync_dir"])
+@pytest.mark.parametrize("sc", [SCENARIOS[1], SCENARIOS[3]], ids=lambda s: s.name)
+def test_crash_points_after_an_io_error(tmp_path: Path, sc: Scenario, op: str) -> None:
+    """EIO at the first write/fsync (of the snapshot's temp file) or fsync_dir: whether create()
+    then fails or recovers in a fresh temp file, no crash point may expose data never made durable."""
+    root = tmp_path / "root"
+    seed(root, sc)
+    before = snapshot_tree(os.fspath(root))
+    fs = RecordingFS(fail_errno=errno.EIO, fail_op=op,
+                     fail_path=None if op == "fsync_dir" else "snapshot.json")
+    try:
+        SnapStore(root / sc.store_rel, keep=sc.keep, fs=fs).create(state_for(sc.new_seq), sc.new_seq)
+        returned = True
+    except SnapError as e:
+        assert isinstance(e.__cause__, OSError) and e.__cause__.errno == errno.EIO
+        returned = False
+    assert fs.failures == 1
+    _, _, violations = explore(tmp_path, sc, before, fs.ops, committed_at_end=returned)
+    assert not violations, "\n".join(violations[:10])
 
 
 def test_op_sequence_has_the_documented_protocol(tmp_path: Path) -> None:
@@ -255,6 +277,27 @@ def test_model_catches_the_seeds_two_rename_protocol(tmp_path: Path) -> None:
             if state == b'{"seq": 2}' and seq == b"1":
                 mixed.append(k)
     assert mixed, "the model should find the seed's crash window"
+
+
+def test_model_knows_a_failed_fsync_loses_the_data(tmp_path: Path) -> None:
+    """After a failed fsync the kernel may have dropped the dirty pages (and marked them clean):
+    fsyncing the same file again proves nothing. A protocol that retries that way is caught."""
+    root = tmp_path / "root"
+    (root / STORE).mkdir(parents=True)
+    before = snapshot_tree(os.fspath(root))
+    fs = RecordingFS(fail_errno=errno.EIO, fail_op="fsync")
+    d = os.fspath(root / STORE)
+    fd, tmp = fs.open_tmp(d, "snapshot.json")
+    fs.write(fd, b'{"seq": 2}')
+    with pytest.raises(OSError):
+        fs.fsync(fd)
+    fs.fsync(fd)  # "succeeds"
+    fs.close(fd)
+    fs.replace(tmp, os.path.join(d, "snapshot.json"))
+    fs.fsync_dir(d)
+    finals = {t.get(f"{STORE}/snapshot.json") for t in replay_states(os.fspath(root), before, fs.ops,
+                                                                      len(fs.ops))}
+    assert finals == {b'{"seq": 2}', b"", b'{"seq'}
 
 
 # -- real crashes: the directory exactly as a dying writer leaves it -------------------------------
