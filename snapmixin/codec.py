@@ -467,9 +467,9 @@ class MsgspecCodec(Codec):
         plan = self._plan(cls)
         try:
             value = plan.decoder.decode(data)
-        except msgspec.ValidationError:
-            # The error path: redo it on plain values to find the keys msgspec writes as [...].
-            return self.convert(loads(data), cls)
+        except msgspec.ValidationError as e:
+            # The error path: find the keys msgspec writes as [...] by retrying on parts.
+            raise _validation_failure(e, loads(data), _json_attempt(plan.decoder)) from e
         except msgspec.DecodeError as e:
             raise DecodeFailure(f"not valid JSON: {e}") from e
         except RecursionError as e:
@@ -486,32 +486,39 @@ class MsgspecCodec(Codec):
         except msgspec.ValidationError as e:  # e.g. a __post_init__ refusing a value
             raise _validation_failure(e) from e
 
-    def _attempt(self, target: Any) -> Callable[[Any], str | None]:
-        def attempt(value: Any) -> str | None:
-            try:
-                msgspec.convert(value, target, dec_hook=_dec_hook)
-            except msgspec.ValidationError as e:
-                return str(e)
-            return None
-        return attempt
-
     def from_builtins(self, value: Any, cls: Any) -> Any:
         return self.convert(value, cls)
 
     def convert(self, value: Any, cls: Any) -> Any:
+        """Plain values (a migrated state) to ``cls``, by way of JSON text.
+
+        ``msgspec.convert`` reads plain values by Python rules, not JSON ones
+        (it refuses the string keys JSON has for ``dict[int, ...]``), so the
+        value is encoded and decoded like a file: exactly the same checks.
+        """
         if cls is None:
             return value
-        plan = self._plan(cls)
-        target = cls if plan.mirror is None else plan.mirror
+        return self.decode(_json_of(value), cls)
+
+
+def _json_of(value: Any) -> bytes:
+    """JSON bytes of a plain value that should be JSON already (a migration's output)."""
+    try:
+        return dumps(value)
+    except EncodeFailure as e:
+        raise DecodeFailure(f"the state is not plain JSON values ({e.message}): did a migration "
+                            "put an object in it?", e.json_path) from e
+
+
+def _json_attempt(decoder: msgspec.json.Decoder[Any]) -> Callable[[Any], str | None]:
+    """Retry a decode on a plain value: its error text, or None."""
+    def attempt(value: Any) -> str | None:
         try:
-            obj = msgspec.convert(value, target, dec_hook=_dec_hook)
+            decoder.decode(_encoder.encode(value))
         except msgspec.ValidationError as e:
-            raise _validation_failure(e, value, self._attempt(target)) from e
-        if plan.mirror is not None:
-            obj = self._from_mirror(obj, cls)
-        if plan.recheck:
-            _check_no_unknown_keys(value, self.to_builtins(obj), "$")
-        return obj
+            return str(e)
+        return None
+    return attempt
 
 
 def _strict_mirror(tp: Any, *, for_cattrs: bool = False, forbid: bool = True) -> tuple[Any, bool]:
@@ -899,7 +906,8 @@ class AttrsCodec(Codec):
 
     def __init__(self, *, ignore_unknown_keys: bool = False) -> None:
         self.ignore_unknown_keys = ignore_unknown_keys
-        self._mirrors: dict[Any, tuple[Any, bool]] = {}
+        self._mirrors: dict[Any, tuple[msgspec.json.Decoder[Any] | None, bool]] = {}
+        self._fallback = MsgspecCodec(ignore_unknown_keys=True)  # unknown keys: checked in convert()
         try:
             from cattrs.preconf.json import make_converter
         except ImportError:
@@ -917,23 +925,20 @@ class AttrsCodec(Codec):
         plan = self._mirrors.get(cls)
         if plan is None:
             mirror, partial = _strict_mirror(cls, for_cattrs=True, forbid=not self.ignore_unknown_keys)
-            plan = self._mirrors[cls] = (mirror, partial)
-        mirror, partial = plan
-        if mirror is None:
+            decoder = None if mirror is None else msgspec.json.Decoder(mirror, dec_hook=_dec_hook)
+            plan = self._mirrors[cls] = (decoder, partial)
+        decoder, partial = plan
+        if decoder is None:
             return False
-        attempt = _strict_attempt(mirror)
         try:
-            msgspec.convert(value, mirror, dec_hook=_dec_hook)
+            decoder.decode(_json_of(value))
         except msgspec.ValidationError as e:
-            raise _validation_failure(e, value, attempt) from e
+            raise _validation_failure(e, value, _json_attempt(decoder)) from e
         return not partial
 
     def from_builtins(self, value: Any, cls: Any) -> Any:
         if self._converter is None:
-            try:
-                return msgspec.convert(value, cls, dec_hook=_dec_hook)
-            except msgspec.ValidationError as e:
-                raise _validation_failure(e, value, _strict_attempt(cls)) from e
+            return self._fallback.convert(value, cls)
         try:
             return self._converter.structure(value, cls)
         except Exception as e:
@@ -945,16 +950,6 @@ class AttrsCodec(Codec):
         if not self.ignore_unknown_keys and not keys_checked:
             _check_no_unknown_keys(value, self.to_builtins(obj), "$")
         return obj
-
-
-def _strict_attempt(target: Any) -> Callable[[Any], str | None]:
-    def attempt(value: Any) -> str | None:
-        try:
-            msgspec.convert(value, target, dec_hook=_dec_hook)
-        except msgspec.ValidationError as e:
-            return str(e)
-        return None
-    return attempt
 
 
 _CATTRS_PATH_RE = re.compile(r" @ (\$\S*)$")
@@ -1012,7 +1007,14 @@ def codec_for(cls: Any, *, ignore_unknown_keys: bool = False) -> Codec:
         if hasattr(cls, "__attrs_attrs__"):
             return AttrsCodec(ignore_unknown_keys=ignore_unknown_keys)
     name = getattr(cls, "__qualname__", None) or repr(cls)
-    if not _msgspec_knows(cls):
+    try:
+        known = _msgspec_knows(cls)
+    except NameError as e:
+        raise TypeError(
+            f"snapmixin cannot resolve the type annotations of {name}: {e}. With `from __future__ "
+            "import annotations` they are strings, looked up in the module's globals: define the "
+            "classes they name at module level") from e
+    if not known:
         raise TypeError(f"snapmixin cannot save or restore objects of type {name}: {_WAYS}")
     bad = _unsupported_part(cls)
     if bad is not None:
