@@ -686,8 +686,10 @@ class SnapStore:
             raise CorruptSnapshot(f"{path}: not a snapmixin snapshot (no \"format\": \"{FORMAT}\") and "
                                   f"{seqfile} holds no seq, so it is not a minisnap 0.1.1 one either",
                                   path=path)
-        if seq_hint is not None and top is not None and "state" not in top:
-            # history entry archived from a minisnap 0.1.1 directory: bare state, seq in its name
+        if seq_hint is not None and (_HISTORY_RE.match(name) or (top is not None and "state" not in top)):
+            # history entry archived from a minisnap 0.1.1 directory: bare state (any JSON value:
+            # a list, a string, a dict with a "state" key...), seq in its name
+            _codec_check_json(data, path)
             return _Generation(SnapshotInfo(seq=seq_hint, created_at=None, schema_version=1,
                                             path=Path(path), size=size, layout="minisnap-0.1.1"),
                                data.strip())

@@ -178,3 +178,22 @@ def test_013_after_snapmixin_snapshot_is_damaged_seq_still_never_regresses(tmp_p
         store.create("eleven", 11)
     store.create("fourteen", 14)
     assert store.restore() == ("fourteen", 14)
+
+
+@pytest.mark.parametrize("bare", [[1, 2, 3], "text", 0, None, {"state": 1, "seq": 2}, {"a": 1}],
+                         ids=repr)
+def test_archived_011_generation_of_any_shape_stays_in_history(tmp_path: Path, bare: object) -> None:
+    """A 0.1.1 bare state archived into history/ is readable whatever JSON value it is."""
+    d = tmp_path / "state"
+    minisnap_011(d, bare, 10)
+    store = SnapStore(d, keep=3)
+    store.create({"new": 1}, 11)
+    hist = store.history()
+    assert [i.seq for i in hist] == [11, 10]
+    assert hist[1].layout == "minisnap-0.1.1"
+    (d / "snapshot.json").write_text("{")
+    assert store.restore(fallback=True) == (bare, 10)
+    # and a damaged archived bare state is still reported as damaged
+    (d / "history" / f"snapshot-{10:020d}.json").write_text("[1, 2")
+    with pytest.raises(CorruptSnapshot):
+        store.restore(fallback=True)
