@@ -253,22 +253,37 @@ def atomic_write(ops: FileOps, directory: str, name: str, data: bytes, *, durabl
     derived files that a reader can rebuild). On any failure before the rename
     the temp file is removed and the target is untouched; a failed fsync is
     never retried on the same file (the page cache may already have dropped
-    the data): the caller starts again from a new temp file.
+    the data): the write is treated as lost, and done again once, from scratch,
+    in a new temp file (``EIO`` from write, fsync or close only; a second
+    failure, or any other error, is raised).
     """
-    fd, tmp = ops.open_tmp(directory, name)
-    try:
+    for attempt in range(_EIO_ATTEMPTS):
+        fd, tmp = ops.open_tmp(directory, name)
+        written = False
         try:
-            ops.write(fd, data)
-            if durable:
-                ops.fsync(fd)
-        finally:
-            ops.close(fd)
-        ops.replace(tmp, os.path.join(directory, name))
-    except BaseException:
-        _discard(ops, tmp)
-        raise
+            try:
+                ops.write(fd, data)
+                if durable:
+                    ops.fsync(fd)
+            finally:
+                ops.close(fd)
+            written = True
+            ops.replace(tmp, os.path.join(directory, name))
+        except OSError as e:
+            _discard(ops, tmp)
+            if not written and e.errno == errno.EIO and attempt + 1 < _EIO_ATTEMPTS:
+                continue  # never fsync the same file again: a new temp file, the data written anew
+            raise
+        except BaseException:
+            _discard(ops, tmp)
+            raise
+        break
     if durable:
         ops.fsync_dir(directory)
+
+
+#: How many temp files :func:`atomic_write` tries when writing or fsyncing one fails with EIO.
+_EIO_ATTEMPTS = 2
 
 
 def make_dirs(ops: FileOps, path: str) -> None:

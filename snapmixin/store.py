@@ -583,9 +583,18 @@ class SnapStore:
         return out
 
     def _current_head(self) -> SnapshotInfo | None:
-        """The current generation's header, or None when missing or unreadable."""
+        """The current generation's header, or None when missing or damaged.
+
+        A read that fails (EIO, EACCES...) raises that ``OSError``: a writer must not
+        go on blind (it would skip the seq check and drop the generation from history).
+        """
         try:
             return self._read(self._p(SNAPSHOT), verify=False, head_only=True).info
+        except CorruptSnapshot as e:
+            cause = e.__cause__
+            if isinstance(cause, OSError) and not isinstance(cause, fsio.NotRegularFile):
+                raise cause from None
+            return None
         except (SnapError, OSError):
             return None
 
