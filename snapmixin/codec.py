@@ -1008,30 +1008,33 @@ def codec_for(cls: Any, *, ignore_unknown_keys: bool = False) -> Codec:
             return AttrsCodec(ignore_unknown_keys=ignore_unknown_keys)
     name = getattr(cls, "__qualname__", None) or repr(cls)
     try:
-        known = _msgspec_knows(cls)
+        refusal = _msgspec_refusal(cls)
     except NameError as e:
         raise TypeError(
             f"snapmixin cannot resolve the type annotations of {name}: {e}. With `from __future__ "
             "import annotations` they are strings, looked up in the module's globals: define the "
             "classes they name at module level") from e
-    if not known:
-        raise TypeError(f"snapmixin cannot save or restore objects of type {name}: {_WAYS}")
+    if refusal is not None:
+        raise TypeError(f"snapmixin cannot save or restore objects of type {name}{refusal}: {_WAYS}")
     bad = _unsupported_part(cls)
     if bad is not None:
         where, part = bad
+        if where == "$":
+            raise TypeError(f"snapmixin cannot save or restore objects of type {name}: {_WAYS}")
         raise TypeError(
             f"snapmixin cannot save or restore objects of type {name}: its part {where} is a "
             f"{getattr(part, '__qualname__', part)}, which no adapter handles: for that class, {_WAYS}")
     return MsgspecCodec(ignore_unknown_keys=ignore_unknown_keys)
 
 
-def _msgspec_knows(cls: Any) -> bool:
+def _msgspec_refusal(cls: Any) -> str | None:
+    """None when msgspec (with the hooks) can save and rebuild ``cls``; else why not (or "")."""
     if isinstance(cls, type) and issubclass(cls, (enum.Enum, pathlib.PurePath)):
-        return True
+        return None
     try:
         msgspec.json.Decoder(cls, dec_hook=_dec_hook)
-    except TypeError:
-        return False
+    except TypeError as e:
+        return f" ({e})"
     if isinstance(cls, type) and cls.__module__ not in ("builtins",) and not (
             dataclasses.is_dataclass(cls) or issubclass(cls, (msgspec.Struct, tuple, dict))
             or cls.__module__ in ("datetime", "decimal", "uuid", "typing")):
@@ -1039,9 +1042,9 @@ def _msgspec_knows(cls: Any) -> bool:
         try:
             info = msgspec.inspect.type_info(cls)
         except Exception:
-            return False
-        return not isinstance(info, msgspec.inspect.CustomType)
-    return True
+            return ""
+        return "" if isinstance(info, msgspec.inspect.CustomType) else None
+    return None
 
 
 def _hooks_handle(cls: type) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import typing
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ import msgspec
 import pydantic
 import pytest
 from dataclasses_json import LetterCase, dataclass_json
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from snapmixin import SnapStore
 from snapmixin.codec import codec_for
@@ -406,3 +409,51 @@ def test_the_codec_alone_raises_decode_failures_with_paths() -> None:
         codec.decode(data, DGame)
     assert info.value.json_path == "$.players[2].pos.x"
     assert codec.decode(codec.encode(valid("dataclass")), DGame) == valid("dataclass")
+
+
+def test_a_dataclass_with_an_init_false_field_restores_its_own_snapshot(tmp_path: Path) -> None:
+    """The field is written (msgspec writes every field), so the strict mirror must accept it back."""
+    store = SnapStore(tmp_path / "s")
+    store.create(Derived(3, 4), 1)
+    assert json.loads((tmp_path / "s" / "snapshot.json").read_text())["state"]["total"] == 7
+    got, _ = store.restore(Derived)
+    assert (got.a, got.b, got.total) == (3, 4, 7)
+
+
+@dataclass
+class Scores:
+    by_level: dict[int, list[int]]
+    by_id: dict[uuid.UUID, str] = field(default_factory=dict)
+
+
+def test_non_string_dict_keys_restore_after_a_migration(tmp_path: Path) -> None:
+    """A migrated state is checked like a file: JSON's string keys still read as int and UUID keys."""
+    from snapmixin import migration
+
+    @migration(from_version=1)
+    def up(d: dict[str, Any]) -> dict[str, Any]:
+        return {"by_level": d["levels"]}
+
+    SnapStore(tmp_path / "s").create({"levels": {"1": [10], "2": [20, 30]}}, 1)
+    store = SnapStore(tmp_path / "s", schema_version=2, migrations=[up])
+    assert store.restore(Scores)[0] == Scores({1: [10], 2: [20, 30]})
+    u = uuid.UUID(int=1)
+    store.create(Scores({3: []}, {u: "x"}), 2)
+    assert store.restore(Scores)[0] == Scores({3: []}, {u: "x"})
+
+
+KEYS = st.text(min_size=0, max_size=8)
+POS = st.builds(DPos, x=st.integers(-2**63, 2**63 - 1), y=st.integers(-5, 5))
+PLAYER = st.builds(DPlayer, name=st.text(max_size=10), pos=POS)
+GAME = st.builds(DGame, players=st.lists(PLAYER, max_size=4), index=st.dictionaries(KEYS, PLAYER, max_size=4),
+                 best=st.none() | PLAYER)
+
+
+@settings(max_examples=60, deadline=None)
+@given(game=GAME)
+def test_any_state_of_the_shape_round_trips(game: DGame) -> None:
+    """Through the mirror and back, by both ways in: the bytes of a file and a migrated value."""
+    codec = codec_for(DGame)
+    data = codec.encode(game)
+    assert codec.decode(data, DGame) == game
+    assert codec.convert(json.loads(data), DGame) == game
