@@ -43,6 +43,11 @@ def state_for(seq: int) -> dict[str, Any]:
             "nested": {"pad": "x" * (50 + seq), "flag": seq % 2 == 0}}
 
 
+def new_state(sc: Scenario) -> dict[str, Any]:
+    """The state the explored create() writes: differs from the old one even at the same seq."""
+    return {**state_for(sc.new_seq), "rev": "new"}
+
+
 @dataclass
 class Scenario:
     name: str
@@ -94,7 +99,7 @@ def record(root: Path, sc: Scenario,
     seed(root, sc)
     before = snapshot_tree(os.fspath(root))
     fs = fs if fs is not None else RecordingFS()
-    SnapStore(root / sc.store_rel, keep=sc.keep, fs=fs).create(state_for(sc.new_seq), sc.new_seq)
+    SnapStore(root / sc.store_rel, keep=sc.keep, fs=fs).create(new_state(sc), sc.new_seq)
     return before, fs.ops
 
 
@@ -112,7 +117,7 @@ def check_outcome(store_dir: Path, sc: Scenario, committed: bool) -> str | None:
     seqs = [i.seq for i in store.history()]
     if not seqs or seqs[0] != seq or seqs != sorted(set(seqs), reverse=True):
         return f"history() after the crash is {seqs} (restored seq {seq})"
-    if seq == sc.new_seq and state == state_for(sc.new_seq):
+    if seq == sc.new_seq and state == new_state(sc):
         return None
     if committed:
         return f"create() had returned but restore gave seq {seq}"
@@ -197,7 +202,7 @@ def test_crash_points_after_an_io_error(tmp_path: Path, sc: Scenario, op: str) -
     fs = RecordingFS(fail_errno=errno.EIO, fail_op=op,
                      fail_path=None if op == "fsync_dir" else "snapshot.json")
     try:
-        SnapStore(root / sc.store_rel, keep=sc.keep, fs=fs).create(state_for(sc.new_seq), sc.new_seq)
+        SnapStore(root / sc.store_rel, keep=sc.keep, fs=fs).create(new_state(sc), sc.new_seq)
         returned = True
     except SnapError as e:
         assert isinstance(e.__cause__, OSError) and e.__cause__.errno == errno.EIO
@@ -319,7 +324,7 @@ def test_real_crash_after_each_op(tmp_path: Path, sc: Scenario) -> None:
             fs = RecordingFS(**{f"crash_{how}": i})  # type: ignore[arg-type]
             store = SnapStore(root / sc.store_rel, keep=sc.keep, fs=fs)
             with pytest.raises(Crash):
-                store.create(state_for(sc.new_seq), sc.new_seq)
+                store.create(new_state(sc), sc.new_seq)
             assert fs.crashed
             problem = check_outcome(root / sc.store_rel, sc, committed=False)
             if problem is None:
@@ -341,8 +346,8 @@ def test_crash_after_commit_returns_the_new_snapshot(tmp_path: Path) -> None:
         seed(root, sc)
         with pytest.raises(Crash):
             SnapStore(root / STORE, keep=3, fs=RecordingFS(crash_after=i)).create(
-                state_for(sc.new_seq), sc.new_seq)
-        assert SnapStore(root / STORE).restore() == (state_for(sc.new_seq), sc.new_seq)
+                new_state(sc), sc.new_seq)
+        assert SnapStore(root / STORE).restore() == (new_state(sc), sc.new_seq)
 
 
 def test_recording_fs_is_transparent(tmp_path: Path) -> None:
