@@ -26,6 +26,7 @@ moves the file I/O to a worker thread.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import os
 import time
@@ -76,9 +77,11 @@ class _State(Root):
     """Per-object state: its own counter, and the root its mutations report to."""
 
     __slots__ = (
+        "alock",
         "calls",
         "failed",
         "held",
+        "inflight",
         "last_time",
         "n",
         "obj",
@@ -103,6 +106,8 @@ class _State(Root):
         self.calls: dict[object, int] = {}
         self.save_requested = False
         self.failed = False
+        self.inflight = 0  # asnapshot() writes under way
+        self.alock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         policy = getattr(type(obj), "__snapmixin_policy__", None)
         self.n: int | None = policy[0] if policy else None
         self.seconds: float | None = policy[1] if policy else None
@@ -139,6 +144,10 @@ class _State(Root):
         if self.store is None:
             self.save_requested = False  # not bound (yet): nothing to save to, nothing to raise
             self.refresh_due()
+        elif self.inflight:
+            # An asnapshot() is writing: an automatic snapshot now would fight it for the
+            # lock (StoreLocked) or race it (SeqRegression). Look again at the next mutation.
+            self.due = self.seq + 1
         elif self.failed or self.save_requested or self.policy_due():
             self.save(self.seq)
         else:
@@ -160,13 +169,24 @@ class _State(Root):
         return seq
 
     async def asave(self, store: SnapStore, data: bytes, seq: int) -> int:
-        """The I/O half of ``asnapshot``: commit already-encoded ``data`` in a worker thread."""
+        """The I/O half of ``asnapshot``: commit already-encoded ``data`` in a worker thread.
+
+        Writes of one tree run one after the other, in the order they were asked for.
+        """
+        self.inflight += 1
         try:
-            await asyncio.to_thread(store._commit, data, seq, schema_version=_version(type(self.obj)))
+            loop = asyncio.get_running_loop()
+            if self.alock is None or self.alock[0] is not loop:
+                self.alock = (loop, asyncio.Lock())
+            async with self.alock[1]:
+                await asyncio.to_thread(store._commit, data, seq,
+                                        schema_version=_version(type(self.obj)))
         except BaseException:
-            self.failed = True
+            self.inflight -= 1
+            self.failed = True  # the next mutation (or snapshot()) tries again
             self.refresh_due()
             raise
+        self.inflight -= 1
         self.mark_saved(seq)
         return seq
 
@@ -198,7 +218,7 @@ def _field_names(obj: object) -> list[str]:
     return names
 
 
-_FIELDS: dict[type, list[str]] = {}
+_FIELDS: weakref.WeakKeyDictionary[type, list[str]] = weakref.WeakKeyDictionary()
 
 
 def _state(obj: Snapshottable) -> _State:
@@ -382,6 +402,11 @@ class Snapshottable:
         slots = {n: getattr(self, n) for n in _field_names(self)
                  if (d is None or n not in d) and hasattr(self, n)}
         return (dict(d) if d else None, slots)
+
+    def __copy__(self: S) -> S:
+        """A deep copy: a tracked container or nested object belongs to one tree only, so a
+        shallow copy sharing them would take them over from the original."""
+        return copy.deepcopy(self)
 
     def __setstate__(self, state: Any) -> None:
         d, slots = state if isinstance(state, tuple) else (state, {})

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from snapmixin import Snapshottable, SnapStore, migration
+from snapmixin import Snapshottable, SnapStore, migration, snapshot_every
 from snapmixin.errors import MigrationError, SnapError
 from snapmixin.fsio import FileOps
 from snapmixin.tracking import TrackedDict, TrackedList, TrackedSet
@@ -168,6 +168,10 @@ def test_pickle_and_copies_keep_fields_only(tmp_path: Path) -> None:
         dup.armies["n"][0].hp = 1  # tracked, on the copy's own root
         assert dup.snapshot_seq == 1
     assert game.snapshot_seq == 1
+    # a copy never takes the original's containers or nested objects over
+    game.inventory.append("y")
+    game.armies["n"][0].tags.append("t")
+    assert game.snapshot_seq == 3
     for dup in (pickle.loads(pickle.dumps(Slotted(2, [1]))), copy.deepcopy(Slotted(2, [1]))):
         assert dup == Slotted(2, [1])
         dup.items.append(1)
@@ -456,3 +460,34 @@ def test_subclasses_inherit_the_version_and_migrations(tmp_path: Path) -> None:
     assert MoreChar.__snapmixin_version__ == 2
     CharV1.open(tmp_path / "m").bind(tmp_path / "m").snapshot()
     assert MoreChar.open(tmp_path / "m") == MoreChar(hp=10)
+
+
+@snapshot_every(3)
+@dataclass
+class Every3(Snapshottable):
+    n: int = 0
+
+
+def test_automatic_and_async_snapshots_do_not_fight_over_the_lock(tmp_path: Path) -> None:
+    d = tmp_path / "fight"
+    fs = GateFS()
+    obj = Every3.open(SnapStore(d, fs=fs))
+    obj.n = 1
+
+    async def main() -> None:
+        first = asyncio.create_task(obj.asnapshot())  # seq 1
+        await asyncio.to_thread(fs.entered.wait, 10)  # its write is in flight, the lock held
+        for i in range(5):
+            obj.n = 10 + i  # the policy is due at seq 3: it waits rather than raise StoreLocked
+        second = asyncio.create_task(obj.asnapshot())  # seq 6: queued behind the first
+        fs.release.set()
+        assert await first == 1
+        assert await second == 6
+
+    asyncio.run(main())
+    assert on_disk(d)["seq"] == 6 and on_disk(d)["state"] == {"n": 14}
+    obj.n = 15
+    obj.n = 16
+    assert on_disk(d)["seq"] == 6
+    obj.n = 17
+    assert on_disk(d)["seq"] == 9
