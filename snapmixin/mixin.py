@@ -293,6 +293,17 @@ def _prepare(cls: type) -> None:
     if params is not None and params.frozen:
         raise TypeError(f"{cls.__qualname__} is a frozen dataclass: a Snapshottable must be mutable "
                         "(drop frozen=True)")
+    props = getattr(cls, "__attrs_props__", None)
+    if getattr(props, "is_frozen", False) or getattr(cls.__setattr__, "__name__", "") == "_frozen_setattrs":
+        raise TypeError(f"{cls.__qualname__} is a frozen attrs class: a Snapshottable must be mutable")
+    own_setattr: object = cls.__setattr__
+    if getattr(cls, "__attrs_own_setattr__", False) and own_setattr is not Snapshottable.__setattr__:
+        # attrs' own __setattr__ (for validators or converters on assignment) writes with
+        # object.__setattr__: no assignment would ever be counted.
+        raise TypeError(
+            f"{cls.__qualname__}: attrs generated a __setattr__ (on_setattr hooks: validators or "
+            "converters run on assignment) that would bypass Snapshottable's mutation tracking; "
+            "use @attrs.define(on_setattr=attrs.setters.NO_OP)")
     from . import codec as _codec
 
     _codec.codec_for(cls)  # refuse, with a helpful message, a type no codec can save

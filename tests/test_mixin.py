@@ -491,3 +491,39 @@ def test_automatic_and_async_snapshots_do_not_fight_over_the_lock(tmp_path: Path
     assert on_disk(d)["seq"] == 6
     obj.n = 17
     assert on_disk(d)["seq"] == 9
+
+
+def test_attrs_classes_track_or_are_refused_never_silently_untracked() -> None:
+    attrs = pytest.importorskip("attrs")
+
+    @attrs.define
+    class Tracked(Snapshottable):
+        x: int = 0
+        items: list[int] = attrs.field(factory=list)
+
+    t = Tracked()
+    t.x = 1
+    t.items.append(1)
+    assert t.snapshot_seq == 2
+
+    @attrs.define
+    class Hooked(Snapshottable):  # a validator makes attrs write its own __setattr__
+        x: int = attrs.field(default=0, validator=attrs.validators.instance_of(int))
+
+    with pytest.raises(TypeError, match="on_setattr"):
+        Hooked()
+
+    @attrs.define(on_setattr=attrs.setters.NO_OP)
+    class NoHooks(Snapshottable):
+        x: int = attrs.field(default=0, validator=attrs.validators.instance_of(int))
+
+    n = NoHooks()
+    n.x = 2
+    assert n.snapshot_seq == 1
+
+    @attrs.frozen
+    class Frozen(Snapshottable):
+        x: int = 0
+
+    with pytest.raises(TypeError, match="frozen"):
+        Frozen()
