@@ -251,6 +251,8 @@ def _relink(obj: Snapshottable, st: _State, root: Root | None) -> None:
         st.held.add(name)
         if isinstance(value, (tracking.TrackedList, tracking.TrackedDict, tracking.TrackedSet)):
             tracking.link(value, target)
+        elif isinstance(value, Snapshottable):
+            _attach(value, target)  # already stored here (during __init__, say): move, never copy
         else:
             new = track(value, target)
             if new is not value:
@@ -268,7 +270,26 @@ def _attach(obj: Any, root: Root | None) -> None:
         _relink(obj, st, root)
 
 
+def _store(obj: Any, root: Root | None) -> Any:
+    """What to store for a Snapshottable ``obj`` put into the tree of ``root``.
+
+    A free object (its own root: new, restored, or removed from a tree) is
+    attached as is. One that still belongs to another tree is copied, like a
+    list or dict would be: attaching it would silently take it away from the
+    tree it is in (``dataclasses.replace(game)`` would steal ``game``'s units).
+    """
+    try:
+        st = object.__getattribute__(obj, _SLOT)
+    except AttributeError:
+        st = None
+    if type(st) is _State and st.root is not st and st.root is not root:
+        obj = copy.deepcopy(obj)
+    _attach(obj, root)
+    return obj
+
+
 tracking.attach_object = _attach
+tracking.store_object = _store
 def _is_snapshottable(value: Any) -> bool:
     return isinstance(value, Snapshottable)
 

@@ -111,8 +111,10 @@ SCALARS: frozenset[type] = frozenset({
     _dt.datetime, _dt.date, _dt.time, _dt.timedelta,
 })
 
-# Set by the mixin: how to attach / detach a nested Snapshottable object.
+# Set by the mixin: how to attach / detach a nested Snapshottable object (``link``), and
+# what to store for one (``track``: the object itself, or a copy when it belongs to another tree).
 attach_object: Callable[[Any, Root | None], None] | None = None
+store_object: Callable[[Any, Root | None], Any] | None = None
 
 
 def _never(value: Any) -> bool:
@@ -126,8 +128,9 @@ def track(value: Any, root: Root | None) -> Any:
     """The value to store in a tree whose counter is ``root``.
 
     Plain (and tracked) lists, dicts and sets become new tracked containers,
-    recursively; nested Snapshottable objects are attached to ``root``;
-    anything else is returned as is.
+    recursively; nested Snapshottable objects are attached to ``root`` (an
+    object that belongs to another tree is copied, as containers are: an
+    object reports to one root only); anything else is returned as is.
     """
     t = type(value)
     if t in SCALARS:
@@ -148,8 +151,8 @@ def track(value: Any, root: Root | None) -> Any:
         set.update(new_set, value)
         return new_set
     if is_tracked_object(value):
-        assert attach_object is not None
-        attach_object(value, root)
+        assert store_object is not None
+        return store_object(value, root)
     return value
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import copy
+import dataclasses
 import inspect
 import json
 import pickle
@@ -403,3 +404,32 @@ def test_random_list_operations_match_a_plain_list_and_each_counts_once(
             v.append(0)
             counted += 1
     assert box.snapshot_seq == counted
+
+
+def test_an_object_of_another_tree_is_stored_as_a_copy_a_free_one_as_is() -> None:
+    a = Box()
+    a.teams = {"red": [Member("m")]}
+    m = a.teams["red"][0]
+    b = Box()
+    b.teams = {"x": [m]}  # m belongs to a: like a list would be, b stores a copy
+    assert b.teams["x"][0] == m and b.teams["x"][0] is not m
+    a_seq, b_seq = a.snapshot_seq, b.snapshot_seq
+    m.name = "still a's"
+    assert (a.snapshot_seq, b.snapshot_seq) == (a_seq + 1, b_seq)
+    b.teams["x"][0].items.append(1)
+    assert (a.snapshot_seq, b.snapshot_seq) == (a_seq + 1, b_seq + 1)
+
+    # dataclasses.replace builds a new tree from the same values: both stay tracked
+    r = dataclasses.replace(a)
+    assert r == a and r.teams["red"][0] is not m
+    m.tags.add("z")
+    r.teams["red"][0].tags.add("w")
+    assert (a.snapshot_seq, r.snapshot_seq) == (a_seq + 2, 1)
+
+    # moved (removed first), an object keeps its identity
+    moved = a.teams["red"].pop()
+    b.teams["x"].append(moved)
+    assert b.teams["x"][1] is moved
+    a_seq, b_seq = a.snapshot_seq, b.snapshot_seq
+    moved.name = "b's now"
+    assert (a.snapshot_seq, b.snapshot_seq) == (a_seq, b_seq + 1)
