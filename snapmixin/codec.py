@@ -45,6 +45,7 @@ import dataclasses
 import datetime as _dt
 import decimal
 import enum
+import functools
 import math
 import pathlib
 import re
@@ -145,11 +146,16 @@ def _enc_hook(obj: Any) -> Any:
         return real_date(obj.year, obj.month, obj.day)
     for base in _BUILTIN_BASES:  # any other subclass of a builtin encodes as its base
         if isinstance(obj, base):
+            if type(obj) is base:
+                # msgspec refused a builtin value where it stands (a tuple as a dict key):
+                # handing it back unchanged would loop for ever.
+                raise NotImplementedError(f"a {base.__name__} cannot be written as JSON here "
+                                          f"({obj!r:.60}); dict keys must be strings or numbers")
             return base(obj)
     if _has_custom_protocol(type(obj)):
         return obj.__snapshot_state__()
     if _is_pydantic(type(obj)):
-        return obj.model_dump(mode="json")
+        return _pydantic_dump(obj)
     raise NotImplementedError(f"objects of type {type(obj).__qualname__} cannot be written as JSON")
 
 
@@ -163,7 +169,7 @@ def _dec_hook(tp: Any, obj: Any) -> Any:
         if _has_custom_protocol(cls):
             return typing.cast(Any, cls).__from_snapshot_state__(obj)
         if _is_pydantic(cls):
-            return typing.cast(Any, cls).model_validate(obj)
+            return _pydantic_load(cls, obj)
         if issubclass(cls, (str, int, float)) and not issubclass(cls, enum.Enum):
             for base in (str, int, float):
                 if issubclass(cls, base) and isinstance(obj, base) and not isinstance(obj, bool):
@@ -869,23 +875,44 @@ def _dj_check_class(value: Any, tp: type, path: str, strict_keys: bool,
                 raise _unknown_key(path, key)
 
 
-class PydanticCodec(Codec):
-    """For pydantic v2 models: ``model_dump(mode="json")`` and ``model_validate``.
+def _pydantic_dump(obj: Any) -> Any:
+    return obj.model_dump(mode="json", by_alias=True)
 
-    pydantic's own rules decide what a wrong type is (lax mode converts ``"5"``
-    to ``5`` unless the model is strict); unknown keys are refused unless the
-    model allows extra fields (``extra="allow"``) or ``ignore_unknown_keys``.
+
+def _pydantic_load(cls: Any, value: Any) -> Any:
+    if _pydantic_validates_by_name():
+        return cls.model_validate(value, by_alias=True, by_name=True)  # aliases or field names
+    return cls.model_validate(value)
+
+
+@functools.lru_cache(maxsize=1)
+def _pydantic_validates_by_name() -> bool:
+    """Whether ``model_validate`` takes ``by_name`` (pydantic >= 2.11)."""
+    import inspect
+
+    return "by_name" in inspect.signature(sys.modules["pydantic"].BaseModel.model_validate).parameters
+
+
+class PydanticCodec(Codec):
+    """For pydantic v2 models: ``model_dump(mode="json", by_alias=True)`` and ``model_validate``.
+
+    The file holds the keys the model reads (its aliases, e.g. from an
+    ``alias_generator``): without ``by_alias`` a model with aliases could not
+    read back its own snapshot. pydantic's own rules decide what a wrong type
+    is (lax mode converts ``"5"`` to ``5`` unless the model is strict); unknown
+    keys are refused unless the model allows extra fields (``extra="allow"``)
+    or ``ignore_unknown_keys``.
     """
 
     def __init__(self, *, ignore_unknown_keys: bool = False) -> None:
         self.ignore_unknown_keys = ignore_unknown_keys
 
     def to_builtins(self, obj: Any) -> Any:
-        return obj.model_dump(mode="json")
+        return _pydantic_dump(obj)
 
     def from_builtins(self, value: Any, cls: Any) -> Any:
         try:
-            return cls.model_validate(value)
+            return _pydantic_load(cls, value)
         except Exception as e:
             errors = getattr(e, "errors", None)
             if callable(errors):

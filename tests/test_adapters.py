@@ -18,6 +18,7 @@ import attrs
 import pydantic
 import pytest
 from dataclasses_json import DataClassJsonMixin, LetterCase, config, dataclass_json
+from pydantic.alias_generators import to_camel
 
 from snapmixin import SnapStore, migration
 from snapmixin.codec import (
@@ -184,16 +185,16 @@ class PStop(pydantic.BaseModel):
 
 
 class PRoute(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(populate_by_name=True)
+    model_config = pydantic.ConfigDict(alias_generator=to_camel)  # reads only camelCase keys
 
     stops: list[PStop]
     by_name: dict[str, PStop] = {}
-    next_stop: PStop | None = pydantic.Field(default=None, alias="nextStop")
+    next_stop: PStop | None = None
 
 
 def route() -> PRoute:
     a, b = PStop(name="a", at=T1, day=DAY), PStop(name="b", at=T2, day=dt.date(1970, 1, 1))
-    return PRoute(stops=[a, b], by_name={"b": b}, next_stop=a)
+    return PRoute(stops=[a, b], byName={"b": b}, nextStop=a)
 
 
 def test_pydantic_round_trip(tmp_path: Path) -> None:
@@ -202,7 +203,7 @@ def test_pydantic_round_trip(tmp_path: Path) -> None:
     assert got == route()
     assert got.stops[1].at.utcoffset() == dt.timedelta(hours=5)
     assert state["stops"][1] == {"name": "b", "at": "1999-12-31T23:59:58.999999+05:00", "day": "1970-01-01"}
-    assert "next_stop" in state  # model_dump(mode="json"): field names, as pydantic dumps them
+    assert list(state) == ["stops", "byName", "nextStop"]  # the keys the model reads: its aliases
 
 
 # --------------------------------------------------------------------------------------- attrs
@@ -488,3 +489,11 @@ def test_large_finite_floats_and_the_text_nan_are_fine(tmp_path: Path) -> None:
     store = SnapStore(tmp_path / "s")
     store.create(state, 1)
     assert store.restore() == (state, 1)
+
+
+def test_a_dict_key_json_cannot_hold_is_an_encode_error(tmp_path: Path) -> None:
+    store = SnapStore(tmp_path / "s")
+    with pytest.raises(EncodeError) as info:
+        store.create({"ok": {"inner": {(1, 2): "a tuple key"}}}, 1)
+    assert info.value.json_path == "$.ok.inner" and "(1, 2)" in str(info.value)
+    assert not (tmp_path / "s").exists()
