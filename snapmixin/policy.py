@@ -22,6 +22,7 @@ and the next mutation or ``snapshot()`` tries again.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
@@ -67,6 +68,13 @@ class _Every:
         return cls
 
     def _method(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(func) or inspect.isgeneratorfunction(func) or \
+                inspect.isasyncgenfunction(func):
+            # Its body runs after the call returns: "one call, one mutation, snapshot after
+            # the call" cannot hold. Refused rather than half-working.
+            raise TypeError(f"@snapshot_every cannot decorate {func.__qualname__}: an async or generator "
+                            "function runs after the call returns; use `with self.snapshot_batch():` "
+                            "in its body instead")
         n, seconds = self.n, self.seconds
         key = object()  # this method's call counter, per object
 

@@ -420,3 +420,15 @@ def test_decorated_methods_keep_their_metadata_and_class_calls_work(tmp_path: Pa
     Mover.move(mover, 3)
     assert mover.x == 3 and mover.snapshot_seq == 1
     assert type(mover.trail) is TrackedList
+
+
+def test_async_and_generator_methods_are_refused() -> None:
+    async def coro(self: Any) -> None:
+        pass
+
+    def gen(self: Any) -> Iterator[int]:
+        yield 1
+
+    for func in (coro, gen):
+        with pytest.raises(TypeError, match="snapshot_batch"):
+            snapshot_every(2)(func)
