@@ -680,8 +680,8 @@ class DataclassesJsonCodec(Codec):
     ``from_dict`` the JSON is checked against the class, under the names
     dataclasses-json writes: the JSON type of each value, required fields and
     unknown keys, each error with its JSON path. Fields with a dataclasses-json
-    ``decoder`` are left to it; a class configured with ``undefined=`` keeps its
-    own handling of unknown keys. Datetimes are dataclasses-json's: a POSIX
+    ``decoder`` are left to it; a class configured with ``undefined=INCLUDE``
+    or ``EXCLUDE`` keeps its own handling of unknown keys. Datetimes are dataclasses-json's: a POSIX
     timestamp, read back as an aware datetime in the local time zone (the same
     instant); use ``config(encoder=datetime.isoformat, decoder=datetime.fromisoformat)``
     to keep the ISO text and the time zone.
@@ -711,7 +711,7 @@ class DataclassesJsonCodec(Codec):
             pass  # dataclasses-json internals changed: its own checks only
         try:
             return cls.from_dict(value)
-        except (TypeError, ValueError, KeyError, AttributeError) as e:
+        except Exception as e:  # its own errors (UndefinedParameterError...) too
             raise DecodeFailure(f"dataclasses-json cannot build {cls.__qualname__}: "
                                 f"{type(e).__name__}: {e} at $", "$") from e
 
@@ -849,10 +849,14 @@ def _dj_check_class(value: Any, tp: type, path: str, strict_keys: bool,
         config = getattr(tp, "dataclass_json_config", None) or {}
     except Exception as e:
         raise _DjUnsure from e
+    undefined = config.get("undefined")
+    undefined = str(getattr(undefined, "name", undefined or "")).lower()  # Undefined.X or "x"
     known: set[str] = set()
     for f in dataclasses.fields(tp):
         if not f.init:
             continue
+        if undefined == "include" and _is_catch_all(hints.get(f.name)):
+            continue  # holds the unknown keys; not a key of its own in the file
         ov = overrides.get(f.name)
         letter_case = getattr(ov, "letter_case", None)
         key = letter_case(f.name) if letter_case is not None else f.name
@@ -869,7 +873,7 @@ def _dj_check_class(value: Any, tp: type, path: str, strict_keys: bool,
         if sub is None and f.default is None:
             continue  # `x: int = None`: what dataclasses-json wrote, it reads back
         _dj_check(sub, hints.get(f.name, Any), path + _key_seg(key), strict_keys, busy)
-    if strict_keys and config.get("undefined") is None:
+    if strict_keys and undefined not in ("include", "exclude"):  # the class's own choice
         for key in value:
             if key not in known:
                 raise _unknown_key(path, key)
@@ -891,6 +895,14 @@ def _pydantic_validates_by_name() -> bool:
     import inspect
 
     return "by_name" in inspect.signature(sys.modules["pydantic"].BaseModel.model_validate).parameters
+
+
+def _is_catch_all(hint: Any) -> bool:
+    try:
+        from dataclasses_json import CatchAll
+    except ImportError:  # pragma: no cover
+        return False
+    return bool(hint == CatchAll)
 
 
 class PydanticCodec(Codec):

@@ -22,7 +22,7 @@ import attrs
 import msgspec
 import pydantic
 import pytest
-from dataclasses_json import LetterCase, dataclass_json
+from dataclasses_json import CatchAll, LetterCase, Undefined, dataclass_json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -457,3 +457,34 @@ def test_any_state_of_the_shape_round_trips(game: DGame) -> None:
     data = codec.encode(game)
     assert codec.decode(data, DGame) == game
     assert codec.convert(json.loads(data), DGame) == game
+
+
+@dataclass_json(undefined=Undefined.INCLUDE)
+@dataclass
+class KeepsUnknown:
+    a: int
+    rest: CatchAll = field(default_factory=dict)
+
+
+@dataclass_json(undefined=Undefined.EXCLUDE)
+@dataclass
+class DropsUnknown:
+    a: int
+
+
+@dataclass_json(undefined=Undefined.RAISE)
+@dataclass
+class RaisesOnUnknown:
+    a: int
+
+
+def test_dataclasses_json_undefined_setting_is_the_classs_own_choice(tmp_path: Path) -> None:
+    write_plain(tmp_path / "s", {"a": 1, "extra": [2]})
+    assert SnapStore(tmp_path / "s").restore(KeepsUnknown)[0] == KeepsUnknown(1, rest={"extra": [2]})
+    assert SnapStore(tmp_path / "s").restore(DropsUnknown)[0] == DropsUnknown(1)
+    err = restore_error(tmp_path / "s", RaisesOnUnknown)
+    assert err.json_path == "$.extra"
+    store = SnapStore(tmp_path / "t")
+    store.create(KeepsUnknown(1, rest={"extra": [2]}), 1)  # the catch-all's keys are written at the top level
+    assert json.loads((tmp_path / "t" / "snapshot.json").read_text())["state"] == {"a": 1, "extra": [2]}
+    assert store.restore(KeepsUnknown)[0] == KeepsUnknown(1, rest={"extra": [2]})
