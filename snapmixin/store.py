@@ -326,6 +326,7 @@ class SnapStore:
         self.fs.makedirs(hist)
         if not stat.S_ISDIR(self.fs.lstat(hist).st_mode):  # never archive through a symlink
             raise NotADirectoryError(errno.ENOTDIR, "history/ is not a directory (a symlink?)", hist)
+        fsio.cleanup_temps(self.fs, hist)  # left by a writer that died copying (no hard links)
         name = f"snapshot-{current.seq:020d}.json"
         dst = os.path.join(hist, name)
         try:

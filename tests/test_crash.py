@@ -138,6 +138,8 @@ def check_recovery(store_dir: Path, sc: Scenario) -> str | None:
     if got != (state_for(nxt), nxt):
         return f"recovery restore gave seq {got[1]}"
     temps = [n for n in os.listdir(store_dir) if is_temp_name(n)]
+    if (store_dir / "history").is_dir():
+        temps += [n for n in os.listdir(store_dir / "history") if is_temp_name(n)]
     if temps:
         return f"temp files left after recovery: {temps}"
     seqs = [i.seq for i in store.history()]
@@ -360,3 +362,36 @@ def test_recording_fs_is_transparent(tmp_path: Path) -> None:
     assert sorted(ta) == sorted(tb)
     assert ta["snapshot.seq"] == tb["snapshot.seq"] == b"3\n"
     assert isinstance(fs, FileOps) and len(fs.ops) > 10
+
+
+class NoHardLinksFS(RecordingFS):
+    """A file system without hard links (some network and FAT ones): the store copies into history/."""
+
+    def link(self, src: str, dst: str) -> None:
+        self._run(Op(-1, "link", src, dst=dst), lambda: _raise(errno.EPERM, dst))
+
+
+def _raise(err: int, path: str) -> None:
+    raise OSError(err, os.strerror(err), path)
+
+
+def test_crash_while_copying_into_history_is_cleaned_up(tmp_path: Path) -> None:
+    """Without hard links the archive is a copy (an atomic write in history/); a writer killed in
+    the middle of it leaves a temp file there, which the next create() removes."""
+    sc = SCENARIOS[3]  # replace-keep3
+    probe = NoHardLinksFS()
+    _, ops = record(tmp_path / "probe", sc, fs=probe)
+    assert any(op.name == "link" and op.error == "EPERM" for op in ops)
+    i_write = next(op.index for op in ops if op.name == "write" and "history" in (op.path or ""))
+    root = tmp_path / "root"
+    seed(root, sc)
+    with pytest.raises(Crash):
+        SnapStore(root / STORE, keep=sc.keep, fs=NoHardLinksFS(crash_after=i_write)).create(
+            new_state(sc), sc.new_seq)
+    hist = root / STORE / "history"
+    assert [n for n in os.listdir(hist) if is_temp_name(n)]  # the dead writer's temp file
+    assert check_outcome(root / STORE, sc, committed=False) is None
+    SnapStore(root / STORE, keep=sc.keep, fs=NoHardLinksFS()).create(state_for(50), 50)
+    assert SnapStore(root / STORE).restore() == (state_for(50), 50)
+    assert not [n for n in os.listdir(hist) if is_temp_name(n)]
+    assert [i.seq for i in SnapStore(root / STORE, keep=3).history()] == [50, 1]
