@@ -191,7 +191,8 @@ class _State(Root):
         return seq
 
     def mark_saved(self, seq: int) -> None:
-        self.failed = False
+        # An asnapshot() that captured an older seq does not clear a later failure.
+        self.failed = self.failed and seq < self.seq
         self.save_requested = False
         self.saved_seq = max(self.saved_seq, seq)
         self.last_time = time.monotonic()
@@ -341,7 +342,11 @@ def _prepare(cls: type) -> None:
         finally:
             st.depth -= 1
         if st.depth == 0:
-            _adopt(self, None)
+            early = object.__getattribute__(self, _SLOT)
+            new = _adopt(self, None)  # a fresh count: nothing done in __init__ counts
+            if type(early) is _State and early.root is not early:
+                # __init__ put the object into a tree (`parent.kids.append(self)`): stay there.
+                _relink(self, new, early.root)
 
     __init__.__wrapped__ = init  # type: ignore[attr-defined]
     __init__.__snapmixin_init__ = True  # type: ignore[attr-defined]

@@ -527,3 +527,42 @@ def test_attrs_classes_track_or_are_refused_never_silently_untracked() -> None:
 
     with pytest.raises(TypeError, match="frozen"):
         Frozen()
+
+
+class Family(Snapshottable):
+    def __init__(self) -> None:
+        self.kids: list[Kid] = []
+
+    def __snapshot_state__(self) -> Any:
+        return [k.name for k in self.kids]
+
+    @classmethod
+    def __from_snapshot_state__(cls, value: Any) -> Family:
+        family = cls()
+        for name in value:
+            Kid(name, family)
+        return family
+
+
+class Kid(Snapshottable):
+    def __init__(self, name: str, family: Family | None = None) -> None:
+        if family is not None:
+            family.kids.append(self)  # joins a tree while it initialises
+        self.name = name.title()
+
+    def __snapshot_state__(self) -> Any:
+        return self.name
+
+    @classmethod
+    def __from_snapshot_state__(cls, value: Any) -> Kid:
+        return cls(value)
+
+
+def test_an_object_that_joins_a_tree_in_its_init_stays_in_it() -> None:
+    family = Family()
+    kid = Kid("ann", family)
+    assert family.kids == [kid] and family.kids[0] is kid
+    seq = family.snapshot_seq
+    kid.name = "Bea"
+    assert family.snapshot_seq == seq + 1
+    assert kid.snapshot_seq == family.snapshot_seq
