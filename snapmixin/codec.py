@@ -426,7 +426,7 @@ def _check_no_unknown_keys(given: Any, kept: Any, path: str) -> None:
             if key not in kept:
                 raise _unknown_key(path, key)
             _check_no_unknown_keys(sub, kept[key], path + _key_seg(key))
-    elif isinstance(given, list) and isinstance(kept, list) and len(given) == len(kept):
+    elif isinstance(given, list) and isinstance(kept, (list, tuple)) and len(given) == len(kept):
         for i, (a, b) in enumerate(zip(given, kept, strict=True)):
             _check_no_unknown_keys(a, b, f"{path}[{i}]")
 

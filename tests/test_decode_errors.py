@@ -488,3 +488,40 @@ def test_dataclasses_json_undefined_setting_is_the_classs_own_choice(tmp_path: P
     store.create(KeepsUnknown(1, rest={"extra": [2]}), 1)  # the catch-all's keys are written at the top level
     assert json.loads((tmp_path / "t" / "snapshot.json").read_text())["state"] == {"a": 1, "extra": [2]}
     assert store.restore(KeepsUnknown)[0] == KeepsUnknown(1, rest={"extra": [2]})
+
+
+T = typing.TypeVar("T")
+
+
+@dataclass
+class Box(typing.Generic[T]):
+    item: T
+
+
+class Pair(typing.NamedTuple):
+    first: Frozen
+    n: int
+
+
+@dataclass
+class Containers:
+    box: Box[Frozen]
+    pair: Pair
+    fixed: tuple[Frozen, int]
+
+
+@pytest.mark.parametrize(("edit", "json_path"), [
+    (_set(["box", "item", "zz"], 0), "$.box.item.zz"),  # a generic dataclass: checked by re-encoding
+    (_set(["pair", 0, "zz"], 0), "$.pair[0].zz"),  # a NamedTuple (written as an array)
+    (_set(["fixed", 0, "zz"], 0), "$.fixed[0].zz"),
+    (_set(["pair", 1], "one"), "$.pair[1]"),
+])
+def test_generic_dataclasses_and_named_tuples_are_strict(tmp_path: Path, edit: Edit, json_path: str) -> None:
+    want = Containers(Box(Frozen(1)), Pair(Frozen(2), 3), (Frozen(4), 5))
+    state = msgspec.to_builtins(want)
+    state = json.loads(json.dumps(state))
+    write_plain(tmp_path / "ok", state)
+    assert SnapStore(tmp_path / "ok").restore(Containers)[0] == want
+    edit(state)
+    write_plain(tmp_path / "s", state)
+    assert restore_error(tmp_path / "s", Containers).json_path == json_path
