@@ -118,7 +118,7 @@ def _replace(d: Path, make: Callable[[Path], None]) -> Callable[[Path], None]:
 
 
 # name -> how to spoil DIR/snapshot.json (given the outside directory)
-HOSTILE: dict[str, Callable[[Path, Path], None]] = {
+HOSTILE: dict[str, Callable[[Path, Path], object]] = {
     "symlink-to-file": lambda p, o: os.symlink(o / "secret.json", p),
     "symlink-to-dir": lambda p, o: os.symlink(o / "subdir", p),
     "symlink-dangling": lambda p, o: os.symlink(o / "missing.json", p),
@@ -234,7 +234,7 @@ def test_relative_symlink_inside_the_directory_is_replaced_too(tmp_path: Path) -
 
 # -- snapshot.seq -------------------------------------------------------------------------------
 
-SEQ_GARBAGE: dict[str, Callable[[Path, Path], None]] = {
+SEQ_GARBAGE: dict[str, Callable[[Path, Path], object]] = {
     "text": lambda p, o: p.write_bytes(b"garbage\n"),
     "binary": lambda p, o: p.write_bytes(b"\xff\xfe\x00\x01" * 100),
     "negative": lambda p, o: p.write_bytes(b"-3\n"),
