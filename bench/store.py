@@ -1,0 +1,760 @@
+#!/usr/bin/env python3
+"""SnapStore.create()/restore() against the file-system floor, and the codec against its peers.
+
+    python bench/store.py               # full run (about a minute)
+    python bench/store.py --quick       # fewer repetitions (CI, a quick look)
+    python bench/store.py --breakdown   # also print where create() and restore() spend their time
+    python bench/store.py --dir PATH    # put the temp directories on another file system
+
+Prints Markdown tables. Method (what the floor is, which statistic, what is
+excluded) in bench/README.md. This script measures; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime as dt
+import gc
+import hashlib
+import json
+import os
+import pickle
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+# Measure this checkout, not whatever snapmixin happens to be installed.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import snapmixin
+import snapmixin.store as _store_mod
+from snapmixin import SnapStore
+from snapmixin import codec as _codec
+from snapmixin import fsio as _fsio
+
+# ---------------------------------------------------------------------------
+# The state: a nested dataclass with the field types a real application has.
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Inner:
+    x: int
+    label: str
+
+
+@dataclass
+class Item:
+    name: str
+    count: int
+    score: float
+    tags: list[str]
+    when: dt.datetime
+    inner: Inner
+    note: str | None = None
+
+
+@dataclass
+class State:
+    items: list[Item]
+
+
+T0 = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+
+
+def make_item(i: int, *, nulls: bool = False) -> Item:
+    return Item(
+        name=f"item-{i:06d}",
+        count=i,
+        score=i * 0.25 + 0.1,
+        tags=[f"tag{i % 7}", "red", "blue"],
+        when=T0 + dt.timedelta(seconds=i),
+        inner=Inner(x=i * 3, label=f"inner {i}"),
+        note=None if nulls and i % 2 else f"note {i}",
+    )
+
+
+def make_state(n: int, *, nulls: bool = False) -> State:
+    return State(items=[make_item(i, nulls=nulls) for i in range(n)])
+
+
+def state_of_size(target_bytes: int, *, nulls: bool = False) -> State:
+    """A state whose compact JSON just reaches ``target_bytes``."""
+    n = 1
+    while True:
+        state = make_state(n, nulls=nulls)
+        got = len(msgspec.json.encode(state))
+        if got >= target_bytes:
+            return state
+        n = max(n + 1, int(n * target_bytes / got) + 1)
+
+
+# ---------------------------------------------------------------------------
+# The same shapes for dataclasses-json (it needs its mixin on every class).
+# ---------------------------------------------------------------------------
+
+try:
+    from dataclasses_json import DataClassJsonMixin
+except ImportError:  # pragma: no cover - optional peer
+    DataClassJsonMixin = None
+
+if DataClassJsonMixin is not None:
+
+    @dataclass
+    class DjInner(DataClassJsonMixin):
+        x: int
+        label: str
+
+    @dataclass
+    class DjItem(DataClassJsonMixin):
+        name: str
+        count: int
+        score: float
+        tags: list[str]
+        when: dt.datetime
+        inner: DjInner
+        note: str | None = None
+
+    @dataclass
+    class DjState(DataClassJsonMixin):
+        items: list[DjItem]
+
+    def to_dj(state: State) -> Any:
+        return DjState(items=[DjItem(it.name, it.count, it.score, list(it.tags), it.when,
+                                     DjInner(it.inner.x, it.inner.label), it.note) for it in state.items])
+
+
+# ---------------------------------------------------------------------------
+# The floor: encode, then exactly the file steps a durable atomic write needs.
+# ---------------------------------------------------------------------------
+
+_FULLFSYNC = getattr(__import__("fcntl"), "F_FULLFSYNC", None) if os.name == "posix" else None
+
+
+def _flush(fd: int) -> None:
+    """fsync, or F_FULLFSYNC on macOS: the same flush snapmixin uses."""
+    if _FULLFSYNC is not None and sys.platform == "darwin":
+        import fcntl
+
+        fcntl.fcntl(fd, _FULLFSYNC)
+    else:
+        os.fsync(fd)
+
+
+def floor_write(directory: str, data: bytes) -> None:
+    """Temp file in the same directory, full write, fsync, rename, directory fsync; nothing else."""
+    tmp = os.path.join(directory, ".snapshot.json.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        _flush(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, os.path.join(directory, "snapshot.json"))
+    if os.name == "posix":
+        dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            _flush(dfd)
+        finally:
+            os.close(dfd)
+
+
+def read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+# ---------------------------------------------------------------------------
+# Timing
+# ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def no_gc() -> Iterator[None]:
+    """Collect, then keep the cyclic GC off while timing (as timeit does)."""
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def interleaved(fns: dict[str, Callable[[], object]], reps: int, *,
+                block: int = 1) -> dict[str, list[float]]:
+    """Time each function ``reps`` times (seconds per call), rotating their order every round so
+    that load from other processes falls on all of them alike.
+
+    With ``block > 1`` each function runs ``block + 1`` times in a row per round and the first
+    call is dropped: an fsync commits the file system's whole journal, so a call's first fsync
+    also pays for what the function before it left unsynced (``snapshot.seq``, atime updates).
+    Dropping it charges each function with its own steady-state cost.
+    """
+    names = list(fns)
+    out: dict[str, list[float]] = {n: [] for n in names}
+    rounds = -(-reps // block)
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        with no_gc():
+            for name in order:
+                fn = fns[name]
+                for i in range(block + 1 if block > 1 else 1):
+                    t = time.perf_counter()
+                    result = fn()
+                    dt_ = time.perf_counter() - t
+                    del result  # freed outside the timed region
+                    if block == 1 or i > 0:
+                        out[name].append(dt_)
+    return out
+
+
+def ms(xs: list[float]) -> str:
+    return f"{min(xs) * 1e3:.3g} ({statistics.median(xs) * 1e3:.3g})"
+
+
+def ms_min(xs: list[float]) -> str:
+    return f"{min(xs) * 1e3:.3g}"
+
+
+def ratio(a: list[float], b: list[float]) -> str:
+    return f"{min(a) / min(b):.2f}x ({statistics.median(a) / statistics.median(b):.2f}x)"
+
+
+def size(n: int) -> str:
+    if n < 10_000:
+        return f"{n / 1000:.2f} KB" if n >= 1000 else f"{n} B"
+    if n < 1_000_000:
+        return f"{n / 1000:.0f} KB"
+    return f"{n / 1e6:.1f} MB"
+
+
+def verdict(value: float, limit: float) -> str:
+    return f"<= {limit:g}x: **met**" if value <= limit else f"<= {limit:g}x: **missed**"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def fs_type(path: str) -> str:
+    """The file system holding ``path`` (Linux: from /proc/mounts), for the record."""
+    try:
+        best, kind = "", "?"
+        real = os.path.realpath(path)
+        with open("/proc/mounts") as f:
+            for line in f:
+                parts = line.split()
+                mnt = parts[1]
+                if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best):
+                    best, kind = mnt, parts[2]
+        return kind
+    except OSError:
+        return "?"
+
+
+def code_version() -> str:
+    """Which snapmixin is measured: its directory and git commit (marked when the tree is dirty)."""
+    import subprocess
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        rev = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--", "snapmixin"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"{here} (not a git checkout)"
+    return f"{here} at {rev}" + (" + uncommitted changes in snapmixin/" if dirty else "")
+
+
+def header(args: argparse.Namespace, where: str) -> None:
+    print(f"snapmixin {snapmixin.__version__} bench/store.py, {dt.date.today().isoformat()}, "
+          f"CPython {platform.python_version()}, msgspec {msgspec.__version__}, {platform.system()} "
+          f"{platform.release()}, CPU: {cpu_model()} ({os.cpu_count()} logical), "
+          f"temp dirs on {fs_type(where)} ({where}){', --quick' if args.quick else ''}")
+    print(f"Code measured: {code_version()}")
+    print()
+
+
+# ---------------------------------------------------------------------------
+# Table 1: create() / restore() against the floor
+# ---------------------------------------------------------------------------
+
+
+def bench_store(root: str, reps_small: int, reps_large: int) -> list[str]:
+    cases = [
+        ("~1 KB", state_of_size(1_000), reps_small, True),
+        ("~10 MB", state_of_size(10_000_000), reps_large, True),
+        ("~10 MB, half the `note`s None", state_of_size(10_000_000, nulls=True), reps_large, False),
+    ]
+    rows = []
+    notes = []
+    for label, state, reps, with_restore in cases:
+        block = 5 if reps >= 10 else 3
+        d = tempfile.mkdtemp(prefix="case-", dir=root)
+        store_dir = os.path.join(d, "store")
+        floor_dir = os.path.join(d, "floor")
+        pickle_dir = os.path.join(d, "pickle")
+        os.mkdir(floor_dir)
+        os.mkdir(pickle_dir)
+        store = SnapStore(store_dir)
+        seq = iter(range(1, 1 << 30))
+
+        def snap_create(store: SnapStore = store, state: State = state, seq: Iterator[int] = seq) -> object:
+            return store.create(state, next(seq))
+
+        def floor_create(state: State = state, d: str = floor_dir) -> None:
+            floor_write(d, msgspec.json.encode(state))
+
+        def pickle_create(state: State = state, d: str = pickle_dir) -> None:
+            floor_write(d, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+
+        creates = {"snap": snap_create, "floor": floor_create, "pickle": pickle_create}
+        for fn in creates.values():  # warm-up: directories, codec caches, page cache
+            fn()
+        t = interleaved(creates, reps, block=block)
+        r_create = min(t["snap"]) / min(t["floor"])
+        rows.append(f"| {label} | `create()` | {ms(t['snap'])} | {ms(t['floor'])} | {ms(t['pickle'])} "
+                    f"| {ratio(t['snap'], t['floor'])} | {verdict(r_create, 1.3)} |")
+
+        compact = len(msgspec.json.encode(state))
+        env = os.path.getsize(os.path.join(store_dir, "snapshot.json"))
+        pk = os.path.getsize(os.path.join(pickle_dir, "snapshot.json"))
+        notes.append(f"{label}: {len(state.items):,} items; compact JSON {size(compact)} (the floor's file), "
+                     f"snapshot.json {size(env)}, pickle {size(pk)}")
+
+        if with_restore:
+            floor_path = os.path.join(floor_dir, "snapshot.json")
+            pickle_path = os.path.join(pickle_dir, "snapshot.json")
+
+            def snap_restore(store: SnapStore = store) -> object:
+                return store.restore(State)
+
+            def floor_restore(p: str = floor_path) -> object:
+                return msgspec.json.decode(read_file(p), type=State)
+
+            def pickle_restore(p: str = pickle_path) -> object:
+                return pickle.loads(read_file(p))
+
+            got, _ = store.restore(State)
+            if got != state:  # measure the right thing, or say so loudly
+                print(f"WARNING: {label}: restore() did not return the state that was saved", file=sys.stderr)
+            restores = {"snap": snap_restore, "floor": floor_restore, "pickle": pickle_restore}
+            t = interleaved(restores, reps)
+            rows.append(f"| {label} | `restore(State)` | {ms(t['snap'])} | {ms(t['floor'])} "
+                        f"| {ms(t['pickle'])} | {ratio(t['snap'], t['floor'])} | (none set) |")
+        shutil.rmtree(d)
+        del state
+        gc.collect()
+
+    out = [
+        f"### `SnapStore.create()` / `restore()` against the floor (ms: min of {reps_small} runs for ~1 KB, "
+        f"{reps_large} for ~10 MB; median in parentheses)",
+        "",
+        "| state | operation | snapmixin | floor: msgspec + file steps | pickle + file steps "
+        "| snapmixin / floor | target |",
+        "|---|---|--:|--:|--:|--:|---|",
+        *rows,
+        "",
+        "Floor for `create()`: `msgspec.json.encode(state)`, write to a temp file in the same directory, "
+        "fsync, rename over the target, fsync the directory. Floor for `restore()`: read the floor's file, "
+        "`msgspec.json.decode(data, type=State)`. The pickle column does the same with "
+        "`pickle.dumps`/`pickle.loads`. `create()` writes the format-version-1 envelope "
+        "(pretty JSON, SHA-256), takes the lock and updates `snapshot.seq`; `restore()` verifies the "
+        "checksum and refuses unknown keys. Cyclic GC off while timing.",
+        "",
+        *(f"- {n}" for n in notes),
+    ]
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Table 2: the codec against its peers, 10,000 items
+# ---------------------------------------------------------------------------
+
+
+def _asdict_encode(state: State) -> bytes:
+    def default(o: object) -> str:
+        if isinstance(o, dt.datetime):
+            return o.isoformat()
+        raise TypeError(type(o).__name__)
+
+    return json.dumps(dataclasses.asdict(state), default=default, separators=(",", ":")).encode()
+
+
+def _asdict_decode(data: bytes) -> State:
+    raw = json.loads(data)
+    return State(items=[
+        Item(name=d["name"], count=d["count"], score=d["score"], tags=list(d["tags"]),
+             when=dt.datetime.fromisoformat(d["when"]), inner=Inner(**d["inner"]), note=d["note"])
+        for d in raw["items"]
+    ])
+
+
+def bench_codec(root: str, n_items: int, reps: int) -> list[str]:
+    state = make_state(n_items)
+    nulls = make_state(n_items, nulls=True)
+    scratch = tempfile.mkdtemp(prefix="codec-", dir=root)
+    store = SnapStore(os.path.join(scratch, "unused"))  # encode() touches no disk
+    snap_codec = store.codec_for(State)
+
+    # name -> (encode, decode-from-bytes, bytes-for-decode)
+    peers: list[tuple[str, Callable[[], bytes], Callable[[bytes], object]]] = [
+        ("snapmixin codec (`store.encode` / `codec.decode(data, State)`)",
+         lambda: store.encode(state), lambda b: snap_codec.decode(b, State)),
+        ("raw msgspec (`msgspec.json.encode` / `decode(type=State)`)",
+         lambda: msgspec.json.encode(state), lambda b: msgspec.json.decode(b, type=State)),
+        ("`dataclasses.asdict` + `json.dumps` / `json.loads` + constructors",
+         lambda: _asdict_encode(state), _asdict_decode),
+    ]
+    if DataClassJsonMixin is not None:
+        dj = to_dj(state)
+        peers.append(("dataclasses-json (`to_json` / `from_json`)",
+                      lambda: dj.to_json().encode(), DjState.from_json))
+    try:
+        import pydantic
+
+        ta = pydantic.TypeAdapter(State)
+        peers.append((f"pydantic {pydantic.VERSION} `TypeAdapter(State)` (`dump_json` / `validate_json`)",
+                      lambda: ta.dump_json(state), ta.validate_json))
+    except ImportError:  # pragma: no cover - optional peer
+        pass
+    peers.append(("pickle (binary, not JSON)",
+                  lambda: pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), pickle.loads))
+    peers.append(("snapmixin codec, half the `note`s None",
+                  lambda: store.encode(nulls), lambda b: snap_codec.decode(b, State)))
+    peers.append(("raw msgspec, half the `note`s None",
+                  lambda: msgspec.json.encode(nulls), lambda b: msgspec.json.decode(b, type=State)))
+
+    data = {name: enc() for name, enc, _ in peers}
+    slow: set[str] = set()
+    for name, enc, dec in peers:  # warm up, check every peer reads back what it wrote, spot slow ones
+        t = time.perf_counter()
+        enc()
+        back = dec(data[name])
+        if time.perf_counter() - t > 0.3:
+            slow.add(name)
+        if isinstance(back, State) and back != (nulls if "None" in name else state):
+            print(f"WARNING: {name}: decode did not return the encoded state", file=sys.stderr)
+    slow_reps = max(3, reps // 3)
+    te: dict[str, list[float]] = {}
+    td: dict[str, list[float]] = {}
+    for group, n in ((lambda k: k not in slow, reps), (lambda k: k in slow, slow_reps)):
+        names = [name for name, _, _ in peers if group(name)]
+        te.update(interleaved({k: enc for k, enc, _ in peers if k in names}, n))
+        decs = {k: (lambda dec=dec, b=data[k]: dec(b)) for k, _, dec in peers if k in names}
+        td.update(interleaved(decs, n))
+    base_e = min(te[peers[1][0]])
+    base_d = min(td[peers[1][0]])
+    base_e_null = min(te[peers[-1][0]])
+    base_d_null = min(td[peers[-1][0]])
+    rows = []
+    for name, _, _ in peers:
+        be, bd = (base_e_null, base_d_null) if "None" in name else (base_e, base_d)
+        re_, rd = min(te[name]) / be, min(td[name]) / bd
+        target = ""
+        if name.startswith("snapmixin"):
+            target = f"enc {verdict(re_, 2)}, dec {verdict(rd, 2)}"
+        rows.append(f"| {name} | {ms(te[name])} | {ms(td[name])} | {re_:.2f}x | {rd:.2f}x "
+                    f"| {size(len(data[name]))} | {target} |")
+    shutil.rmtree(scratch)
+    return [
+        f"### Encode / decode of a {n_items:,}-item nested dataclass state (ms: min of {reps} runs, "
+        f"{slow_reps} for peers slower than 0.3 s a round trip; median in parentheses)",
+        "",
+        "| codec | encode | decode | encode / msgspec | decode / msgspec | output | target |",
+        "|---|--:|--:|--:|--:|--:|---|",
+        *rows,
+        "",
+        "Item: `str`, `int`, `float`, `list[str]`, aware `datetime`, a nested dataclass, `str | None`. "
+        "Ratios: min over min, against raw msgspec on the same state (the last two rows against "
+        "raw msgspec on the state with `None`s). Decode starts from the bytes each codec wrote. "
+        "Cyclic GC off while timing.",
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Optional (--breakdown): where the time goes
+# ---------------------------------------------------------------------------
+
+_HEAD_TEMPLATE = (b'{"format":"snapmixin","format_version":1,"seq":%d,"schema_version":1,'
+                  b'"created_at":"2024-05-01T12:00:00.000000Z","checksum":"sha256:%s","state":')
+_STATE_KEY = b'\n  "state": '
+
+
+def format_floor_bufs(state: State, seq: int) -> list[bytes | memoryview]:
+    """The cheapest bytes of a format-version-1 ``snapshot.json`` this bench knows how to make:
+    one encode, one ``msgspec.json.format`` pass over the whole envelope, SHA-256 of the state's
+    span (no copy), and the file written as three buffers (no join, no re-indent)."""
+    placeholder = b"0" * 64
+    pretty = msgspec.json.format(_HEAD_TEMPLATE % (seq, placeholder) + msgspec.json.encode(state) + b"}",
+                                 indent=2)
+    i = pretty.index(_STATE_KEY) + len(_STATE_KEY)
+    view = memoryview(pretty)
+    digest = hashlib.sha256(view[i:len(pretty) - 2]).hexdigest().encode()
+    k = pretty.index(b"sha256:" + placeholder) + len(b"sha256:")
+    return [view[:k], digest, view[k + 64:], b"\n"]
+
+
+def floor_write_bufs(directory: str, bufs: list[bytes | memoryview], name: str = "snapshot.json") -> None:
+    """:func:`floor_write` for a list of buffers, written one after the other."""
+    tmp = os.path.join(directory, f".{name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        for b in bufs:
+            view = memoryview(b)
+            while view:
+                view = view[os.write(fd, view):]
+        _flush(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, os.path.join(directory, name))
+    if os.name == "posix":
+        dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            _flush(dfd)
+        finally:
+            os.close(dfd)
+
+
+def bench_ladder(root: str, cases: list[tuple[str, State, int]]) -> list[str]:
+    """From the floor to create(), one ingredient at a time, interleaved."""
+    now = dt.datetime.now(dt.timezone.utc)
+    labels = [
+        "L0 floor: `msgspec.json.encode` + file steps",
+        "L1 format floor: envelope made in one `json.format` pass + SHA-256 + file steps",
+        "L2 snapmixin's bytes (`store.encode` + `store.envelope`) + the floor's file steps",
+        "L3 same bytes through `fsio.atomic_write` (random temp name, lstat, fchmod)",
+        "L4 L3 + `snapshot.seq` through `fsio.atomic_write(durable=False)`",
+        "L5 `SnapStore.create()` (adds lock, temp cleanup, reading the stored seq, prune)",
+    ]
+    cells: dict[str, list[str]] = {lab: [] for lab in labels}
+    for _, state, reps in cases:
+        d = tempfile.mkdtemp(prefix="ladder-", dir=root)
+        dirs = [os.path.join(d, f"l{i}") for i in range(len(labels))]
+        for x in dirs:
+            os.mkdir(x)
+        store = SnapStore(dirs[5])
+        seq = iter(range(1, 1 << 30))
+
+        def l2_bytes(state: State = state, store: SnapStore = store) -> bytes:
+            return _store_mod.envelope(store.encode(state), 1, 1, now)[0]
+
+        def l4(d: str = dirs[4], state: State = state, store: SnapStore = store) -> None:
+            _fsio.atomic_write(_fsio.REAL, d, "snapshot.json", l2_bytes(state, store))
+            _fsio.atomic_write(_fsio.REAL, d, "snapshot.seq", b"1\n", durable=False)
+
+        fns: dict[str, Callable[[], object]] = {
+            labels[0]: lambda d=dirs[0], state=state: floor_write(d, msgspec.json.encode(state)),
+            labels[1]: lambda d=dirs[1], state=state: floor_write_bufs(d, format_floor_bufs(state, 1)),
+            labels[2]: lambda d=dirs[2], state=state, store=store: floor_write(d, l2_bytes(state, store)),
+            labels[3]: lambda d=dirs[3], state=state, store=store: _fsio.atomic_write(
+                _fsio.REAL, d, "snapshot.json", l2_bytes(state, store)),
+            labels[4]: l4,
+            labels[5]: lambda state=state, store=store, seq=seq: store.create(state, next(seq)),
+        }
+        for fn in fns.values():
+            fn()
+        # The format floor must write a file snapmixin accepts, or it is not a floor of this format.
+        try:
+            got, _ = SnapStore(dirs[1]).restore(State)
+            if got != state:
+                raise ValueError("different state")
+        except Exception as e:
+            print(f"WARNING: the format floor's file does not restore: {e}", file=sys.stderr)
+        t = interleaved(fns, reps, block=5 if reps >= 10 else 3)
+        prev: list[float] | None = None
+        for lab in labels:
+            delta = "" if prev is None else f", {(min(t[lab]) - min(prev)) * 1e3:+.3g}"
+            cells[lab].append(f"{ms(t[lab])}{delta}")
+            prev = t[lab]
+        shutil.rmtree(d)
+    reps_note = ", ".join(f"{r} runs for {lab}" for lab, _, r in cases)
+    return [
+        f"### From the floor to `create()`, one ingredient at a time (ms: min ({reps_note}), median in "
+        "parentheses, then the change of the min from the row above)",
+        "",
+        "| step | " + " | ".join(c[0] for c in cases) + " |",
+        "|---|" + "--:|" * len(cases),
+        *(f"| {lab} | " + " | ".join(cells[lab]) + " |" for lab in labels),
+        "",
+        "L1 is the least any writer of format version 1 has to do (pretty JSON, indent 2, checksum of the "
+        "state's span); it writes a file `SnapStore.restore()` accepts (checked).",
+    ]
+
+
+class TimingOps(_fsio.FileOps):
+    """The real file system, with the time spent in each primitive added up."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+
+def _timed_method(name: str) -> Callable[..., Any]:
+    real = getattr(_fsio.FileOps, name)
+
+    def wrapper(self: TimingOps, *a: Any, **k: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return real(self, *a, **k)
+        finally:
+            self.spent[name] = self.spent.get(name, 0.0) + time.perf_counter() - t
+            self.calls[name] = self.calls.get(name, 0) + 1
+
+    return wrapper
+
+
+for _name in ("makedirs", "listdir", "lstat", "fsync_dir", "open_tmp", "write", "fsync", "close", "replace",
+              "link", "unlink", "open_read", "fstat", "read", "lock", "unlock"):
+    if hasattr(_fsio.FileOps, _name):
+        setattr(TimingOps, _name, _timed_method(_name))
+
+
+@contextlib.contextmanager
+def patched(obj: Any, name: str, spent: dict[str, float], key: str) -> Iterator[None]:
+    real = getattr(obj, name)
+
+    def wrapper(*a: Any, **k: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return real(*a, **k)
+        finally:
+            spent[key] = spent.get(key, 0.0) + time.perf_counter() - t
+
+    setattr(obj, name, wrapper)
+    try:
+        yield
+    finally:
+        setattr(obj, name, real)
+
+
+OTHER = "everything else (Python in the store, wrappers, scheduling)"
+TOTAL = "**total**"
+
+
+def bench_steps(root: str, cases: list[tuple[str, State, int]]) -> list[str]:
+    """Median time per call of each step inside create() and restore(), via a timing FileOps."""
+    tables: dict[str, dict[str, list[str]]] = {"create": {}, "restore": {}}
+    order: dict[str, list[str]] = {"create": [], "restore": []}
+    # op -> (row label, object to patch (None: the store), attribute), in display order
+    wrapped: dict[str, list[tuple[str, Any, str]]] = {
+        "create": [
+            ("encode: `store.encode(state)`", None, "encode"),
+            ("envelope: `store.envelope()`, all of it", _store_mod, "envelope"),
+            ("... of which `codec.pretty` (format + re-indent)", _codec, "pretty"),
+            ("... of which SHA-256 of the state", _store_mod, "_checksum"),
+        ],
+        "restore": [
+            ("`_parse`: envelope to dict[str, Raw], checksum", None, "_parse"),
+            ("... of which SHA-256 of the state", _store_mod, "_checksum"),
+            ("`_decode`: codec.decode into State", None, "_decode"),
+        ],
+    }
+    for ci, (_, state, n) in enumerate(cases):
+        d = tempfile.mkdtemp(prefix="steps-", dir=root)
+        ops = TimingOps()
+        store = SnapStore(os.path.join(d, "s"), fs=ops)
+        store.create(state, 0)
+        store.restore(State)
+        for op in ("create", "restore"):
+            spent: dict[str, float] = {}
+            per_call: dict[str, list[float]] = {}
+            calls: dict[str, set[int]] = {}
+            with contextlib.ExitStack() as stack:
+                for key, obj, name in wrapped[op]:
+                    stack.enter_context(patched(obj if obj is not None else store, name, spent, key))
+                for i in range(n):
+                    spent.clear()
+                    ops.spent.clear()
+                    ops.calls.clear()
+                    with no_gc():
+                        t = time.perf_counter()
+                        result = store.create(state, i + 1) if op == "create" else store.restore(State)
+                        total = time.perf_counter() - t
+                    del result
+                    steps = dict(spent)
+                    for name, v in ops.spent.items():
+                        steps[f"fs.{name}"] = v
+                        calls.setdefault(f"fs.{name}", set()).add(ops.calls[name])
+                    outer = sum(v for k, v in spent.items() if not k.startswith("..."))
+                    steps[OTHER] = max(total - outer - sum(ops.spent.values()), 0.0)
+                    steps[TOTAL] = total
+                    for k, v in steps.items():
+                        per_call.setdefault(k, []).append(v)
+            fixed = [k for k, _, _ in wrapped[op] if k in per_call]
+            fs_keys = sorted((k for k in per_call if k.startswith("fs.")),
+                             key=lambda k: -statistics.median(per_call[k]))
+            for k in [*fixed, *fs_keys, OTHER, TOTAL]:
+                if k not in tables[op]:
+                    tables[op][k] = ["-"] * len(cases)
+                    order[op].append(k)
+                n_calls = "/".join(str(c) for c in sorted(calls.get(k, ())))
+                tables[op][k][ci] = f"{statistics.median(per_call[k]) * 1e3:.3g}" + (
+                    f" (x{n_calls})" if n_calls else "")
+        shutil.rmtree(d)
+    reps_note = ", ".join(f"{r} calls for {lab}" for lab, _, r in cases)
+    out = [f"### Inside `create()` and `restore()` (ms per call, median of {reps_note})", ""]
+    for op in ("create", "restore"):
+        out += [f"| `{op}()` step | " + " | ".join(c[0] for c in cases) + " |",
+                "|---|" + "--:|" * len(cases)]
+        out += [f"| {k} | " + " | ".join(tables[op][k]) + " |" for k in order[op]]
+        out.append("")
+    out.append("Timed by wrapping the store's `FileOps` layer (`SnapStore(fs=...)`) and a few internal "
+               "functions (the wrappers add about a microsecond per call); `(xN)`: calls per operation. "
+               "Medians of parts do not add up exactly to the median total; \"everything else\" is the "
+               "per-call remainder, so it also holds the wrappers' own time and any wait for a CPU after "
+               "an fsync (two shared cores).")
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (a few seconds)")
+    p.add_argument("--breakdown", action="store_true", help="also time each step of create()/restore()")
+    p.add_argument("--dir", default=None, help="where to make the temp directories (default: system temp)")
+    p.add_argument("--items", type=int, default=10_000, help="items in the codec table's state")
+    args = p.parse_args()
+    reps_small, reps_large, reps_codec = (10, 3, 3) if args.quick else (60, 12, 9)
+    root = tempfile.mkdtemp(prefix="snapmixin-bench-", dir=args.dir)
+    try:
+        header(args, root)
+        for line in bench_store(root, reps_small, reps_large):
+            print(line)
+        print()
+        for line in bench_codec(root, args.items, reps_codec):
+            print(line)
+        if args.breakdown:
+            small, large = state_of_size(1_000), state_of_size(10_000_000)
+            cases = [("~1 KB", small, reps_small), ("~10 MB", large, reps_large)]
+            for part in (bench_ladder, bench_steps):
+                print()
+                for line in part(root, cases):
+                    print(line)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

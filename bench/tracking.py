@@ -1,0 +1,398 @@
+#!/usr/bin/env python3
+"""Cost of mutation tracking: ns per assignment, list append and dict set, side by side.
+
+    python bench/tracking.py           # full run (about 30 s)
+    python bench/tracking.py --quick   # fewer, shorter repetitions
+
+Every row builds the same three-field object (``x: int``, ``items: list``,
+``d: dict``) with a different library and times ``o.x = v``,
+``o.items.append(v)`` and ``o.d["k"] = v`` with timeit: 10 statements unrolled
+per loop (values alternate so that no "same value, nothing to do" shortcut
+applies), the number of loops calibrated so that one run lasts
+--run-seconds, and the best of --repeat runs reported, in ns per statement.
+Method in bench/README.md. This script measures; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.metadata
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import timeit
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# Measure this checkout, not whatever snapmixin happens to be installed.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+UNROLL = 10
+TARGET_NS = 120.0
+COUNTER = [0]
+
+
+def count(*args: Any) -> None:
+    """The listener / hook every tracking library calls: count, nothing else."""
+    COUNTER[0] += 1
+
+
+# ---------------------------------------------------------------------------
+# The subjects. Each factory returns a fresh object with x, items and d.
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Plain:
+    x: int = 0
+    items: list = field(default_factory=list)
+    d: dict = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class PlainSlots:
+    x: int = 0
+    items: list = field(default_factory=list)
+    d: dict = field(default_factory=dict)
+
+
+# (label, factory or None, why not available, {op: tracked?}, probe: did it notice a mutation?)
+Subject = tuple[str, Callable[[], Any] | None, str, dict[str, bool], Callable[[Any], int] | None]
+SUBJECTS: list[Subject] = []
+ALL = {"assign": True, "append": True, "dict": True}
+ASSIGN_ONLY = {"assign": True, "append": False, "dict": False}
+
+SUBJECTS.append(("plain `@dataclass` (nothing tracked)", Plain, "", ALL, None))
+SUBJECTS.append(("plain `@dataclass(slots=True)` (nothing tracked)", PlainSlots, "", ALL, None))
+
+# -- snapmixin ----------------------------------------------------------------
+_TMP = tempfile.mkdtemp(prefix="snapmixin-bench-tracking-")
+try:
+    from snapmixin import Snapshottable
+except ImportError as e:
+    _why = f"snapmixin: not available yet ({e})"
+    for label in ("`Snapshottable` `@dataclass`", "`Snapshottable` `@dataclass(slots=True)`"):
+        SUBJECTS.append((label, None, _why, ALL, None))
+else:
+
+    @dataclass
+    class Snap(Snapshottable):
+        x: int = 0
+        items: list = field(default_factory=list)
+        d: dict = field(default_factory=dict)
+
+    @dataclass(slots=True)
+    class SnapSlots(Snapshottable):
+        x: int = 0
+        items: list = field(default_factory=list)
+        d: dict = field(default_factory=dict)
+
+    def _seq(o: Any) -> int:
+        return o.snapshot_seq
+
+    SUBJECTS.append(("`Snapshottable` `@dataclass`, no store", Snap, "", ALL, _seq))
+    SUBJECTS.append(("`Snapshottable` `@dataclass(slots=True)`, no store", SnapSlots, "", ALL, _seq))
+    try:
+        from snapmixin import snapshot_every
+    except ImportError as e:
+        SUBJECTS.append(("`Snapshottable` + `@snapshot_every`, bound", None,
+                         f"snapmixin: `snapshot_every` not available yet ({e})", ALL, None))
+    else:
+
+        @snapshot_every(10**15)
+        @dataclass
+        class SnapEvery(Snapshottable):
+            x: int = 0
+            items: list = field(default_factory=list)
+            d: dict = field(default_factory=dict)
+
+        @snapshot_every(seconds=3600.0)
+        @dataclass
+        class SnapSeconds(Snapshottable):
+            x: int = 0
+            items: list = field(default_factory=list)
+            d: dict = field(default_factory=dict)
+
+        def _bound(cls: type) -> Callable[[], Any]:
+            def make() -> Any:
+                return cls().bind(os.path.join(_TMP, "never-written"))
+            return make
+
+        SUBJECTS.append(("`Snapshottable` + `@snapshot_every(10**15)`, bound (never fires)",
+                         _bound(SnapEvery), "", ALL, _seq))
+        SUBJECTS.append(("`Snapshottable` + `@snapshot_every(seconds=3600)`, bound (never fires)",
+                         _bound(SnapSeconds), "", ALL, _seq))
+
+# -- attrs --------------------------------------------------------------------
+try:
+    import attrs
+except ImportError as e:
+    SUBJECTS.append(("attrs `on_setattr` hook", None, f"attrs: not installed ({e})", ASSIGN_ONLY, None))
+else:
+
+    def _hook(inst: Any, attrib: Any, value: Any) -> Any:
+        COUNTER[0] += 1
+        return value
+
+    @attrs.define(on_setattr=_hook)
+    class AttrsHooked:
+        x: int = 0
+        items: list = attrs.Factory(list)
+        d: dict = attrs.Factory(dict)
+
+    SUBJECTS.append(("attrs `@define(on_setattr=hook)` (slots), hook counts", AttrsHooked, "",
+                     ASSIGN_ONLY, lambda o: COUNTER[0]))
+
+# -- pydantic -----------------------------------------------------------------
+try:
+    import pydantic
+except ImportError as e:
+    SUBJECTS.append(("pydantic `validate_assignment`", None, f"pydantic: not installed ({e})",
+                     ASSIGN_ONLY, None))
+else:
+
+    class PydModel(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(validate_assignment=True)
+        x: int = 0
+        items: list = pydantic.Field(default_factory=list)
+        d: dict = pydantic.Field(default_factory=dict)
+
+    SUBJECTS.append(("pydantic `BaseModel`, `validate_assignment=True`", PydModel, "", ASSIGN_ONLY, None))
+
+# -- psygnal ------------------------------------------------------------------
+try:
+    from psygnal import evented
+    from psygnal.containers import EventedDict, EventedList
+except ImportError as e:
+    SUBJECTS.append(("psygnal evented dataclass", None, f"psygnal: not installed ({e})", ALL, None))
+else:
+
+    @evented
+    @dataclass
+    class Evented:
+        x: int = 0
+        items: EventedList = field(default_factory=EventedList)
+        d: EventedDict = field(default_factory=EventedDict)
+
+    def _evented_fields() -> Any:
+        o = Evented()
+        o.events.x.connect(count)  # the signals these three statements emit, one listener each
+        o.items.events.inserted.connect(count)
+        o.d.events.added.connect(count)
+        o.d.events.changed.connect(count)
+        return o
+
+    def _evented_group() -> Any:
+        o = Evented()
+        o.events.connect(count)  # every event of the object and its children, with its path
+        return o
+
+    SUBJECTS.append(("psygnal `@evented` dataclass, `EventedList`/`EventedDict` fields, "
+                     "a listener on each signal used", _evented_fields, "", ALL, lambda o: COUNTER[0]))
+    SUBJECTS.append(("psygnal, the same, one listener on the whole group (`o.events.connect`)",
+                     _evented_group, "", ALL, lambda o: COUNTER[0]))
+
+# -- persistent (ZODB) --------------------------------------------------------
+try:
+    from persistent import Persistent
+    from persistent.list import PersistentList
+    from persistent.mapping import PersistentMapping
+except ImportError as e:
+    SUBJECTS.append(("persistent", None, f"persistent: not installed ({e})", ALL, None))
+else:
+
+    class _Jar:
+        """The least a data manager needs: persistent calls register() on the first change."""
+
+        def register(self, obj: Any) -> None:
+            COUNTER[0] += 1
+
+    class Pers(Persistent):
+        def __init__(self) -> None:
+            self.x = 0
+            self.items = PersistentList()
+            self.d = PersistentMapping()
+
+    def _persistent() -> Any:
+        o = Pers()
+        jar = _Jar()
+        for i, p in enumerate((o, o.items, o.d)):
+            p._p_jar = jar  # as if loaded from a database: changes are tracked
+            p._p_oid = (i + 1).to_bytes(8, "big")
+        return o
+
+    SUBJECTS.append(("persistent `Persistent` + `PersistentList`/`PersistentMapping`, in a jar",
+                     _persistent, "", ALL, lambda o: sum(bool(p._p_changed) for p in (o, o.items, o.d))))
+
+# -- SQLAlchemy ext.mutable ---------------------------------------------------
+try:
+    from sqlalchemy import JSON, Integer, create_engine
+    from sqlalchemy import inspect as sa_inspect
+    from sqlalchemy.ext.mutable import MutableDict, MutableList
+    from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+except ImportError as e:
+    SUBJECTS.append(("SQLAlchemy", None, f"sqlalchemy: not installed ({e})", ALL, None))
+else:
+
+    class _Base(DeclarativeBase):
+        pass
+
+    class Row(_Base):
+        __tablename__ = "bench_row"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True)
+        x: Mapped[int] = mapped_column(Integer, default=0)
+        items: Mapped[list] = mapped_column(MutableList.as_mutable(JSON))
+        d: Mapped[dict] = mapped_column(MutableDict.as_mutable(JSON))
+
+    _engine = create_engine("sqlite://")  # in memory
+    _Base.metadata.create_all(_engine)
+    _session = Session(_engine, expire_on_commit=False)
+
+    def _row() -> Any:
+        # A clean, persistent row (as if just loaded): every change goes through
+        # the attribute instrumentation or MutableList/MutableDict.changed().
+        r = Row(x=0, items=[], d={})
+        _session.add(r)
+        _session.commit()
+        return r
+
+    SUBJECTS.append(("SQLAlchemy ORM row in a session, `MutableList`/`MutableDict` JSON columns",
+                     _row, "", ALL, lambda o: int(sa_inspect(o).modified)))
+
+
+# ---------------------------------------------------------------------------
+# Timing
+# ---------------------------------------------------------------------------
+
+OPS = {
+    "assign": "o.x = 1\no.x = 2\n",
+    "append": "o.items.append(1)\n",
+    "dict": "o.d['k'] = 1\no.d['k'] = 2\n",
+}
+
+
+def stmt_for(op: str) -> str:
+    body = OPS[op]
+    per = body.count("\n")
+    return body * (UNROLL // per)
+
+
+def ns_per_op(factory: Callable[[], Any], op: str, repeat: int, run_seconds: float) -> float:
+    """Best of ``repeat`` timeit runs, in ns per statement (GC off, as timeit does)."""
+    timer = timeit.Timer(stmt_for(op), setup="o = factory()", globals={"factory": factory})
+    number = 1
+    while True:  # calibrate: loops for one run of about run_seconds
+        t = timer.timeit(number)
+        if t >= run_seconds / 4:
+            number = max(1, int(number * run_seconds / t))
+            break
+        number *= 4
+    best = min(timer.repeat(repeat=repeat, number=number))
+    return best / (number * UNROLL) * 1e9
+
+
+def noticed(factory: Callable[[], Any], probe: Callable[[Any], int] | None, op: str) -> bool | None:
+    """Whether the library saw one mutation (None: nothing to ask it)."""
+    if probe is None:
+        return None
+    o = factory()
+    before = probe(o)
+    exec(OPS[op].splitlines()[0], {"o": o})
+    return probe(o) != before
+
+
+def fmt(ns: float) -> str:
+    return f"{ns:.0f}" if ns >= 10 else f"{ns:.1f}"
+
+
+def version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def code_version() -> str:
+    """Which snapmixin is measured: its directory and git commit (marked when the tree is dirty)."""
+    import subprocess
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        rev = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--", "snapmixin"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"{here} (not a git checkout)"
+    return f"{here} at {rev}" + (" + uncommitted changes in snapmixin/" if dirty else "")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="5 runs of 10 ms each instead of 25 of 20 ms")
+    p.add_argument("--repeat", type=int, default=None, help="runs per cell (best one reported)")
+    p.add_argument("--run-seconds", type=float, default=None, help="length of one run")
+    args = p.parse_args()
+    repeat = args.repeat or (5 if args.quick else 25)
+    run_seconds = args.run_seconds or (0.01 if args.quick else 0.02)
+
+    libs = ", ".join(f"{d} {version(d)}" for d in ("snapmixin", "attrs", "pydantic", "psygnal", "persistent",
+                                                    "SQLAlchemy"))
+    print(f"bench/tracking.py, {dt.date.today().isoformat()}, {platform.python_implementation()} "
+          f"{platform.python_version()}, {platform.system()} {platform.release()}, CPU: {cpu_model()} "
+          f"({os.cpu_count()} logical); {libs}{', --quick' if args.quick else ''}")
+    print(f"Code measured: {code_version()}")
+    print()
+    print(f"### Mutation tracking: ns per operation (best of {repeat} timeit runs of "
+          f"~{run_seconds * 1e3:.0f} ms, {UNROLL} statements unrolled per loop, GC off)")
+    print()
+    print("| object | `o.x = v` | `o.items.append(v)` | `o.d['k'] = v` "
+          "| target: <= 120 ns assign and append |")
+    print("|---|--:|--:|--:|---|")
+    warnings = []
+    try:
+        for label, factory, why, tracked, probe in SUBJECTS:
+            if factory is None:
+                print(f"| {label} | {why} | | | |")
+                continue
+            cells = []
+            results = {}
+            for op in ("assign", "append", "dict"):
+                ns = ns_per_op(factory, op, repeat, run_seconds)
+                results[op] = ns
+                seen = noticed(factory, probe, op)
+                if tracked[op] and seen is False:
+                    warnings.append(f"{label}: `{OPS[op].splitlines()[0]}` was not noticed by the library")
+                cells.append(fmt(ns) + ("" if tracked[op] else " (untracked)"))
+            target = ""
+            if label.startswith("`Snapshottable`"):
+                ok = results["assign"] <= TARGET_NS and results["append"] <= TARGET_NS
+                target = "**met**" if ok else "**missed**"
+            print(f"| {label} | " + " | ".join(cells) + f" | {target} |")
+    finally:
+        shutil.rmtree(_TMP, ignore_errors=True)
+    print()
+    print("\"(untracked)\": the library does not see this change (a plain list or dict inside it); the "
+          "number is the cost of the plain operation there. Listeners and hooks do one thing: add 1 to a "
+          "counter. Loop overhead (under 1 ns per statement after unrolling) is not subtracted.")
+    for w in warnings:
+        print(f"\nWARNING: {w}")
+
+
+if __name__ == "__main__":
+    main()
