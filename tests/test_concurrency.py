@@ -1,0 +1,310 @@
+"""Concurrent writers (issue 6, part 4): four processes and eight threads racing ``create()``.
+
+Twelve writers (four forked processes, eight threads of this process, each with
+its own ``SnapStore`` on one directory) take seqs from one shared, increasing
+counter and call ``create()``; readers in a thread and a process restore the
+directory in a loop meanwhile. Checks:
+
+- the file always parses and its checksum holds: no reader ever gets an error,
+  and every state read is whole (each state carries its own seq and writer, and a
+  body derived from both, so a mix of two writes is visible);
+- every committed seq is visible, in order: ``history/`` (keep large enough to
+  hold them all) lists exactly the seqs whose ``create()`` returned, and each
+  reader sees the seq only go up;
+- the losers get ``StoreLocked`` (``lock_timeout=0``), or wait and then succeed
+  or get ``SeqRegression`` (a writer that took a lower seq and lost the race);
+  nothing else;
+- a lock held by a process killed with SIGKILL does not block: the kernel drops
+  the ``flock`` with the process.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from snapmixin import SnapStore
+from snapmixin.errors import SeqRegression, SnapError, SnapshotNotFound, StoreLocked
+from snapmixin.fsio import FileOps, is_temp_name
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fork, flock and SIGKILL")
+
+CTX = mp.get_context("fork")
+PROCESSES = 4
+THREADS = 8
+ATTEMPTS = 30  # per writer
+
+
+def state_for(seq: int, writer: str) -> dict[str, Any]:
+    return {"seq": seq, "writer": writer, "body": [f"{writer}:{seq}:{i}" for i in range(150)]}
+
+
+def whole(state: Any, seq: int) -> bool:
+    return (isinstance(state, dict) and state.get("seq") == seq
+            and state == state_for(seq, state.get("writer", "?")))
+
+
+class Shared:
+    """A seq counter shared by processes and threads."""
+
+    def __init__(self) -> None:
+        self.value = CTX.Value("q", 0)
+
+    def next(self) -> int:
+        with self.value.get_lock():
+            self.value.value += 1
+            return int(self.value.value)
+
+
+def writer(directory: str, name: str, shared: Shared, lock_timeout: float | None,
+           out: str | None, start: Any) -> dict[str, Any]:
+    """Run ATTEMPTS creates; return (and write to ``out``) what happened to each."""
+    store = SnapStore(directory, keep=10_000, lock_timeout=lock_timeout)
+    result: dict[str, Any] = {"committed": [], "locked": 0, "regression": 0, "other": []}
+    start.wait()
+    for _ in range(ATTEMPTS):
+        seq = shared.next()
+        try:
+            info = store.create(state_for(seq, name), seq)
+            assert info.seq == seq
+            result["committed"].append(seq)
+        except StoreLocked:
+            result["locked"] += 1
+        except SeqRegression as e:
+            assert e.offered == seq and e.stored > seq
+            result["regression"] += 1
+        except BaseException as e:  # anything else is a failure, reported to the parent
+            result["other"].append(f"{type(e).__name__}: {e}")
+    if out is not None:
+        Path(out).write_text(json.dumps(result))
+    return result
+
+
+def _process_writer(directory: str, name: str, shared: Shared, lock_timeout: float | None, out: str,
+                    start: Any) -> None:
+    try:
+        writer(directory, name, shared, lock_timeout, out, start)
+    finally:
+        os._exit(0)
+
+
+def reader(directory: str, stop: Any, out: str | None) -> dict[str, Any]:
+    """Restore in a loop until ``stop``: every read must be whole, and the seq must never go down."""
+    store = SnapStore(directory)
+    seen: list[int] = []
+    errors: list[str] = []
+    while not stop.is_set():
+        try:
+            state, seq = store.restore()
+        except SnapshotNotFound as e:
+            if seen:  # once there, the snapshot never goes away
+                errors.append(f"{type(e).__name__}: {e}")
+            continue
+        except SnapError as e:
+            errors.append(f"{type(e).__name__}: {e}")
+            continue
+        if not whole(state, seq):
+            errors.append(f"seq {seq}: state is not whole: {str(state)[:120]}")
+        if seen and seq < seen[-1]:
+            errors.append(f"seq went down: {seq} after {seen[-1]}")
+        if not seen or seq != seen[-1]:
+            seen.append(seq)
+    result = {"seen": seen, "errors": errors}
+    if out is not None:
+        Path(out).write_text(json.dumps(result))
+    return result
+
+
+def _process_reader(directory: str, stop: Any, out: str) -> None:
+    try:
+        reader(directory, stop, out)
+    finally:
+        os._exit(0)
+
+
+def race(tmp_path: Path, lock_timeout: float | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    d = tmp_path / "store"
+    d.mkdir()
+    shared = Shared()
+    start = CTX.Event()
+    stop = CTX.Event()
+    procs = []
+    for p in range(PROCESSES):
+        out = str(tmp_path / f"proc{p}.json")
+        procs.append((CTX.Process(target=_process_writer,
+                                  args=(str(d), f"proc{p}", shared, lock_timeout, out, start)), out))
+    rout = str(tmp_path / "reader-proc.json")
+    rproc = CTX.Process(target=_process_reader, args=(str(d), stop, rout))
+    # Fork everything before starting any thread here (fork and threads do not mix).
+    for proc, _ in procs:
+        proc.start()
+    rproc.start()
+    results: list[dict[str, Any]] = []
+    readers: list[dict[str, Any]] = []
+    threads = [threading.Thread(target=lambda i=i: results.append(
+        writer(str(d), f"thread{i}", shared, lock_timeout, None, start))) for i in range(THREADS)]
+    rthread = threading.Thread(target=lambda: readers.append(reader(str(d), stop, None)))
+    for t in threads:
+        t.start()
+    rthread.start()
+    start.set()
+    for t in threads:
+        t.join(120)
+        assert not t.is_alive(), "a writer thread hung"
+    for proc, out in procs:
+        proc.join(120)
+        assert proc.exitcode == 0, f"writer process exit code {proc.exitcode}"
+        results.append(json.loads(Path(out).read_text()))
+    stop.set()
+    rthread.join(60)
+    rproc.join(60)
+    assert not rthread.is_alive() and rproc.exitcode == 0
+    readers.append(json.loads(Path(rout).read_text()))
+    return results, readers
+
+
+def check(tmp_path: Path, results: list[dict[str, Any]], readers: list[dict[str, Any]]) -> Counter[str]:
+    d = tmp_path / "store"
+    assert len(results) == PROCESSES + THREADS
+    others = [o for r in results for o in r["other"]]
+    assert not others, others
+    committed = sorted(s for r in results for s in r["committed"])
+    assert len(committed) == len(set(committed))
+    store = SnapStore(d, keep=10_000)
+    state, seq = store.restore()
+    assert committed and seq == committed[-1] and whole(state, seq)
+    # Every committed seq is kept, in order, and nothing that was refused got in.
+    hist = [i.seq for i in store.history()]
+    assert hist == sorted(committed, reverse=True)
+    for info in store.history():  # each generation whole, checksum verified, its own seq inside
+        gen = store._read(str(info.path), verify=True)
+        assert gen.info.seq == info.seq and whole(json.loads(gen.state), info.seq)
+    for r in readers:
+        assert not r["errors"], r["errors"][:10]
+        assert r["seen"] == sorted(r["seen"])
+        assert set(r["seen"]) <= set(committed)
+    assert not [n for n in os.listdir(d) if is_temp_name(n)]
+    tally: Counter[str] = Counter()
+    for r in results:
+        tally["committed"] += len(r["committed"])
+        tally["locked"] += r["locked"]
+        tally["regression"] += r["regression"]
+    assert sum(tally.values()) == (PROCESSES + THREADS) * ATTEMPTS
+    return tally
+
+
+def test_race_losers_get_store_locked(tmp_path: Path) -> None:
+    results, readers = race(tmp_path, lock_timeout=0)
+    tally = check(tmp_path, results, readers)
+    print(f"\nrace (lock_timeout=0): {dict(tally)}")
+    assert tally["committed"] >= 1
+    assert tally["locked"] >= 1, tally  # twelve writers on one lock: some lose
+
+
+def test_race_with_lock_timeout_waits(tmp_path: Path) -> None:
+    results, readers = race(tmp_path, lock_timeout=30)
+    tally = check(tmp_path, results, readers)
+    print(f"\nrace (lock_timeout=30): {dict(tally)}")
+    assert tally["locked"] == 0, tally  # everyone waited for its turn
+    # A writer that waited with an older seq than the one committed meanwhile gets SeqRegression.
+    assert tally["committed"] + tally["regression"] == (PROCESSES + THREADS) * ATTEMPTS
+
+
+# -- a lock left by a killed process -------------------------------------------------------------
+
+class _StallAfterLock(FileOps):
+    """In the child: take the lock, tell the parent, then block for ever (until SIGKILL)."""
+
+    def __init__(self, ready_w: int, block_r: int) -> None:
+        self.ready_w, self.block_r = ready_w, block_r
+
+    def lock(self, path: str, timeout: float | None) -> int:
+        fd = super().lock(path, timeout)
+        os.write(self.ready_w, b"L")
+        os.read(self.block_r, 1)  # never answered: the parent kills us here
+        return fd
+
+
+def _hold_lock_and_stall(directory: str, ready_w: int, block_r: int) -> None:
+    try:
+        SnapStore(directory, fs=_StallAfterLock(ready_w, block_r)).create({"never": True}, 99)
+    finally:
+        os._exit(0)
+
+
+@pytest.mark.parametrize("waiting", ["after-kill", "during-kill"])
+def test_lock_of_a_killed_process_does_not_block(tmp_path: Path, waiting: str) -> None:
+    d = tmp_path / "store"
+    SnapStore(d).create({"v": 1}, 1)
+    ready_r, ready_w = os.pipe()
+    block_r, block_w = os.pipe()
+    child = CTX.Process(target=_hold_lock_and_stall, args=(str(d), ready_w, block_r))
+    child.start()
+    try:
+        assert os.read(ready_r, 1) == b"L"  # the child holds the lock, mid-create()
+        with pytest.raises(StoreLocked):
+            SnapStore(d).create({"v": 2}, 2)
+        with pytest.raises(StoreLocked, match="after waiting"):
+            SnapStore(d, lock_timeout=0.05).create({"v": 2}, 2)
+        waiter: dict[str, Any] = {}
+        t = None
+        if waiting == "during-kill":  # a writer already waiting (for ever) gets the lock after the kill
+            def wait_forever() -> None:
+                t0 = time.monotonic()
+                waiter["info"] = SnapStore(d, lock_timeout=None).create({"v": 3}, 3)
+                waiter["waited"] = time.monotonic() - t0
+
+            t = threading.Thread(target=wait_forever, daemon=True)
+            t.start()
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(30)
+        assert child.exitcode == -signal.SIGKILL
+        if t is not None:
+            t.join(30)
+            assert not t.is_alive(), "a writer waiting for the lock of a killed process never got it"
+            assert waiter["info"].seq == 3
+        else:
+            # no waiting at all: the kernel released the flock with the process
+            assert SnapStore(d, lock_timeout=0).create({"v": 3}, 3).seq == 3
+        assert SnapStore(d).restore() == ({"v": 3}, 3)
+        assert (d / ".lock").exists()  # the lock file stays; only the flock mattered
+    finally:
+        for fd in (ready_r, ready_w, block_r, block_w):
+            os.close(fd)
+        if child.is_alive():
+            os.kill(child.pid, signal.SIGKILL)
+            child.join()
+
+
+def test_a_waiting_writer_gets_the_lock_when_it_is_released(tmp_path: Path) -> None:
+    d = tmp_path / "store"
+    SnapStore(d).create({"v": 1}, 1)
+    ops = FileOps()
+    fd = ops.lock(str(d / ".lock"), 0)
+    got = threading.Event()
+    result: dict[str, Any] = {}
+
+    def wait() -> None:
+        try:
+            result["info"] = SnapStore(d, lock_timeout=30).create({"v": 2}, 2)
+        except BaseException as e:
+            result["error"] = e
+        got.set()
+
+    t = threading.Thread(target=wait, daemon=True)
+    t.start()
+    assert not got.wait(0.2)  # still waiting while the lock is held
+    ops.unlock(fd)
+    assert got.wait(30)
+    assert "error" not in result, result
+    assert result["info"].seq == 2
