@@ -143,7 +143,12 @@ def track(value: Any, root: Root | None) -> Any:
     if t is dict or t is TrackedDict:
         new_dict = TrackedDict.__new__(TrackedDict)
         new_dict._root = root
-        dict.update(new_dict, {k: track(v, root) for k, v in value.items()})
+        new_dict._deep = False
+        for k, v in value.items():
+            if type(v) not in SCALARS:
+                v = track(v, root)
+                new_dict._deep = True
+            dict.__setitem__(new_dict, k, v)
         return new_dict
     if t is set or t is TrackedSet:
         new_set = TrackedSet.__new__(TrackedSet)
@@ -303,14 +308,20 @@ class TrackedList(list[T]):
 
 
 class TrackedDict(dict[K, V]):
-    """A dict that counts each mutating call on its root. Pickles and copies as a plain dict."""
+    """A dict that counts each mutating call on its root. Pickles and copies as a plain dict.
 
-    __slots__ = ("_root",)
+    ``_deep`` is False while the dict has only ever held scalars: then storing a
+    scalar need not look up the value it replaces (to detach it).
+    """
+
+    __slots__ = ("_deep", "_root")
     _root: Root | None
+    _deep: bool
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         dict.__init__(self, *args, **kwargs)
         self._root = None
+        self._deep = True
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
         return (dict, (dict(self),))
@@ -318,16 +329,18 @@ class TrackedDict(dict[K, V]):
     def __setitem__(self, key: K, value: V) -> None:
         root = self._root
         if type(value) not in SCALARS:
-            old = dict.get(self, key, None)
+            old = _dict_get(self, key, None)
             if old is not None and old is not value:
                 detach(old)  # first: `d[k] = d[k]` re-attaches the objects it holds
-            value = track(value, root)
-            dict.__setitem__(self, key, value)
-        else:
-            old = dict.get(self, key, None)
-            dict.__setitem__(self, key, value)
+            self._deep = True
+            _dict_set(self, key, track(value, root))
+        elif self._deep:
+            old = _dict_get(self, key, None)
+            _dict_set(self, key, value)
             if old is not None and type(old) not in SCALARS:
                 detach(old)
+        else:
+            _dict_set(self, key, value)
         if root is not None:
             root.seq += 1
             if root.seq >= root.due:
@@ -351,6 +364,8 @@ class TrackedDict(dict[K, V]):
             old = dict.get(self, k, None)
             if old is not None and old is not v:
                 detach(old)
+            if type(v) not in SCALARS:
+                self._deep = True
             dict.__setitem__(self, k, track(v, root))
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
@@ -383,6 +398,8 @@ class TrackedDict(dict[K, V]):
             # A read: `d.setdefault(k, []).append(x)` counts once (the append), not twice.
             return dict.__getitem__(self, key)
         value = track(default, self._root)
+        if type(value) not in SCALARS:
+            self._deep = True
         dict.__setitem__(self, key, value)
         _count(self._root)
         return value
@@ -466,3 +483,5 @@ class TrackedSet(set[T]):
 
 
 _TRACKED = (TrackedList, TrackedDict, TrackedSet)
+_dict_get = dict.get
+_dict_set = dict.__setitem__

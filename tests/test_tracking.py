@@ -433,3 +433,34 @@ def test_an_object_of_another_tree_is_stored_as_a_copy_a_free_one_as_is() -> Non
     a_seq, b_seq = a.snapshot_seq, b.snapshot_seq
     moved.name = "b's now"
     assert (a.snapshot_seq, b.snapshot_seq) == (a_seq, b_seq + 1)
+
+
+@pytest.mark.parametrize("put", [
+    lambda t: t.__setitem__("k", [1]), lambda t: t.update(k=[1]), lambda t: t.update({"k": [1]}),
+    lambda t: t.setdefault("k", [1]), lambda t: t.__ior__({"k": [1]}),
+], ids=["setitem", "update-kw", "update", "setdefault", "ior"])
+def test_a_container_replaced_by_a_scalar_inside_a_dict_is_detached(put: Callable[[Any], Any]) -> None:
+    box = Box()
+    box.table = {"a": 1}  # scalars only, so far
+    put(box.table)
+    inner = box.table["k"]
+    box.table["k"] = 0
+    seq = box.snapshot_seq
+    inner.append(2)
+    assert box.snapshot_seq == seq
+
+
+def test_containers_replaced_by_scalars_inside_containers_are_detached() -> None:
+    box = Box()
+    box.table = {"k": [1], "m": {"n": {1}}}
+    inner, deeper = box.table["k"], box.table["m"]["n"]
+    box.table["k"] = None
+    box.table["m"]["n"] = "x"
+    box.items = [[1], 2]
+    first = box.items[0]
+    box.items[0] = 5
+    seq = box.snapshot_seq
+    inner.append(1)
+    deeper.add(2)
+    first.append(1)
+    assert box.snapshot_seq == seq == 5
