@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import math
 import os
 import time
 import weakref
@@ -79,6 +80,8 @@ class _State(Root):
     __slots__ = (
         "alock",
         "calls",
+        "count_due",
+        "deadline",
         "failed",
         "held",
         "inflight",
@@ -108,6 +111,10 @@ class _State(Root):
         self.failed = False
         self.inflight = 0  # asnapshot() writes under way
         self.alock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        # With a seconds= policy every mutation takes the slow path; these two let it return
+        # at once while neither the count nor the time is due (see tick).
+        self.count_due = NEVER
+        self.deadline = -math.inf
         policy = getattr(type(obj), "__snapmixin_policy__", None)
         self.n: int | None = policy[0] if policy else None
         self.seconds: float | None = policy[1] if policy else None
@@ -117,9 +124,16 @@ class _State(Root):
         if self.batch_depth:
             Root.tick(self)
             return
+        if self.seq < self.count_due and time.monotonic() < self.deadline:
+            self.due = self.seq + 1  # a seconds= policy, not due yet: look again next time
+            return
         self.autosave()
 
     def refresh_due(self) -> None:
+        self.count_due = self.saved_seq + self.n if self.n is not None else NEVER
+        self.deadline = (self.last_time + self.seconds
+                         if self.seconds is not None and not (self.failed or self.save_requested)
+                         else -math.inf)
         if self.batch_depth:
             self.due = self.seq + 1
         elif self.store is None:

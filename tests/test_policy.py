@@ -432,3 +432,25 @@ def test_async_and_generator_methods_are_refused() -> None:
     for func in (coro, gen):
         with pytest.raises(TypeError, match="snapshot_batch"):
             snapshot_every(2)(func)
+
+
+def test_a_failed_timed_snapshot_is_retried_at_once_not_after_the_period(
+        tmp_path: Path, frozen: Any) -> None:
+    d = tmp_path / "tf"
+    fs = DiskFull()
+    obj = Timed.open(SnapStore(d, fs=fs))
+    obj.n = 1
+    frozen.tick(30)
+    fs.full = True
+    with pytest.raises(SnapError):
+        obj.n = 2
+    fs.full = False
+    obj.n = 3  # no time passed since the failure: retried anyway
+    assert disk_seq(d) == 3
+    obj.n = 4  # and then the period starts again from this snapshot
+    frozen.tick(29)
+    obj.n = 5
+    assert disk_seq(d) == 3
+    frozen.tick(1)
+    obj.n = 6
+    assert disk_seq(d) == 6
