@@ -293,7 +293,8 @@ def header(args: argparse.Namespace, where: str) -> None:
           f"CPython {platform.python_version()}, msgspec {msgspec.__version__}, {platform.system()} "
           f"{platform.release()}, CPU: {cpu_model()} ({os.cpu_count()} logical), "
           f"temp dirs on {fs_type(where)} ({where}){', --quick' if args.quick else ''}")
-    print(f"Code measured: {code_version()}")
+    print(f"Code measured: {code_version()}; load average at start: "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print()
 
 
@@ -704,18 +705,17 @@ def bench_steps(root: str, cases: list[tuple[str, State, int]]) -> list[str]:
                     for k, v in steps.items():
                         per_call.setdefault(k, []).append(v)
             fixed = [k for k, _, _ in wrapped[op] if k in per_call]
-            fs_keys = sorted((k for k in per_call if k.startswith("fs.")),
-                             key=lambda k: -statistics.median(per_call[k]))
+            fs_keys = sorted((k for k in per_call if k.startswith("fs.")), key=lambda k: -min(per_call[k]))
             for k in [*fixed, *fs_keys, OTHER, TOTAL]:
                 if k not in tables[op]:
                     tables[op][k] = ["-"] * len(cases)
                     order[op].append(k)
                 n_calls = "/".join(str(c) for c in sorted(calls.get(k, ())))
-                tables[op][k][ci] = f"{statistics.median(per_call[k]) * 1e3:.3g}" + (
+                tables[op][k][ci] = f"{min(per_call[k]) * 1e3:.3g}" + (
                     f" (x{n_calls})" if n_calls else "")
         shutil.rmtree(d)
     reps_note = ", ".join(f"{r} calls for {lab}" for lab, _, r in cases)
-    out = [f"### Inside `create()` and `restore()` (ms per call, median of {reps_note})", ""]
+    out = [f"### Inside `create()` and `restore()` (ms per call, min over {reps_note})", ""]
     for op in ("create", "restore"):
         out += [f"| `{op}()` step | " + " | ".join(c[0] for c in cases) + " |",
                 "|---|" + "--:|" * len(cases)]
@@ -723,9 +723,9 @@ def bench_steps(root: str, cases: list[tuple[str, State, int]]) -> list[str]:
         out.append("")
     out.append("Timed by wrapping the store's `FileOps` layer (`SnapStore(fs=...)`) and a few internal "
                "functions (the wrappers add about a microsecond per call); `(xN)`: calls per operation. "
-               "Medians of parts do not add up exactly to the median total; \"everything else\" is the "
-               "per-call remainder, so it also holds the wrappers' own time and any wait for a CPU after "
-               "an fsync (two shared cores).")
+               "Each row is its own minimum over the calls, so the rows add up to a bit less than the "
+               "total; \"everything else\" is the remainder of each call: Python in the store, the "
+               "wrappers, and any wait for a CPU after an fsync.")
     return out
 
 
@@ -745,6 +745,8 @@ def main() -> None:
         print()
         for line in bench_codec(root, args.items, reps_codec):
             print(line)
+        print()
+        print(f"Load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
         if args.breakdown:
             small, large = state_of_size(1_000), state_of_size(10_000_000)
             cases = [("~1 KB", small, reps_small), ("~10 MB", large, reps_large)]
