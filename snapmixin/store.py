@@ -284,6 +284,8 @@ class SnapStore:
                 if current is not None and archive and current.seq != seq and (self.keep > 1 or pin):
                     self._archive(current)
                     archived = self._p(HISTORY, f"snapshot-{current.seq:020d}.json")
+                elif current is not None and current.seq == seq:
+                    self._drop_stale_archive(current)
                 try:
                     fsio.atomic_write(fs, self._dir, SNAPSHOT, data)
                 except OSError as e:
@@ -346,6 +348,19 @@ class SnapStore:
             except OSError:
                 pass
             raise
+
+    def _drop_stale_archive(self, current: SnapshotInfo) -> None:
+        """Remove ``history/``'s second name of ``current``, left by a writer that died between
+        archiving it and committing. A create() of the same seq replaces ``current`` without
+        archiving it, so that name would outlive it: a duplicate seq in history(), and a place
+        that pruning counts, so a real older generation would be pruned in its stead."""
+        p = self._p(HISTORY, f"snapshot-{current.seq:020d}.json")
+        try:
+            info = self._read(p, verify=False, head_only=True).info
+        except SnapError:
+            return  # none (the usual case), or not ours to judge
+        if (info.checksum, info.created_at) == (current.checksum, current.created_at):
+            self.fs.unlink(p)
 
     def _history_entries(self) -> list[tuple[int, str]]:
         """``(seq, path)`` of the files in ``history/`` whose names parse, newest first."""
