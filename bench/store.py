@@ -207,9 +207,9 @@ def interleaved(fns: dict[str, Callable[[], object]], reps: int, *,
     names = list(fns)
     out: dict[str, list[float]] = {n: [] for n in names}
     rounds = -(-reps // block)
-    for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
-        with no_gc():
+    with no_gc():  # collect once: a collection per round would leave its first call with cold caches
+        for r in range(rounds):
+            order = names[r % len(names):] + names[:r % len(names)]
             for name in order:
                 fn = fns[name]
                 for i in range(block + 1 if block > 1 else 1):
@@ -686,14 +686,14 @@ def bench_steps(root: str, cases: list[tuple[str, State, int]]) -> list[str]:
             with contextlib.ExitStack() as stack:
                 for key, obj, name in wrapped[op]:
                     stack.enter_context(patched(obj if obj is not None else store, name, spent, key))
-                for i in range(n):
+                stack.enter_context(no_gc())  # one collection before the loop: a full collection
+                for i in range(n):  # per call would leave every call starting with cold caches
                     spent.clear()
                     ops.spent.clear()
                     ops.calls.clear()
-                    with no_gc():
-                        t = time.perf_counter()
-                        result = store.create(state, i + 1) if op == "create" else store.restore(State)
-                        total = time.perf_counter() - t
+                    t = time.perf_counter()
+                    result = store.create(state, i + 1) if op == "create" else store.restore(State)
+                    total = time.perf_counter() - t
                     del result
                     steps = dict(spent)
                     for name, v in ops.spent.items():
