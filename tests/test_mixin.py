@@ -587,3 +587,17 @@ def test_a_failure_after_an_asnapshot_started_is_not_forgotten_when_it_ends(tmp_
     assert on_disk(d)["seq"] == 1
     game.level = 4  # seq 3: the failed snapshot is retried now
     assert on_disk(d)["seq"] == 3 and on_disk(d)["state"]["level"] == 4
+
+
+def test_a_plain_store_sees_plain_values_of_a_tracked_object(tmp_path: Path) -> None:
+    game = Game(armies={"n": [Unit(tags=["a"])]}, flags={"f"})
+    game.inventory.append("x")
+    store = SnapStore(tmp_path / "plain")
+    store.create(game, 7)
+    store.create(game.armies, 8)  # a tracked container on its own
+    state, seq = store.restore()
+    assert (state, seq) == ({"n": [{"name": "u", "hp": 10, "tags": ["a"]}]}, 8)
+    store.create(game, 9)
+    back, seq = store.restore(Game)
+    assert back == game and seq == 9
+    assert "Tracked" not in (tmp_path / "plain" / "snapshot.json").read_text("utf-8")

@@ -464,3 +464,87 @@ def test_containers_replaced_by_scalars_inside_containers_are_detached() -> None
     deeper.add(2)
     first.append(1)
     assert box.snapshot_seq == seq == 5
+
+
+_KEYS = st.sampled_from("abcd")
+_VALUES = st.one_of(st.integers(0, 9), st.lists(st.integers(0, 9), max_size=2),
+                    st.dictionaries(_KEYS, st.integers(0, 9), max_size=2))
+_DICT_OPS = st.one_of(
+    st.tuples(st.just("__setitem__"), _KEYS, _VALUES),
+    st.tuples(st.just("__delitem__"), _KEYS),
+    st.tuples(st.just("pop"), _KEYS), st.tuples(st.just("popitem")), st.tuples(st.just("clear")),
+    st.tuples(st.just("update"), st.dictionaries(_KEYS, _VALUES, max_size=2)),
+    st.tuples(st.just("__ior__"), st.dictionaries(_KEYS, _VALUES, max_size=2)),
+    st.tuples(st.just("setdefault"), _KEYS, _VALUES),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_DICT_OPS, max_size=12))
+def test_random_dict_operations_match_a_plain_dict_and_count_what_changed(
+        ops: list[tuple[Any, ...]]) -> None:
+    box = Box()
+    box.table = {}
+    plain: dict[str, Any] = {}
+    counted = 1
+    for name, *args in ops:
+        present = name == "setdefault" and args[0] in plain
+        try:
+            getattr(plain, name)(*copy.deepcopy(args))
+        except KeyError:
+            with pytest.raises(KeyError):
+                getattr(box.table, name)(*args)
+            assert box.snapshot_seq == counted
+            continue
+        getattr(box.table, name)(*args)
+        if not present:  # setdefault of a present key only reads
+            counted += 1
+        assert box.table == plain
+        assert box.snapshot_seq == counted
+    # whatever the dict holds now is tracked; whatever it dropped is not
+    for v in box.table.values():
+        if isinstance(v, list):
+            v.append(0)
+            counted += 1
+        elif isinstance(v, dict):
+            v["z"] = 0
+            counted += 1
+    assert box.snapshot_seq == counted
+
+
+_SET_OPS = st.one_of(
+    st.tuples(st.sampled_from(["add", "discard"]), st.integers(0, 5)),
+    st.tuples(st.just("remove"), st.integers(0, 5)), st.tuples(st.just("pop")),
+    st.tuples(st.just("clear")),
+    st.tuples(st.sampled_from(["update", "difference_update", "intersection_update",
+                               "symmetric_difference_update", "__ior__", "__iand__", "__isub__",
+                               "__ixor__"]), st.sets(st.integers(0, 5), max_size=3)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_SET_OPS, max_size=12))
+def test_random_set_operations_match_a_plain_set_and_each_counts_once(ops: list[tuple[Any, ...]]) -> None:
+    box = Box()
+    box.tags = set()
+    plain: set[Any] = set()
+    counted = 1
+    for name, *args in ops:
+        if name == "pop":
+            if not plain:
+                with pytest.raises(KeyError):
+                    box.tags.pop()
+                continue
+            plain.discard(box.tags.pop())
+        else:
+            try:
+                getattr(plain, name)(*args)
+            except KeyError:
+                with pytest.raises(KeyError):
+                    getattr(box.tags, name)(*args)
+                assert box.snapshot_seq == counted
+                continue
+            getattr(box.tags, name)(*args)
+        counted += 1
+        assert box.tags == plain and type(box.tags) is TrackedSet
+        assert box.snapshot_seq == counted
