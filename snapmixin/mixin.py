@@ -496,8 +496,16 @@ class Snapshottable:
         return obj
 
     def bind(self: S, where: SnapStore | str | os.PathLike[str]) -> S:
-        """Save this object's snapshots to ``where`` from now on (nothing is read). Returns self."""
+        """Save this object's snapshots to ``where`` from now on (nothing is read). Returns self.
+
+        An object nested in another one's tree is saved with that tree: binding
+        it alone is refused (``TypeError``); bind the root object instead.
+        """
         st = _state(self)
+        if st.root is not st:
+            owner = type(st.root.obj).__qualname__ if isinstance(st.root, _State) else "another object"
+            raise TypeError(f"this {type(self).__qualname__} object is nested in a {owner} object and is "
+                            "saved with it: bind that one instead (or remove this one from it first)")
         st.store = _as_store(where)
         st.last_time = time.monotonic()
         st.refresh_due()

@@ -601,3 +601,15 @@ def test_a_plain_store_sees_plain_values_of_a_tracked_object(tmp_path: Path) -> 
     back, seq = store.restore(Game)
     assert back == game and seq == 9
     assert "Tracked" not in (tmp_path / "plain" / "snapshot.json").read_text("utf-8")
+
+
+def test_binding_a_nested_object_is_refused(tmp_path: Path) -> None:
+    game = Game(armies={"n": [Unit()]})
+    unit = game.armies["n"][0]
+    with pytest.raises(TypeError, match="nested in a Game object"):
+        unit.bind(tmp_path / "u")
+    game.armies["n"].remove(unit)  # free again: it may have a store of its own
+    unit.bind(tmp_path / "u")
+    unit.hp = 3
+    assert unit.snapshot() == 1
+    assert Unit.open(tmp_path / "u").hp == 3
