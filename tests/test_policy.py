@@ -146,6 +146,9 @@ def test_method_form_writes_after_the_10th_call_never_half_done(tmp_path: Path) 
         mover.move(1)
         assert mover.snapshot_seq == i  # one call, one mutation, however many assignments
         assert disk_seq(tmp_path / "m") == (None if i < 10 else 10 if i < 20 else 20)
+        if i >= 10:  # the file holds whole calls only: x == y, one trail entry per call
+            on_file = disk_state(tmp_path / "m")
+            assert on_file["x"] == on_file["y"] == len(on_file["trail"]) == disk_seq(tmp_path / "m")
     assert [seq for seq, _ in store.written] == [10, 20]
     for _, state in store.written:
         assert state["x"] == state["y"] == len(state["trail"])
