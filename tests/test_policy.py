@@ -457,3 +457,22 @@ def test_a_failed_timed_snapshot_is_retried_at_once_not_after_the_period(
     frozen.tick(1)
     obj.n = 6
     assert disk_seq(d) == 6
+
+
+@snapshot_every(1)
+@dataclass
+class Eager(Mover):
+    """Snapshots at every mutation: only the method form keeps a call whole."""
+
+
+def test_a_call_is_never_split_even_by_a_snapshot_at_every_mutation(tmp_path: Path) -> None:
+    store = RecordingStore(tmp_path / "eager")
+    obj = Eager.open(store)
+    obj.move(2)
+    obj.move(3)
+    assert [seq for seq, _ in store.written] == [1, 2]
+    assert [s["x"] for _, s in store.written] == [2, 5]
+    for _, state in store.written:
+        assert state["x"] == state["y"] and state["trail"][-1][0] == state["x"]
+    obj.x = 9  # outside a method: every assignment is written
+    assert [seq for seq, _ in store.written] == [1, 2, 3]
