@@ -18,9 +18,22 @@ the context-manager methods). Its private state lives in one slot,
 ``_snapmixin``, which is not a dataclass field, so it never reaches the JSON,
 ``repr`` or ``==``.
 
+What counts: every attribute assignment (assigning the very object an
+attribute holds does not, so ``obj.tags |= {"x"}`` counts once), every call
+of a mutating method of a list, dict or set stored in the tree, at any depth,
+and ``mark_mutated()``. What does not: assignments while ``__init__`` (and
+``__post_init__``) or a restore runs; changes to the value you assigned
+(``x = []; obj.items = x; x.append(1)``: the object stores a tracked copy);
+slices and copies (plain values); anything inside other types (tuples,
+``collections.deque``, subclasses of list/dict/set such as ``defaultdict``,
+numpy arrays...): call ``mark_mutated()``. A nested Snapshottable object
+belongs to one tree: stored into a second tree while still in the first, it
+is copied (as a list would be); removed from its tree, it is free again.
+
 Not thread-safe: mutate an object from one thread at a time (or under your
-own lock). ``asnapshot`` captures the state in the calling thread and only
-moves the file I/O to a worker thread.
+own lock). ``asnapshot`` captures the state in the calling thread, at the
+call, and only moves the file I/O to a worker thread; automatic snapshots
+wait for it rather than fight it for the lock.
 """
 
 from __future__ import annotations
