@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """SnapStore.create()/restore() against the file-system floor, and the codec against its peers.
 
-    python bench/store.py               # full run (about a minute)
+    python bench/store.py               # full run (about 45 s)
     python bench/store.py --quick       # fewer repetitions (CI, a quick look)
     python bench/store.py --breakdown   # also print where create() and restore() spend their time
     python bench/store.py --dir PATH    # put the temp directories on another file system

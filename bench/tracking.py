@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cost of mutation tracking: ns per assignment, list append and dict set, side by side.
 
-    python bench/tracking.py           # full run (about 30 s)
+    python bench/tracking.py           # full run (about 20 s)
     python bench/tracking.py --quick   # fewer, shorter repetitions
 
 Every row builds the same three-field object (``x: int``, ``items: list``,
