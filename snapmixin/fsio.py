@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import stat
 import sys
@@ -76,9 +77,16 @@ class NotRegularFile(OSError):
     """The path exists but is a symlink, a directory, a FIFO or a device."""
 
 
+_TEMP_RE = re.compile(r"^\..+\.[0-9a-f]{16}\.tmp$", re.ASCII)
+
+
 def is_temp_name(name: str) -> bool:
-    """True for the names :meth:`FileOps.open_tmp` gives (``.<target>.<random>.tmp``)."""
-    return name.startswith(".") and name.endswith(TMP_SUFFIX) and name.count(".") >= 3
+    """True for the names :meth:`FileOps.open_tmp` gives (``.<target>.<16 hex digits>.tmp``).
+
+    Exactly those: the cleanup of crashed writers' temp files must never take a
+    user's own ``.notes.tmp`` (or ``.a.b.tmp``) in the directory for one of ours.
+    """
+    return _TEMP_RE.match(name) is not None
 
 
 class FileOps:

@@ -549,3 +549,32 @@ def test_legacy_name_beyond_2_63_does_not_lock_writers_out(tmp_path: Path) -> No
     res = typed(lambda: store.create(NEW, 3), "create()")
     assert not isinstance(res, SnapError), res
     assert store.restore() == (NEW, 3)
+
+
+def test_users_dot_tmp_files_are_not_taken_for_temp_files(tmp_path: Path) -> None:
+    """create() removes the temp files of crashed writers, and only those."""
+    d = tmp_path / "store"
+    SnapStore(d).create(OLD, 5)
+    mine = [".notes.tmp", ".a.b.tmp", ".snapshot.json.backup.tmp", ".snapshot.json.0123456789ABCDEF.tmp",
+            ".snapshot.json.0123456789abcde.tmp", "snapshot.json.0123456789abcdef.tmp"]
+    for n in mine:
+        (d / n).write_bytes(b"the user's")
+    crashed = d / ".snapshot.json.0123456789abcdef.tmp"
+    crashed.write_bytes(b"half a snapshot")
+    SnapStore(d).create(NEW, 6)
+    assert not crashed.exists()
+    for n in mine:
+        assert (d / n).read_bytes() == b"the user's", n
+
+
+def test_hard_link_to_an_outside_file_is_replaced_not_written(tmp_path: Path, outside: Path) -> None:
+    d = tmp_path / "store"
+    SnapStore(d, keep=2).create(OLD, 5)
+    ext = outside / "linked.json"
+    os.replace(d / "snapshot.json", ext)
+    os.link(ext, d / "snapshot.json")  # snapshot.json and an outside file: one inode
+    before = ext.read_bytes()
+    for seq in (6, 7, 8):
+        SnapStore(d, keep=2).create({"n": seq}, seq)
+    assert ext.read_bytes() == before
+    assert SnapStore(d).restore() == ({"n": 8}, 8)
