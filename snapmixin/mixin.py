@@ -72,7 +72,7 @@ class _Init(Root):
     mutation counted on its real state.
     """
 
-    __slots__ = ("depth", "held", "obj", "root")
+    __slots__ = ("d", "depth", "fast", "held", "obj", "root")
 
     def __init__(self, obj: Snapshottable) -> None:
         super().__init__()
@@ -81,6 +81,8 @@ class _Init(Root):
         self.obj = obj
         self.root = self
         self.held: set[str] = set()
+        self.fast: set[str] = set()  # never filled: every assignment takes the general path
+        self.d = None
 
     def tick(self) -> None:
         if not self.depth:
@@ -94,8 +96,10 @@ class _State(Root):
         "alock",
         "calls",
         "count_due",
+        "d",
         "deadline",
         "failed",
+        "fast",
         "held",
         "inflight",
         "last_time",
@@ -116,6 +120,10 @@ class _State(Root):
         # assignment of a scalar to one of these must detach what it replaces. Scalar
         # assignments to other names skip that look-up.
         self.held: set[str] = set()
+        # Names whose scalar values can be stored straight into the instance __dict__ `d`
+        # (no data descriptor on the class, not held): the fastest assignment path.
+        self.d: dict[str, Any] | None = getattr(obj, "__dict__", None)
+        self.fast: set[str] = set()
         self.store: SnapStore | None = None
         self.saved_seq = 0
         self.last_time = time.monotonic()
@@ -260,6 +268,29 @@ def _state(obj: Snapshottable) -> _State:
     return _adopt(obj, None)
 
 
+_DIRECT: dict[tuple[type, str], bool] = {}
+
+
+def _direct(cls: type, name: str) -> bool:
+    """Whether ``obj.name = v`` on instances of ``cls`` only stores into the instance __dict__.
+
+    False when the class (or a base) has a data descriptor of that name (a
+    property, a slot, ``__dict__`` itself), whose ``__set__`` must run.
+    """
+    key = (cls, name)
+    found = _DIRECT.get(key)
+    if found is None:
+        attr = None
+        for klass in cls.__mro__:
+            if name in klass.__dict__:
+                attr = klass.__dict__[name]
+                break
+        kind = type(attr)
+        found = not (hasattr(kind, "__set__") or hasattr(kind, "__delete__"))
+        _DIRECT[key] = found
+    return found
+
+
 def _adopt(obj: Snapshottable, root: Root | None) -> _State:
     """Give ``obj`` a state and turn its containers into tracked ones (no mutation counted)."""
     st = _State(obj)
@@ -275,8 +306,11 @@ def _relink(obj: Snapshottable, st: _State, root: Root | None) -> None:
     for name in _field_names(obj):
         value = getattr(obj, name, _MISSING)
         if value is _MISSING or type(value) in SCALARS:
+            if value is not _MISSING and st.d is not None and name in st.d and _direct(type(obj), name):
+                st.fast.add(name)
             continue
         st.held.add(name)
+        st.fast.discard(name)
         if isinstance(value, (tracking.TrackedList, tracking.TrackedDict, tracking.TrackedSet)):
             tracking.link(value, target)
         elif isinstance(value, Snapshottable):
@@ -431,13 +465,17 @@ class Snapshottable:
         except AttributeError:  # built without __new__ (a decoder, copy): adopt now
             st = _adopt(self, None)
         if type(value) in SCALARS:
-            if name in st.held:  # replaces a container or an object: detach it
+            if name in st.fast:
+                st.d[name] = value  # type: ignore[index]  # `fast` is empty when `d` is None
+            elif name in st.held:  # replaces a container or an object: detach it
                 old = getattr(self, name, _MISSING)
                 _setattr(self, name, value)
                 st.held.discard(name)
                 detach(old)
             else:
                 _setattr(self, name, value)
+                if st.d is not None and _direct(type(self), name):
+                    st.fast.add(name)
         else:
             old = getattr(self, name, _MISSING)
             if old is value:
@@ -447,6 +485,7 @@ class Snapshottable:
             value = track(value, st.root)
             _setattr(self, name, value)
             st.held.add(name)
+            st.fast.discard(name)
         r = st.root
         r.seq += 1
         if r.seq >= r.due:

@@ -262,7 +262,7 @@ class TrackedList(list[T]):
         root = self._root
         if type(value) not in SCALARS:
             value = track(value, root)
-        list.append(self, value)
+        _list_append(self, value)
         if root is not None:
             root.seq += 1
             if root.seq >= root.due:
@@ -483,5 +483,6 @@ class TrackedSet(set[T]):
 
 
 _TRACKED = (TrackedList, TrackedDict, TrackedSet)
+_list_append = list.append
 _dict_get = dict.get
 _dict_set = dict.__setitem__
