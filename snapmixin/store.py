@@ -595,7 +595,11 @@ class SnapStore:
             raise self._os_error(e, "cannot list the snapshot directory") from e
         if SNAPSHOT in names:
             out.append((self._p(SNAPSHOT), None))
-        out.extend((p, s) for s, p in self._history_entries())
+        try:
+            out.extend((p, s) for s, p in self._history_entries())
+        except OSError as e:  # EIO, EACCES on history/: the current generation may still be fine
+            log.warning("%s: cannot list %s/ (older generations unavailable): %s", self._dir, HISTORY,
+                        e.strerror or e)
         legacy = sorted(((int(m.group(1)), n) for n in names if (m := _MINISNAP13_RE.match(n))),
                         reverse=True)
         out.extend((self._p(n), s) for s, n in legacy)

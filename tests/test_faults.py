@@ -286,3 +286,104 @@ def test_figures(templates: dict[int, tuple[Path, list[Op]]]) -> None:
     assert steps[1] >= 15 and steps[3] > steps[1]
     print(f"fault matrix: {steps} ops per create() x {len(ERRNOS)} errnos = "
           f"{sum(steps.values()) * len(ERRNOS)} injected faults")
+
+
+# -- faults while reading ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("err", [errno.EIO, errno.EACCES, errno.ENOMEM, errno.EROFS], ids=errno.errorcode.get)
+def test_read_fault_at_each_step_of_restore(tmp_path: Path, err: int) -> None:
+    """restore() with a fault at each of its ops: the right state, or a SnapError; never wrong data."""
+    d = tmp_path / "store"
+    seed(d, keep=3)
+    (d / "snapshot.seq").write_bytes(b"1\n")  # stale: restore also repairs it (more steps)
+    probe = RecordingFS(record_data=False)
+    assert SnapStore(d, keep=3, fs=probe).restore() == (OLD, 5)
+    (d / "snapshot.seq").write_bytes(b"1\n")
+    outcomes = {"ok": 0, "error": 0}
+    for op in probe.ops:
+        fs = RecordingFS(fail_errno=err, fail_at=op.index, record_data=False)
+        try:
+            got = SnapStore(d, keep=3, fs=fs).restore()
+        except SnapError as e:
+            assert isinstance(e.__cause__, OSError) and e.__cause__.errno == err, f"#{op.index} {op}: {e!r}"
+            outcomes["error"] += 1
+        else:
+            assert got == (OLD, 5), f"#{op.index} {op}"
+            outcomes["ok"] += 1
+        assert not temps(d)
+        (d / "snapshot.seq").write_bytes(b"1\n")
+    assert outcomes["error"] >= 3 and outcomes["ok"] >= 1, outcomes  # the repair's steps are optional
+    # latest() and history() under the same faults: typed errors or right answers only
+    for method in ("latest", "history"):
+        probe = RecordingFS(record_data=False)
+        getattr(SnapStore(d, keep=3, fs=probe), method)()
+        for op in probe.ops:
+            fs = RecordingFS(fail_errno=err, fail_at=op.index, record_data=False)
+            try:
+                got = getattr(SnapStore(d, keep=3, fs=fs), method)()
+            except SnapError:
+                continue
+            if method == "latest":
+                assert got is not None and got.seq == 5, f"{method} #{op.index} {op}"
+            else:
+                assert [i.seq for i in got] in ([5, 3], [5], [3], []), f"{method} #{op.index} {op}"
+
+
+# -- faults under the mixin: automatic and explicit snapshots, sync and async ---------------------
+
+def test_failed_autosave_keeps_the_mutation_and_retries(tmp_path: Path) -> None:
+    from dataclasses import dataclass
+
+    from snapmixin import Snapshottable, snapshot_every
+
+    @snapshot_every(2)
+    @dataclass
+    class Counter(Snapshottable):
+        n: int = 0
+
+    d = tmp_path / "store"
+    fs = RecordingFS(fail_errno=errno.ENOSPC, fail_op="write", fail_path=".snapshot.json.", fail_times=2)
+    c = Counter.open(SnapStore(d, fs=fs))
+    c.n += 1
+    with pytest.raises(SnapError) as e:
+        c.n += 1  # the automatic snapshot fails
+    assert isinstance(e.value.__cause__, OSError) and e.value.__cause__.errno == errno.ENOSPC
+    assert c.n == 2 and c.snapshot_seq == 2  # the mutation stays applied and counted
+    assert not SnapStore(d).exists()
+    with pytest.raises(SnapError):
+        c.n += 1  # the next mutation tries again (and the disk is still full)
+    c.n += 1  # the fault is gone: saved
+    assert SnapStore(d).restore() == ({"n": 4}, 4)
+    assert not temps(d)
+
+
+def test_failed_asnapshot_and_acreate(tmp_path: Path) -> None:
+    import asyncio
+    from dataclasses import dataclass
+
+    from snapmixin import Snapshottable
+
+    @dataclass
+    class Doc(Snapshottable):
+        text: str = ""
+
+    d = tmp_path / "store"
+    SnapStore(d).create({"text": "v1"}, 1)
+    before = (d / "snapshot.json").read_bytes()
+    fs = RecordingFS(fail_errno=errno.EIO, fail_op="fsync", fail_times=None)
+    doc = Doc.open(SnapStore(d, fs=fs))
+    doc.text = "v2"
+
+    async def main() -> None:
+        with pytest.raises(SnapError) as e:
+            await doc.asnapshot()
+        assert isinstance(e.value.__cause__, OSError) and e.value.__cause__.errno == errno.EIO
+        with pytest.raises(SnapError):
+            await SnapStore(d, fs=fs).acreate({"text": "v3"}, 3)
+
+    asyncio.run(main())
+    assert (d / "snapshot.json").read_bytes() == before
+    assert not temps(d)
+    fs.fail_times = 0  # the fault is gone
+    assert asyncio.run(doc.asnapshot()) == 2
+    assert SnapStore(d).restore() == ({"text": "v2"}, 2)
