@@ -613,3 +613,64 @@ def test_binding_a_nested_object_is_refused(tmp_path: Path) -> None:
     unit.hp = 3
     assert unit.snapshot() == 1
     assert Unit.open(tmp_path / "u").hp == 3
+
+
+# -- the direct-__dict__ fast path of scalar assignments -------------------------------------
+
+
+@dataclass
+class _WithProperty(Snapshottable):
+    raw: int = 0
+    seen: list[int] = field(default_factory=list)
+
+    @property
+    def level(self) -> int:
+        return self.raw
+
+    @level.setter
+    def level(self, value: int) -> None:
+        if value < 0:
+            raise ValueError("level must be >= 0")
+        self.raw = value
+
+
+def test_a_property_setter_still_runs_and_counts() -> None:
+    obj = _WithProperty()
+    for i in range(3):  # the first assignment of a name decides its path; later ones must agree
+        obj.level = i + 1
+    assert obj.raw == 3 and "level" not in vars(obj)
+    # each `obj.level = v` is one assignment to `level` plus one to `raw` inside the setter
+    assert obj.snapshot_seq == 6
+    with pytest.raises(ValueError):
+        obj.level = -1
+    assert obj.raw == 3
+
+
+def test_fast_path_values_reach_fields_copies_and_snapshots(tmp_path: Path) -> None:
+    obj = _WithProperty.open(tmp_path / "s")
+    for i in range(5):
+        obj.raw = i  # scalar assignments to a plain field: the fast path after the first
+    assert obj.raw == 4 and obj.snapshot_seq == 5
+    assert dataclasses.asdict(obj) == {"raw": 4, "seen": []}
+    assert copy.deepcopy(obj).raw == 4 and pickle.loads(pickle.dumps(obj)).raw == 4
+    obj.snapshot()
+    again = _WithProperty.open(tmp_path / "s")
+    assert again.raw == 4 and again.snapshot_seq == 5
+    again.raw = 9
+    assert again.snapshot_seq == 6
+
+
+def test_a_name_that_held_a_container_then_scalars_then_a_container_again() -> None:
+    obj = _WithProperty()
+    old = obj.seen
+    obj.seen = 1  # type: ignore[assignment]  # replaces the list: it is detached
+    obj.seen = 2  # type: ignore[assignment]  # the fast path from now on
+    before = obj.snapshot_seq
+    old.append(5)
+    assert obj.snapshot_seq == before
+    obj.seen = [1]
+    obj.seen.append(2)  # tracked again
+    assert obj.snapshot_seq == before + 2 and obj.seen == [1, 2]
+    del obj.raw
+    obj.raw = 7
+    assert obj.raw == 7 and obj.snapshot_seq == before + 4
