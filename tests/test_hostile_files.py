@@ -150,10 +150,24 @@ HOSTILE: dict[str, Callable[[Path, Path], object]] = {
     "seq-true": lambda p, o: p.write_bytes(envelope_with("true")),
     "seq-null": lambda p, o: p.write_bytes(envelope_with("null")),
     "seq-object": lambda p, o: p.write_bytes(envelope_with('{"n": 5}')),
+    "format-version-string": lambda p, o: p.write_bytes(
+        envelope_with("5").replace(b'"format_version": 1', b'"format_version": "1"')),
+    "format-version-future": lambda p, o: p.write_bytes(
+        envelope_with("5").replace(b'"format_version": 1', b'"format_version": 99')),
+    "schema-version-zero": lambda p, o: p.write_bytes(
+        envelope_with("5").replace(b'"schema_version": 1', b'"schema_version": 0')),
+    "created-at-number": lambda p, o: p.write_bytes(
+        envelope_with("5").replace(b'"2024-01-01T00:00:00.000000Z"', b"5")),
+    "checksum-other-algorithm": lambda p, o: p.write_bytes(
+        envelope_with("5").replace(b'"sha256:', b'"md5:')),
+    "checksum-mismatch": lambda p, o: p.write_bytes(envelope_with("5").replace(b'"x": 1', b'"x": 2')),
+    "no-state": lambda p, o: p.write_bytes(
+        envelope_with("5").split(b',\n  "state"')[0] + b"\n}\n"),
+    "nul-bytes": lambda p, o: p.write_bytes(b"\x00" * 4096),
 }
 
 #: Kinds whose header is valid (only the state is bad): latest() may list them, it decodes no state.
-VALID_HEADER = {"nested-state-valid-checksum", "invalid-utf8-in-state-valid-checksum"}
+VALID_HEADER = {"nested-state-valid-checksum", "invalid-utf8-in-state-valid-checksum", "checksum-mismatch"}
 
 #: Kinds where create() cannot put a regular file in place: it must refuse, typed, and touch nothing.
 REFUSED_BY_CREATE = {"directory"}
