@@ -230,7 +230,10 @@ def main(directory: str, log_path: str, keep: int, seed: int, mode: str, ready_f
         Log(log_path).write(f"X open failed: {type(e).__name__}: {e}")
         os._exit(4)
     if ready_fd >= 0:
-        os.write(ready_fd, b"r")
+        try:
+            os.write(ready_fd, b"r")
+        except BrokenPipeError:
+            pass  # the parent did not wait (it kills us at a random moment anyway)
         os.close(ready_fd)
     try:
         if mode == "async":

@@ -76,6 +76,7 @@ class Stats:
     restored_in_flight: int = 0      # restored state = the in-flight B
     in_flight_rolled_back: int = 0   # a B was in flight and the old state came back
     temps_left: int = 0              # temp files found after a kill (cleaned by the next writer)
+    killed_opening: int = 0          # kills that landed before the child had opened the store
     max_seq: int = 0
     failures: list[str] = field(default_factory=list)
 
@@ -83,6 +84,7 @@ class Stats:
         return (f"{self.rounds} rounds, {self.commits_logged} commits logged, kills landing with a commit "
                 f"in flight: {self.restored_in_flight + self.in_flight_rolled_back} "
                 f"({self.restored_in_flight} new state, {self.in_flight_rolled_back} old state), "
+                f"kills while opening: {self.killed_opening}, "
                 f"temp files left by kills: {self.temps_left}, final seq {self.max_seq}, "
                 f"failures: {len(self.failures)}")
 
@@ -140,12 +142,12 @@ def reap(pid: int, proc: subprocess.Popen[bytes] | None) -> int:
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
-def check_round(store: SnapStore, log: Path, prev_seq: int, stats: Stats, where: str,
-                fresh: bool) -> int:
-    """Check the directory after a kill; return the restored seq (see the module doc).
+def check_round(store: SnapStore, log: Path, prev: tuple[int, str] | None, stats: Stats,
+                where: str) -> tuple[int, str] | None:
+    """Check the directory after a kill; return the restored (seq, hash) (see the module doc).
 
-    ``fresh``: no snapshot was ever committed in this directory before this round,
-    so "no snapshot yet" is the committed state (``Thing()`` at seq 0).
+    ``prev`` is what the previous round of this series restored (None: nothing
+    was ever committed in this directory, so "no snapshot" is the committed state).
     """
     entries = parse_log(log)
     fail = stats.failures.append
@@ -153,19 +155,16 @@ def check_round(store: SnapStore, log: Path, prev_seq: int, stats: Stats, where:
         if kind == "X":
             fail(f"{where}: the child reported: {msg}")
     starts = [e for e in entries if e[0] == "S"]
-    if not starts:
-        fail(f"{where}: the child never logged its start state")
-        return prev_seq
     try:
         state, seq = store.restore()
     except SnapshotNotFound:
-        if not fresh:
+        if prev is not None:
             fail(f"{where}: the snapshot is gone")
-            return prev_seq
+            return prev
         state, seq = child_mod.plain(child_mod.Thing()), 0
     except Exception as e:
         fail(f"{where}: restore() failed: {type(e).__name__}: {e}")
-        return prev_seq
+        return prev
     else:
         try:
             typed, tseq = store.restore(child_mod.Thing)
@@ -173,10 +172,23 @@ def check_round(store: SnapStore, log: Path, prev_seq: int, stats: Stats, where:
                 fail(f"{where}: typed restore differs from the plain one")
         except Exception as e:
             fail(f"{where}: typed restore failed: {type(e).__name__}: {e}")
+        # snapshot.seq is derived: restore() repairs it (no writer is running now)
+        seqfile = store.path / "snapshot.seq"
+        if not seqfile.is_file() or seqfile.read_bytes() != f"{seq}\n".encode():
+            fail(f"{where}: snapshot.seq not repaired by restore(): "
+                 f"{seqfile.read_bytes() if seqfile.is_file() else None!r}, seq {seq}")
     h = child_mod.canon_hash(state)
     stats.max_seq = max(stats.max_seq, seq)
     # The last committed state, and the commit in flight (a B with no C after it).
-    committed = starts[-1][1:]
+    fresh_state = (0, child_mod.canon_hash(child_mod.plain(child_mod.Thing())))
+    if starts:
+        committed = starts[-1][1:]
+        if committed != (prev or fresh_state):
+            fail(f"{where}: the child opened {committed}, the parent had restored {prev}")
+    else:  # killed before it had opened the store (a kill during open, restore and repair)
+        stats.killed_opening += 1
+        committed = prev or fresh_state
+    prev_seq = prev[0] if prev is not None else 0
     in_flight: tuple[int, str] | None = None
     for kind, s, hh in entries:
         if kind == "B":
@@ -207,12 +219,12 @@ def check_round(store: SnapStore, log: Path, prev_seq: int, stats: Stats, where:
             fail(f"{where}: history generation {info.path.name} does not verify: {e}")
     if os.path.isdir(store.path):
         stats.temps_left += sum(1 for n in os.listdir(store.path) if is_temp_name(n))
-    return seq
+    return (seq, h) if store.exists() else prev
 
 
 def run(rounds: int | None = None, *, seconds: float | None = None, seed: int | None = None,
         max_delay: float = 0.06, series: int = 25, root: Path | None = None, use_exec: bool = False,
-        verbose: bool = False, sabotage: str = "") -> Stats:
+        verbose: bool = False, sabotage: str = "", early_kills: float = 0.1) -> Stats:
     """Run the torture; stop after ``rounds`` rounds or ``seconds`` seconds, whichever first."""
     if rounds is None and seconds is None:
         raise ValueError("give rounds, seconds or both")
@@ -225,7 +237,7 @@ def run(rounds: int | None = None, *, seconds: float | None = None, seed: int | 
     t0 = time.monotonic()
     directory = base
     store = SnapStore(base)
-    prev_seq = 0
+    prev: tuple[int, str] | None = None
     try:
         while (rounds is None or stats.rounds < rounds) and (
                 seconds is None or time.monotonic() - t0 < seconds):
@@ -234,27 +246,31 @@ def run(rounds: int | None = None, *, seconds: float | None = None, seed: int | 
                 keep = rng.randint(1, 3)
                 directory = base / f"series-{i // series:04d}-keep{keep}"
                 store = SnapStore(directory, keep=keep)
-                prev_seq = 0
+                prev = None
             log = base / f"round-{i:06d}.log"
             mode = rng.choice(["sync", "async"])
             child_seed = rng.randrange(2**32)
             where = f"round {i} (seed {seed}, child seed {child_seed}, {mode}, {directory.name})"
-            fresh = not store.exists()  # nothing committed here yet
             pid, r, proc = start_child(directory, log, store.keep, child_seed, mode, use_exec, sabotage)
-            if not wait_ready(r, 60.0):
+            early = rng.random() < early_kills
+            if early:  # kill it while it opens the store (restore, seq repair), not waiting for it
+                os.close(r)
+                time.sleep(rng.uniform(0, 0.01))
+            elif not wait_ready(r, 60.0):
                 os.kill(pid, signal.SIGKILL)
                 reap(pid, proc)
                 stats.failures.append(f"{where}: the child did not open the store: "
                                       + "; ".join(m for k, _, m in parse_log(log) if k == "X"))
                 stats.rounds += 1
                 continue
-            time.sleep(rng.uniform(0, max_delay))  # chooses where the kill lands
+            else:
+                time.sleep(rng.uniform(0, max_delay))  # chooses where the kill lands
             os.kill(pid, signal.SIGKILL)
             status = reap(pid, proc)
             if status != -signal.SIGKILL:
                 stats.failures.append(f"{where}: the child exited with {status} before the kill")
-            prev_seq = check_round(store, log, prev_seq, stats, where, fresh=fresh)
-            log.unlink()
+            prev = check_round(store, log, prev, stats, where)
+            log.unlink(missing_ok=True)
             stats.rounds += 1
             if verbose and stats.rounds % 50 == 0:
                 print(f"  {stats.summary()}", flush=True)
