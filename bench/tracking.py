@@ -381,7 +381,9 @@ def main() -> None:
                     warnings.append(f"{label}: `{OPS[op].splitlines()[0]}` was not noticed by the library")
                 cells.append(fmt(ns) + ("" if tracked[op] else " (untracked)"))
             target = ""
-            if label.startswith("`Snapshottable`"):
+            if label.startswith("`Snapshottable`") and "slots=True" in label:
+                target = "not set (issue 3: slots classes reported on their own row)"
+            elif label.startswith("`Snapshottable`"):
                 target = ", ".join(f"{what} **{'met' if results[op] <= TARGET_NS else 'missed'}**"
                                    for what, op in (("assign", "assign"), ("append", "append")))
             print(f"| {label} | " + " | ".join(cells) + f" | {target} |")
