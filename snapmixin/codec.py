@@ -73,6 +73,11 @@ __all__ = [
     "pretty",
 ]
 
+def _isclass(tp: Any) -> typing.TypeGuard[type]:
+    """A real class (on Python 3.10, ``isinstance(list[int], type)`` is True as well)."""
+    return isinstance(tp, type) and not isinstance(tp, types.GenericAlias)
+
+
 T = TypeVar("T")
 
 
@@ -161,7 +166,7 @@ def _enc_hook(obj: Any) -> Any:
 
 def _dec_hook(tp: Any, obj: Any) -> Any:
     cls: Any = tp
-    if isinstance(cls, type):
+    if _isclass(cls):
         if isinstance(obj, cls):
             return obj
         if issubclass(cls, pathlib.PurePath) and isinstance(obj, str):
@@ -590,7 +595,7 @@ class _Mirrorer:
     def build(self, tp: Any) -> tuple[Any, bool]:
         if tp is Any or tp is object:
             return tp, False
-        if isinstance(tp, type):
+        if _isclass(tp):
             if tp in self.done:
                 return self.done[tp], True
             spec = self._fields(tp)
@@ -795,7 +800,7 @@ def _dj_check(value: Any, tp: Any, path: str, strict_keys: bool, busy: set[tuple
                     _dj_check(v, args[1], path + _key_seg(k), strict_keys, busy)
             return
         return
-    if not isinstance(tp, type):
+    if not _isclass(tp):
         return
     if dataclasses.is_dataclass(tp):
         return _dj_check_class(value, tp, path, strict_keys, busy)
@@ -1011,7 +1016,7 @@ def _cattrs_failure(e: BaseException) -> DecodeFailure:
 
 def _is_pydantic(cls: Any) -> bool:
     mod = sys.modules.get("pydantic")
-    return mod is not None and isinstance(cls, type) and issubclass(cls, mod.BaseModel)
+    return mod is not None and _isclass(cls) and issubclass(cls, mod.BaseModel)
 
 
 def _is_dataclasses_json(cls: type) -> bool:
@@ -1036,7 +1041,7 @@ def codec_for(cls: Any, *, ignore_unknown_keys: bool = False) -> Codec:
     """
     if cls is None:
         return MsgspecCodec(ignore_unknown_keys=ignore_unknown_keys)
-    if isinstance(cls, type):
+    if _isclass(cls):
         if _has_custom_protocol(cls):
             return CustomCodec()
         if _is_dataclasses_json(cls):
@@ -1068,13 +1073,13 @@ def codec_for(cls: Any, *, ignore_unknown_keys: bool = False) -> Codec:
 
 def _msgspec_refusal(cls: Any) -> str | None:
     """None when msgspec (with the hooks) can save and rebuild ``cls``; else why not (or "")."""
-    if isinstance(cls, type) and issubclass(cls, (enum.Enum, pathlib.PurePath)):
+    if _isclass(cls) and issubclass(cls, (enum.Enum, pathlib.PurePath)):
         return None
     try:
         msgspec.json.Decoder(cls, dec_hook=_dec_hook)
     except TypeError as e:
         return f" ({e})"
-    if isinstance(cls, type) and cls.__module__ not in ("builtins",) and not (
+    if _isclass(cls) and cls.__module__ not in ("builtins",) and not (
             dataclasses.is_dataclass(cls) or issubclass(cls, (msgspec.Struct, tuple, dict))
             or cls.__module__ in ("datetime", "decimal", "uuid", "typing")):
         # msgspec accepts any class as a "custom" type routed to dec_hook; we have none for it.

@@ -79,6 +79,8 @@ _STATE_KEY = b'\n  "state": '
 # re.ASCII: \d must not match other scripts' digits (int() reads a FULLWIDTH DIGIT ONE as 1)
 _HISTORY_RE = re.compile(r"^snapshot-(\d{20})\.json$", re.ASCII)
 _MINISNAP13_RE = re.compile(r"^snapshot_(\d{1,20})\.json$", re.ASCII)
+#: Keys only our envelope has (minisnap 0.1.3 wrote {"seq", "state"}; 0.1.1 a bare state).
+_ENVELOPE_ONLY_KEYS = frozenset({"format_version", "schema_version", "created_at", "checksum"})
 _CHECKSUM_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
@@ -698,6 +700,11 @@ class SnapStore:
     def _parse_legacy(self, top: dict[str, msgspec.Raw] | None, data: bytes, path: str, size: int,
                       seq_hint: int | None) -> _Generation:
         name = os.path.basename(path)
+        if top is not None and len(_ENVELOPE_ONLY_KEYS.intersection(top)) >= 2:
+            # One of our envelopes with its "format" damaged (a flipped bit in the key or the
+            # value): not a minisnap 0.1.1 bare state, which would return the envelope as state.
+            raise CorruptSnapshot(f"{path}: a damaged snapmixin envelope (no \"format\": \"{FORMAT}\"; "
+                                  f"keys {sorted(top)[:10]})", path=path)
         if _MINISNAP13_RE.match(name) and top is not None and "state" in top and "seq" in top:
             seq = _valid_seq(_load_field(top["seq"], "seq", path), path)
             return _Generation(SnapshotInfo(seq=seq, created_at=None, schema_version=1, path=Path(path),
@@ -756,7 +763,7 @@ class SnapStore:
 
 def _class_version(cls: Any) -> int | None:
     """The schema version a Snapshottable class declares (None for other types)."""
-    v = getattr(cls, "__snapmixin_version__", None) if isinstance(cls, type) else None
+    v = getattr(cls, "__snapmixin_version__", None) if _codec._isclass(cls) else None
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
