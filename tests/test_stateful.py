@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from snapmixin import SnapStore
-from snapmixin.errors import EncodeError, SeqRegression, SnapshotNotFound
+from snapmixin.errors import CorruptSnapshot, EncodeError, SeqRegression, SnapshotNotFound
 from snapmixin.fsio import is_temp_name
 from tests.crashfs import Crash, RecordingFS
 
@@ -52,6 +52,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.current: tuple[Any, int] | None = None
         self.kept: list[int] = []      # seqs of the kept generations, newest first
         self.crashes = 0               # crashes since the last successful create
+        self.states: dict[int, Any] = {}  # state of each kept seq
 
     def teardown(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -67,6 +68,7 @@ class StoreMachine(RuleBasedStateMachine):
             self.kept = [seq, *self.kept]
         self.kept = self.kept[: self.keep]
         self.current = (state, seq)
+        self.states[seq] = state
 
     def next_seq(self, delta: int) -> int:
         base = self.current[1] if self.current is not None else 0
@@ -123,6 +125,43 @@ class StoreMachine(RuleBasedStateMachine):
         else:
             assert got == old, f"after a crash: {got!r}, expected {old!r} or {(state, seq)!r}"
         self.crashes += 1
+
+    @rule(state=states, garbage=st.sampled_from([b"", b"{", b"\xff", b"{\"format\": \"snapmixin\"}"]))
+    def damage_then_recover(self, state: Any, garbage: bytes) -> None:
+        """snapshot.json damaged: CorruptSnapshot; fallback gives the newest kept older generation;
+        the next create() works (its seq still checked) and the damaged generation is dropped."""
+        if self.current is None or self.crashes:
+            return
+        with open(os.path.join(self.dir, "snapshot.json"), "wb") as f:
+            f.write(garbage)
+        try:
+            self.store.restore()
+        except CorruptSnapshot:
+            pass
+        else:
+            raise AssertionError(f"restore() accepted a damaged snapshot.json: {garbage!r}")
+        if len(self.kept) > 1:
+            older = self.kept[1]
+            assert self.store.restore(fallback=True) == (self.states[older], older)
+        else:
+            try:
+                self.store.restore(fallback=True)
+            except CorruptSnapshot:
+                pass
+            else:
+                raise AssertionError("fallback found a generation the model does not keep")
+        seq = self.current[1]
+        if seq > 0:
+            try:
+                self.store.create(state, seq - 1)
+            except SeqRegression:
+                pass
+            else:
+                raise AssertionError(f"seq {seq - 1} accepted over a damaged snapshot of seq {seq}")
+        self.store.create(state, seq + 1)
+        self.kept = [seq + 1, *self.kept[1:]][: self.keep]  # the damaged one is not archived
+        self.current = (state, seq + 1)
+        self.states[seq + 1] = state
 
     @rule()
     def reopen(self) -> None:
