@@ -179,6 +179,26 @@ class FileOps:
     def unlink(self, path: str) -> None:
         os.unlink(path)
 
+    def rewrite(self, path: str, data: bytes) -> None:
+        """Overwrite an existing small regular file in place (no fsync, no rename).
+
+        For derived files only (``snapshot.seq``): a crash may leave the old
+        bytes, the new ones or a torn mix, which readers must repair. Refuses
+        (``NotRegularFile``) a symlink, FIFO or anything but a regular file, and
+        raises ``FileNotFoundError`` when the file does not exist yet.
+        """
+        fd = os.open(path, os.O_WRONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise NotRegularFile(errno.EINVAL, "not a regular file", path)
+            view = memoryview(data)
+            offset = 0
+            while offset < len(view):
+                offset += os.pwrite(fd, view[offset:], offset)
+            os.ftruncate(fd, len(view))
+        finally:
+            os.close(fd)
+
     def open_read(self, path: str) -> int:
         """Open for reading without following a symlink and without blocking on a FIFO."""
         return os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY)

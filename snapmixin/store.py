@@ -315,9 +315,22 @@ class SnapStore:
         return SnapshotInfo(seq=seq, created_at=when, schema_version=version, path=Path(target),
                             size=len(data), checksum=checksum)
 
+    def _write_seqfile(self, seq: int) -> None:
+        """Update the derived ``snapshot.seq`` (not fsynced: ``restore()`` repairs it).
+
+        In place when it is a regular file already (a rename costs a journal
+        flush on some file systems); otherwise atomically replaced, which also
+        replaces a symlink or FIFO standing there instead of writing through it.
+        """
+        data = f"{seq}\n".encode()
+        try:
+            self.fs.rewrite(self._p(SEQFILE), data)
+        except OSError:
+            fsio.atomic_write(self.fs, self._dir, SEQFILE, data, durable=False)
+
     def _housekeeping(self, seq: int, version: int) -> None:
         try:
-            fsio.atomic_write(self.fs, self._dir, SEQFILE, f"{seq}\n".encode(), durable=False)
+            self._write_seqfile(seq)
         except OSError as e:
             log.warning("%s: could not update %s (restore will repair it): %s", self._dir, SEQFILE, e)
         try:
@@ -580,7 +593,7 @@ class SnapStore:
         try:
             head = self._current_head()
             if head is not None and head.seq == info.seq:
-                fsio.atomic_write(self.fs, self._dir, SEQFILE, want, durable=False)
+                self._write_seqfile(info.seq)
                 log.info("%s: repaired %s (now %d)", self._dir, SEQFILE, info.seq)
         except (OSError, SnapError) as e:
             log.debug("%s: could not repair %s: %s", self._dir, SEQFILE, e)

@@ -57,7 +57,7 @@ R = TypeVar("R")
 
 #: Ops that change what is on disk (the rest only read, or hold a lock).
 MUTATING = frozenset({"makedirs", "open_tmp", "write", "fsync", "replace", "link", "unlink",
-                      "fsync_dir", "lock"})
+                      "rewrite", "fsync_dir", "lock"})
 
 
 class Crash(BaseException):
@@ -249,6 +249,10 @@ class RecordingFS(FileOps):
     def unlink(self, path: str) -> None:
         self._run(Op(-1, "unlink", path), lambda: FileOps.unlink(self, path))
 
+    def rewrite(self, path: str, data: bytes) -> None:
+        op = Op(-1, "rewrite", path, size=len(data), data=bytes(data) if self.record_data else None)
+        self._run(op, lambda: FileOps.rewrite(self, path, data))
+
     def open_read(self, path: str) -> int:
         op = Op(-1, "open_read", path)
 
@@ -420,6 +424,12 @@ class _Model:
         elif n == "unlink":
             assert op.path is not None
             self._change(op.path, "del", None)
+        elif n == "rewrite":
+            # In place, never fsynced: the old bytes, the new ones or a torn mix may survive.
+            assert op.path is not None
+            if op.data is None:
+                raise ValueError("replay needs RecordingFS(record_data=True)")
+            self._node(op.path).data = op.data
         elif n == "fsync_dir":
             assert op.path is not None
             synced = self._node(op.path)

@@ -408,7 +408,8 @@ def test_write_error_at_each_step(d: Path, keep: int, err: int, caplog: pytest.L
         assert not [n for n in os.listdir(case) if is_temp_name(n)]
         assert len(store.history()) <= keep + 1
     assert outcomes["refused"] >= 4 and outcomes["written-not-durable"] == 1, outcomes
-    assert outcomes["refused"] + outcomes["retried"] >= 6 and outcomes["housekeeping"] >= 2, outcomes
+    # after the commit: snapshot.seq, rewritten in place (one step)
+    assert outcomes["refused"] + outcomes["retried"] >= 6 and outcomes["housekeeping"] >= 1, outcomes
 
 
 @pytest.mark.parametrize("err", [errno.EROFS, errno.EACCES, errno.EPERM], ids=errno.errorcode.get)
@@ -451,10 +452,12 @@ def test_read_only_after_the_lock(d: Path, op: str) -> None:
 
 def test_housekeeping_failure_is_a_warning(d: Path, caplog: pytest.LogCaptureFixture) -> None:
     store = seeded(d)
-    fs = RecordingFS(fail_errno=errno.ENOSPC, fail_op="write", fail_path="snapshot.seq")
+    # in place first, then (that failing) by a new temp file: both fail
+    fs = RecordingFS(fail_errno=errno.ENOSPC, fail_op={"rewrite", "write"}, fail_path="snapshot.seq",
+                     fail_times=None)
     with caplog.at_level(logging.WARNING, logger="snapmixin"):
         info = SnapStore(d, fs=fs).create(NEW, 6)
-    assert info.seq == 6 and fs.failures == 1
+    assert info.seq == 6 and fs.failures == 2
     assert any("snapshot.seq" in r.getMessage() for r in caplog.records)
     assert (d / "snapshot.seq").read_bytes() == b"5\n"  # stale ...
     assert store.restore() == (NEW, 6)
@@ -557,3 +560,33 @@ def test_errors_are_picklable(d: Path) -> None:
     err = pickle.loads(pickle.dumps(e.value))
     assert type(err) is SeqRegression and err.stored == 5 and err.offered == 1 and str(err) == str(e.value)
     assert json.loads((d / "snapshot.json").read_text())["seq"] == 5
+
+
+# -- snapshot.seq is rewritten in place, but never through a symlink or into a FIFO -------------
+
+
+def test_seq_file_symlink_is_replaced_not_written_through(d: Path, tmp_path: Path) -> None:
+    seeded(d)
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"precious\n")
+    (d / "snapshot.seq").unlink()
+    (d / "snapshot.seq").symlink_to(outside)
+    SnapStore(d).create(NEW, 6)
+    assert outside.read_bytes() == b"precious\n"
+    assert not (d / "snapshot.seq").is_symlink() and (d / "snapshot.seq").read_bytes() == b"6\n"
+
+
+def test_seq_file_fifo_does_not_hang_and_is_replaced(d: Path) -> None:
+    seeded(d)
+    (d / "snapshot.seq").unlink()
+    os.mkfifo(d / "snapshot.seq")
+    SnapStore(d).create(NEW, 6)  # O_NONBLOCK: a FIFO without a reader fails at once
+    assert (d / "snapshot.seq").read_bytes() == b"6\n"
+
+
+def test_seq_file_shrinks_on_rollback_to_a_shorter_seq(d: Path) -> None:
+    store = SnapStore(d)
+    store.create({"n": 1}, 100)
+    assert (d / "snapshot.seq").read_bytes() == b"100\n"
+    store._commit(b'{"n":0}', 7, allow_regression=True)
+    assert (d / "snapshot.seq").read_bytes() == b"7\n"  # truncated, not "7\n0\n"
