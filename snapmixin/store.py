@@ -372,8 +372,13 @@ class SnapStore:
         p = self._p(HISTORY, f"snapshot-{current.seq:020d}.json")
         try:
             info = self._read(p, verify=False, head_only=True).info
+        except CorruptSnapshot as e:
+            cause = e.__cause__
+            if isinstance(cause, OSError) and not isinstance(cause, fsio.NotRegularFile):
+                raise cause from None  # a failing disk: refuse (typed) rather than leave it
+            return  # not ours to judge
         except SnapError:
-            return  # none (the usual case), or not ours to judge
+            return  # none: the usual case
         if (info.checksum, info.created_at) == (current.checksum, current.created_at):
             self.fs.unlink(p)
 

@@ -22,6 +22,7 @@ After every step: ``restore()`` equals the model, ``latest()`` agrees, and
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -32,7 +33,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from snapmixin import SnapStore
-from snapmixin.errors import CorruptSnapshot, EncodeError, SeqRegression, SnapshotNotFound
+from snapmixin.errors import CorruptSnapshot, EncodeError, SeqRegression, SnapError, SnapshotNotFound
 from snapmixin.fsio import is_temp_name
 from tests.crashfs import Crash, RecordingFS
 
@@ -125,6 +126,33 @@ class StoreMachine(RuleBasedStateMachine):
         else:
             assert got == old, f"after a crash: {got!r}, expected {old!r} or {(state, seq)!r}"
         self.crashes += 1
+
+    @rule(state=states, delta=st.integers(0, 3), step=st.integers(0, 40),
+          err=st.sampled_from([errno.ENOSPC, errno.EIO, errno.EACCES, errno.EROFS]))
+    def fault_during_create(self, state: Any, delta: int, step: int, err: int) -> None:
+        """An OSError at one step: a typed error (or success, where there is a way round it);
+        the old or the new pair afterwards, and never a temp file left."""
+        seq = self.next_seq(delta)
+        fs = RecordingFS(fail_errno=err, fail_at=step, record_data=False)
+        temps_before = set(self.temps())
+        try:
+            SnapStore(self.dir, keep=self.keep, fs=fs).create(state, seq)
+        except SnapError as e:
+            assert isinstance(e.__cause__, OSError) and e.__cause__.errno == err, repr(e)
+            got = self.store.restore() if self.current is not None or self.store.exists() else None
+            if got is not None and got == (state, seq) and got != self.current:
+                self.committed(state, seq)  # failed after the commit (the directory fsync)
+            else:
+                assert got == self.current, f"after {err} at #{step}: {got!r}, model {self.current!r}"
+            self.crashes += 1  # history/ may keep one generation more until the next create
+        else:
+            self.committed(state, seq)
+            # a fault in the housekeeping after the commit (pruning) is only logged
+            self.crashes = self.crashes + 1 if fs.failures else 0
+        assert set(self.temps()) <= temps_before  # its own temp files removed (a crash's may stay)
+
+    def temps(self) -> list[str]:
+        return [n for n in os.listdir(self.dir) if is_temp_name(n)] if os.path.isdir(self.dir) else []
 
     @rule(state=states, garbage=st.sampled_from([b"", b"{", b"\xff", b"{\"format\": \"snapmixin\"}"]))
     def damage_then_recover(self, state: Any, garbage: bytes) -> None:
