@@ -30,7 +30,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 __all__ = [
@@ -154,7 +154,7 @@ class FileOps:
                 raise
         return fd, path
 
-    def write(self, fd: int, data: bytes | memoryview) -> None:
+    def write(self, fd: int, data: bytes | bytearray | memoryview) -> None:
         """Write all of ``data`` (``os.write`` may write less than asked)."""
         view = memoryview(data)
         while view:
@@ -273,8 +273,15 @@ class FileOps:
 REAL = FileOps()
 
 
-def atomic_write(ops: FileOps, directory: str, name: str, data: bytes, *, durable: bool = True) -> None:
+Buffer = bytes | bytearray | memoryview
+
+
+def atomic_write(ops: FileOps, directory: str, name: str, data: Buffer | Sequence[Buffer], *,
+                 durable: bool = True) -> None:
     """Replace ``directory/name`` by ``data`` so that a crash leaves the old or the new file.
+
+    ``data`` is bytes, or a sequence of buffers written one after the other
+    (so a caller can assemble a large file without copying it into one).
 
     Temp file in the same directory, full write, fsync, rename over the target,
     fsync of the directory. With ``durable=False`` both fsyncs are skipped (for
@@ -285,12 +292,14 @@ def atomic_write(ops: FileOps, directory: str, name: str, data: bytes, *, durabl
     in a new temp file (``EIO`` from write, fsync or close only; a second
     failure, or any other error, is raised).
     """
+    chunks: Sequence[Buffer] = (data,) if isinstance(data, (bytes, bytearray, memoryview)) else data
     for attempt in range(_EIO_ATTEMPTS):
         fd, tmp = ops.open_tmp(directory, name)
         written = False
         try:
             try:
-                ops.write(fd, data)
+                for chunk in chunks:
+                    ops.write(fd, chunk)
                 if durable:
                     ops.fsync(fd)
             finally:

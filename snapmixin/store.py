@@ -120,21 +120,33 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_PLACEHOLDER = b"sha256:" + b"0" * 64
+
+
+def _envelope_parts(state_json: bytes, seq: int, schema_version: int,
+                    created_at: datetime) -> tuple[list[bytes | memoryview], str, int]:
+    """``snapshot.json`` as buffers to write one after the other, its checksum, and its size.
+
+    One formatting pass over the whole envelope (compact header + compact
+    state), then the checksum of the state's span, patched into the header's
+    placeholder without copying the (possibly large) state again.
+    """
+    head = (f'{{"format":"{FORMAT}","format_version":{FORMAT_VERSION},"seq":{seq},'
+            f'"schema_version":{schema_version},"created_at":"{_iso(created_at)}",'
+            f'"checksum":"{_PLACEHOLDER.decode()}","state":').encode()
+    out = _codec.pretty(b"".join((head, state_json, b"}")))
+    view = memoryview(out)
+    start = out.index(_STATE_KEY) + len(_STATE_KEY)  # the header holds no newline: the first one is it
+    end = len(out) - 2  # the formatted envelope ends with b"\n}"
+    checksum = _checksum(view[start:end])
+    p = out.index(_PLACEHOLDER, 0, start)
+    return [view[:p], checksum.encode(), view[p + len(_PLACEHOLDER):], b"\n"], checksum, len(out) + 1
+
+
 def envelope(state_json: bytes, seq: int, schema_version: int, created_at: datetime) -> tuple[bytes, str]:
     """The bytes of ``snapshot.json`` for compact ``state_json`` (format version 1), and its checksum."""
-    body = _codec.pretty(state_json, level=1)
-    checksum = _checksum(body)
-    head = (
-        '{\n'
-        f'  "format": "{FORMAT}",\n'
-        f'  "format_version": {FORMAT_VERSION},\n'
-        f'  "seq": {seq},\n'
-        f'  "schema_version": {schema_version},\n'
-        f'  "created_at": "{_iso(created_at)}",\n'
-        f'  "checksum": "{checksum}",\n'
-        '  "state": '
-    ).encode()
-    return b"".join((head, body, b"\n}\n")), checksum
+    parts, checksum, _ = _envelope_parts(state_json, seq, schema_version, created_at)
+    return b"".join(parts), checksum
 
 
 class SnapStore:
@@ -265,7 +277,7 @@ class SnapStore:
         """
         version = schema_version if schema_version is not None else (self.schema_version or 1)
         when = created_at if created_at is not None else datetime.now(timezone.utc)
-        data, checksum = envelope(state_json, seq, version, when)
+        data, checksum, size = _envelope_parts(state_json, seq, version, when)
         fs = self.fs
         target = self._p(SNAPSHOT)
         with self._locked("write a snapshot to"):
@@ -313,7 +325,7 @@ class SnapStore:
             except OSError as e:
                 raise self._os_error(e, f"cannot write the snapshot (seq {seq})") from e
         return SnapshotInfo(seq=seq, created_at=when, schema_version=version, path=Path(target),
-                            size=len(data), checksum=checksum)
+                            size=size, checksum=checksum)
 
     def _write_seqfile(self, seq: int) -> None:
         """Update the derived ``snapshot.seq`` (not fsynced: ``restore()`` repairs it).

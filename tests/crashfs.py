@@ -212,7 +212,7 @@ class RecordingFS(FileOps):
 
         return self._run(op, call)
 
-    def write(self, fd: int, data: bytes | memoryview) -> None:
+    def write(self, fd: int, data: bytes | bytearray | memoryview) -> None:
         op = Op(-1, "write", self._fd_paths.get(fd), size=len(data), fd=fd,
                 data=bytes(data) if self.record_data else None)
         self._run(op, lambda: FileOps.write(self, fd, data))

@@ -180,6 +180,8 @@ def test_transient_eio_redoes_the_write_in_a_new_temp_file(tmp_path: Path, op_na
     assert len(opened) == 2 and opened[0] == bad and opened[1] != bad
     new = opened[1]
     names = [op.name for op in later if op.path == new]
+    # the envelope is written as a few buffers: one run of writes
+    names = [n for i, n in enumerate(names) if not (n == "write" and i and names[i - 1] == "write")]
     assert names[:4] == ["open_tmp", "write", "fsync", "close"] and "replace" in names, names
     assert SnapStore(d).restore() == (NEW, 6)
     assert not temps(d)
