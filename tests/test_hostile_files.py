@@ -646,3 +646,26 @@ def test_cli_rehash_on_invalid_utf8_is_a_clean_error(tmp_path: Path, content: by
     r = subprocess.run([sys.executable, "-m", "snapmixin", "rehash", str(d)], capture_output=True,
                        timeout=60)
     assert r.returncode == 1 and b"Traceback" not in r.stderr, r.stderr.decode(errors="replace")
+
+
+@pytest.mark.parametrize("name", ["snapshot.json", "snapshot.seq"])
+def test_device_in_place_of_a_file(tmp_path: Path, name: str) -> None:
+    """A character device (/dev/zero's numbers) never gets read to exhaustion or written to."""
+    d = tmp_path / "store"
+    store = SnapStore(d, keep=2)
+    store.create({"gen": 1}, 4)
+    store.create(OLD, 5)
+    os.unlink(d / name)
+    try:
+        os.mknod(d / name, stat.S_IFCHR | 0o600, os.makedev(1, 5))
+    except (PermissionError, AttributeError):
+        pytest.skip("creating a device node needs privileges")
+    if name == "snapshot.json":
+        assert isinstance(typed(store.restore, "restore()"), CorruptSnapshot)
+        assert typed(lambda: store.restore(fallback=True), "fallback") == ({"gen": 1}, 4)
+    else:
+        assert typed(store.restore, "restore()") == (OLD, 5)
+    res = typed(lambda: store.create(NEW, 6), "create()")
+    assert not isinstance(res, SnapError), res
+    assert store.restore() == (NEW, 6)
+    assert stat.S_ISREG(os.lstat(d / name).st_mode)
