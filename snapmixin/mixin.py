@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import logging
 import math
 import os
 import time
@@ -58,6 +59,7 @@ from .tracking import NEVER, SCALARS, Root, detach, track
 __all__ = ["Snapshottable"]
 
 S = TypeVar("S", bound="Snapshottable")
+log = logging.getLogger("snapmixin")
 _MISSING = object()
 _SLOT = "_snapmixin"
 _setattr = object.__setattr__
@@ -98,6 +100,7 @@ class _State(Root):
         "count_due",
         "d",
         "deadline",
+        "deferred",
         "failed",
         "fast",
         "held",
@@ -131,6 +134,7 @@ class _State(Root):
         self.save_requested = False
         self.failed = False
         self.inflight = 0  # asnapshot() writes under way
+        self.deferred = False  # an automatic snapshot fell due while one was under way
         self.alock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         # With a seconds= policy every mutation takes the slow path; these two let it return
         # at once while neither the count nor the time is due (see tick).
@@ -181,7 +185,9 @@ class _State(Root):
             self.refresh_due()
         elif self.inflight:
             # An asnapshot() is writing: an automatic snapshot now would fight it for the
-            # lock (StoreLocked) or race it (SeqRegression). Look again at the next mutation.
+            # lock (StoreLocked) or race it (SeqRegression). It is taken when that write ends
+            # (or at the next mutation, whichever comes first).
+            self.deferred = True
             self.due = self.seq + 1
         elif self.failed or self.save_requested or self.policy_due():
             self.save(self.seq)
@@ -223,7 +229,21 @@ class _State(Root):
             raise
         self.inflight -= 1
         self.mark_saved(seq)
+        if self.deferred and not self.inflight:
+            await self._catch_up()
         return seq
+
+    async def _catch_up(self) -> None:
+        """Take the automatic snapshot that fell due while an ``asnapshot()`` was writing."""
+        self.deferred = False
+        store = self.store
+        if store is None or not (self.failed or self.save_requested or self.policy_due()):
+            return
+        try:
+            await self.asave(store, store.encode(self.obj), self.seq)
+        except Exception as e:  # the caller's own snapshot succeeded: do not fail it for this one
+            log.warning("%s: the automatic snapshot due during an asnapshot() failed (%s); the next "
+                        "mutation or snapshot() tries again", store.path, e)
 
     def mark_saved(self, seq: int) -> None:
         # An asnapshot() that captured an older seq does not clear a later failure.

@@ -348,9 +348,6 @@ def test_readers_never_make_a_lone_writer_fail(tmp_path: Path) -> None:
     assert (d / "snapshot.seq").read_bytes() == b"300\n"
 
 
-@pytest.mark.xfail(strict=True, reason="mixin bug (reported): mutations made while an asnapshot() is "
-                   "writing skip their automatic snapshot (_State.autosave defers while inflight) and "
-                   "nothing saves them when it completes: they stay unsaved until the next mutation")
 def test_mutations_during_asnapshot_are_saved_when_it_completes(tmp_path: Path) -> None:
     import asyncio
     from dataclasses import dataclass
