@@ -676,9 +676,13 @@ class SnapStore:
                     info = self._parse_head(data, path, size)
                     if info is not None:
                         return _Generation(info, b"")
+                    _refuse_non_json(data, path)
                     data = fsio.read_regular(self.fs, path)
             else:
-                data = fsio.read_regular(self.fs, path)
+                data = fsio.read_regular(self.fs, path, limit=_HEAD_BYTES)
+                if len(data) == _HEAD_BYTES:  # a large file: refuse what cannot be JSON before reading it all
+                    _refuse_non_json(data, path)
+                    data = fsio.read_regular(self.fs, path)
                 size = len(data)
         except FileNotFoundError as e:
             raise SnapshotNotFound(f"{path}: no such file", path=path) from e
@@ -808,6 +812,18 @@ def _load_field(raw: msgspec.Raw, key: str, path: str) -> Any:
         raise CorruptSnapshot(f"{path}: bad {key!r}: {e.message}", path=path) from e
     except UnicodeDecodeError as e:  # msgspec.Raw spans are not checked for UTF-8 when split out
         raise CorruptSnapshot(f"{path}: bad {key!r}: not valid UTF-8 ({e})", path=path) from e
+
+
+_JSON_START = frozenset(b'{["-0123456789tfn')
+
+
+def _refuse_non_json(head: bytes, path: str) -> None:
+    """CorruptSnapshot if ``head`` (a large file's first bytes) cannot start a JSON document, so that
+    a garbled or sparse multi-gigabyte file is refused without being read into memory whole."""
+    s = head.lstrip(b" \t\r\n")
+    if s and s[0] not in _JSON_START:
+        raise CorruptSnapshot(f"{path}: not JSON (it starts with {s[:16]!r}): the file is garbled",
+                              path=path)
 
 
 def _valid_seq(seq: Any, path: str) -> int:
