@@ -696,3 +696,66 @@ def test_huge_sparse_file_is_refused_without_reading_it(tmp_path: Path, method: 
         assert isinstance(res, CorruptSnapshot) or method == "history", res
     read = sum(op.size or 0 for op in fs.ops if op.name == "read" and "snapshot.json" in (op.path or ""))
     assert read <= 4 * 64 * 1024, f"{method}() read {read} bytes of the sparse file"
+
+
+# -- fuzz: whatever the bytes, a typed answer ------------------------------------------------------
+
+def _fuzz_store(tmp_path: Path) -> tuple[Path, SnapStore]:
+    d = tmp_path / "fuzz"
+    if not d.exists():
+        SnapStore(d, keep=2).create({"gen": 1}, 4)
+        SnapStore(d, keep=2).create(OLD, 5)
+    return d, SnapStore(d, keep=2)
+
+
+
+
+def _check_any_bytes(d: Path, store: SnapStore, content: bytes) -> None:
+    (d / "snapshot.json").write_bytes(content)
+    (d / "snapshot.seq").write_bytes(b"5\n")
+    for what, call in (("restore", store.restore), ("latest", store.latest), ("history", store.history),
+                       ("fallback", lambda: store.restore(fallback=True))):
+        try:
+            call()
+        except SnapError:
+            pass
+        except BaseException as e:  # any other exception is the bug
+            raise AssertionError(f"{what}() on {content[:80]!r}: untyped {type(e).__name__}: {e}") from e
+
+
+try:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as hst
+except ImportError:  # pragma: no cover
+    pass
+else:
+    _scalars = hst.one_of(hst.none(), hst.booleans(), hst.integers(-(2**70), 2**70),
+                          hst.floats(allow_nan=False), hst.text(max_size=6))
+    _values = hst.recursive(_scalars, lambda c: hst.one_of(hst.lists(c, max_size=3),
+                                                         hst.dictionaries(hst.text(max_size=4), c,
+                                                                          max_size=3)), max_leaves=8)
+    _fuzz_settings = settings(max_examples=int(os.environ.get("SNAPMIXIN_FUZZ_EXAMPLES", "150")),
+                              deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+    @_fuzz_settings
+    @given(content=hst.binary(max_size=600))
+    def test_fuzz_random_bytes(tmp_path: Path, content: bytes) -> None:
+        d, store = _fuzz_store(tmp_path)
+        _check_any_bytes(d, store, content)
+
+    @_fuzz_settings
+    @given(field=hst.sampled_from(["format", "format_version", "seq", "schema_version", "created_at",
+                                   "checksum", "state"]),
+           value=_values, drop=hst.booleans())
+    def test_fuzz_envelope_fields(tmp_path: Path, field: str, value: Any, drop: bool) -> None:
+        import json
+
+        d, store = _fuzz_store(tmp_path)
+        env = {"format": "snapmixin", "format_version": 1, "seq": 5, "schema_version": 1,
+               "created_at": "2024-01-01T00:00:00.000000Z",
+               "checksum": "sha256:" + hashlib.sha256(b"{}").hexdigest(), "state": {}}
+        if drop:
+            del env[field]
+        else:
+            env[field] = value
+        _check_any_bytes(d, store, json.dumps(env, indent=2).encode())
