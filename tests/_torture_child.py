@@ -177,7 +177,14 @@ class Child:
             self.mutate()
             if self.rng.random() < 0.15:
                 before = self.obj.snapshot_seq
-                if await self.obj.asnapshot() != before:
+                # Sometimes keep mutating while the write runs in its thread (the state was
+                # captured when asnapshot() started; automatic snapshots due meanwhile wait for it).
+                task = asyncio.ensure_future(self.obj.asnapshot())
+                await asyncio.sleep(0)
+                for _ in range(self.rng.choice([0, 0, 1, 3, 6])):
+                    self.mutate()
+                    await asyncio.sleep(0)
+                if await task != before:
                     self.fail("asnapshot() returned another seq than snapshot_seq")
             if self.rng.random() < 0.3:
                 await asyncio.sleep(0)
