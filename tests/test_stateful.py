@@ -226,7 +226,7 @@ class StoreMachine(RuleBasedStateMachine):
 
 
 StoreMachine.TestCase.settings = settings(
-    max_examples=int(os.environ.get("SNAPMIXIN_STATEFUL_EXAMPLES", "200")),
+    max_examples=int(os.environ.get("SNAPMIXIN_STATEFUL_EXAMPLES", "300")),
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

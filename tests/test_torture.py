@@ -1,4 +1,4 @@
-"""The SIGKILL torture run in its CI form (about 25 s); ``python -m tests.torture --rounds N`` for more.
+"""The SIGKILL torture run in its CI form (about 30 s); ``python -m tests.torture --rounds N`` for more.
 
 See ``tests/torture.py`` for what each round does and checks. Two negative
 controls show the checks can fail: a library that writes ``snapshot.json`` in
@@ -18,7 +18,7 @@ from tests import torture
 
 pytestmark = [pytest.mark.torture, pytest.mark.skipif(sys.platform == "win32", reason="fork and SIGKILL")]
 
-CI_SECONDS = float(os.environ.get("SNAPMIXIN_TORTURE_SECONDS", "25"))
+CI_SECONDS = float(os.environ.get("SNAPMIXIN_TORTURE_SECONDS", "30"))
 
 
 def test_torture_short(tmp_path: Path) -> None:
