@@ -36,6 +36,8 @@ import msgspec
 # Measure this checkout, not whatever snapmixin happens to be installed.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from _env import code_version, cpu_model
+
 import snapmixin
 import snapmixin.store as _store_mod
 from snapmixin import SnapStore
@@ -246,15 +248,6 @@ def verdict(value: float, limit: float) -> str:
     return f"<= {limit:g}x: **met**" if value <= limit else f"<= {limit:g}x: **missed**"
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def fs_type(path: str) -> str:
@@ -273,19 +266,6 @@ def fs_type(path: str) -> str:
         return "?"
 
 
-def code_version() -> str:
-    """Which snapmixin is measured: its directory and git commit (marked when the tree is dirty)."""
-    import subprocess
-
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        rev = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--", "snapmixin"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return f"{here} (not a git checkout)"
-    return f"{here} at {rev}" + (" + uncommitted changes in snapmixin/" if dirty else "")
 
 
 def header(args: argparse.Namespace, where: str) -> None:
