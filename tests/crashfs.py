@@ -51,7 +51,8 @@ from typing import Any, TypeVar
 
 from snapmixin.fsio import FileOps
 
-__all__ = ["MUTATING", "Crash", "Op", "RecordingFS", "replay_states", "snapshot_tree", "write_tree"]
+__all__ = ["MUTATING", "Crash", "DiskFull", "Op", "RecordingFS", "replay_states", "snapshot_tree",
+           "write_tree"]
 
 R = TypeVar("R")
 
@@ -541,3 +542,14 @@ def replay_states(root: str, before: Tree, ops: list[Op], upto: int) -> list[Tre
             seen.add(key)
             out.append(tree)
     return out
+
+
+class DiskFull(FileOps):
+    """The simplest fault: the disk fills up when a test sets ``full``; every write then fails."""
+
+    full = False
+
+    def write(self, fd: int, data: bytes | bytearray | memoryview) -> None:
+        if self.full:
+            raise OSError(_errno.ENOSPC, "No space left on device (injected)")
+        super().write(fd, data)

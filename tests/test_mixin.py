@@ -19,6 +19,7 @@ from snapmixin import Snapshottable, SnapStore, migration, snapshot_every
 from snapmixin.errors import MigrationError, SnapError, StoreLocked
 from snapmixin.fsio import FileOps
 from snapmixin.tracking import TrackedDict, TrackedList, TrackedSet
+from tests.crashfs import DiskFull
 
 
 @dataclass
@@ -368,17 +369,6 @@ def test_asnapshot_awaited_directly_and_its_failures(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------- failures
-
-
-class DiskFull(FileOps):
-    """The disk fills up when the test says so: every write fails with ENOSPC."""
-
-    full = False
-
-    def write(self, fd: int, data: bytes | memoryview) -> None:
-        if self.full:
-            raise OSError(errno.ENOSPC, "No space left on device (injected)")
-        super().write(fd, data)
 
 
 def test_nested_snapshot_saves_the_whole_tree(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ from freezegun import freeze_time
 
 from snapmixin import Snapshottable, SnapStore, snapshot_every
 from snapmixin.errors import SnapError, StoreLocked
-from snapmixin.fsio import FileOps
 from snapmixin.tracking import TrackedList
+from tests.crashfs import DiskFull
 
 
 def disk_seq(path: Path) -> int | None:
@@ -307,17 +307,6 @@ def test_method_form_with_seconds(tmp_path: Path, frozen: Any) -> None:
     frozen.tick(6)
     obj.n = 1
     assert disk_seq(d) == 2
-
-
-class DiskFull(FileOps):
-    """The disk fills up when the test says so: every write fails with ENOSPC."""
-
-    full = False
-
-    def write(self, fd: int, data: bytes | memoryview) -> None:
-        if self.full:
-            raise OSError(errno.ENOSPC, "No space left on device (injected)")
-        super().write(fd, data)
 
 
 def test_a_failing_automatic_snapshot_raises_keeps_the_change_and_retries(tmp_path: Path) -> None:
