@@ -255,7 +255,7 @@ def loads(data: bytes | memoryview) -> Any:
     """Plain JSON values from bytes. Raises ``DecodeFailure`` for malformed or too deep JSON."""
     try:
         return _untyped_decoder.decode(data)
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:
         raise DecodeFailure(f"not valid JSON: {e}") from e
     except RecursionError as e:
         raise DecodeFailure("JSON nested too deeply to read") from e
@@ -267,7 +267,7 @@ def decode_json(data: bytes | memoryview, tp: Any) -> Any:
         return msgspec.json.decode(data, type=tp, dec_hook=_dec_hook)
     except msgspec.ValidationError as e:
         raise _validation_failure(e) from e
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:
         raise DecodeFailure(f"not valid JSON: {e}") from e
     except RecursionError as e:
         raise DecodeFailure("JSON nested too deeply to read") from e
@@ -481,7 +481,7 @@ class MsgspecCodec(Codec):
         except msgspec.ValidationError as e:
             # The error path: find the keys msgspec writes as [...] by retrying on parts.
             raise _validation_failure(e, loads(data), _json_attempt(plan.decoder)) from e
-        except msgspec.DecodeError as e:
+        except (msgspec.DecodeError, UnicodeDecodeError) as e:
             raise DecodeFailure(f"not valid JSON: {e}") from e
         except RecursionError as e:
             raise DecodeFailure("JSON nested too deeply to read") from e

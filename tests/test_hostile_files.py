@@ -632,9 +632,6 @@ def test_every_single_bit_flip_is_detected_or_harmless(tmp_path: Path) -> None:
 
 
 
-@pytest.mark.xfail(strict=True, reason="codec/cli bug (reported): codec.loads() lets msgspec's "
-                   "UnicodeDecodeError escape (not a DecodeFailure), so `python -m snapmixin rehash` "
-                   "on a snapshot.json with invalid UTF-8 dies with a traceback (cli.py _cmd_rehash)")
 @pytest.mark.parametrize("content", [b'{"\xff": 1}', b'{"format": "\xc3", "seq": 5}'])
 def test_cli_rehash_on_invalid_utf8_is_a_clean_error(tmp_path: Path, content: bytes) -> None:
     import subprocess
