@@ -327,7 +327,7 @@ def _parse_edited(data: bytes, path: str) -> tuple[int, int, bytes, Any]:
     except msgspec.ValidationError as e:
         raise _Failure(f"{path}: not a {FORMAT} snapshot (the file is not a JSON object); "
                        "nothing was written") from e
-    except (msgspec.DecodeError, RecursionError) as e:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as e:
         raise _Failure(f"{path}: not valid JSON ({e}): fix the edit and run rehash again; "
                        "nothing was written") from e
     head: dict[str, Any] = {}

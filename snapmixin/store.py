@@ -575,6 +575,9 @@ class SnapStore:
                 return _codec.convert(codec, value, cls)
             return codec.decode(gen.state, cls)
         except _codec.DecodeFailure as e:
+            if isinstance(e.__cause__, UnicodeDecodeError):  # damage, not a type mismatch
+                raise CorruptSnapshot(f"{where}: the state is not valid UTF-8 ({e.__cause__})",
+                                      path=where) from e
             raise DecodeError(f"{where}: {e.message}", path=where, json_path=e.json_path) from e
         except (MigrationError, SnapError):
             raise
