@@ -184,13 +184,17 @@ class FileOps:
 
         For derived files only (``snapshot.seq``): a crash may leave the old
         bytes, the new ones or a torn mix, which readers must repair. Refuses
-        (``NotRegularFile``) a symlink, FIFO or anything but a regular file, and
+        (``NotRegularFile``) a symlink, FIFO, anything but a regular file, or a file
+        with other hard links (which may lie outside the directory), and
         raises ``FileNotFoundError`` when the file does not exist yet.
         """
         fd = os.open(path, os.O_WRONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY)
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
                 raise NotRegularFile(errno.EINVAL, "not a regular file", path)
+            if st.st_nlink != 1:  # a hard link: writing in place would change the other name's file
+                raise NotRegularFile(errno.EMLINK, "a file with other hard links", path)
             view = memoryview(data)
             offset = 0
             while offset < len(view):

@@ -756,3 +756,26 @@ else:
         else:
             env[field] = value
         _check_any_bytes(d, store, json.dumps(env, indent=2).encode())
+
+
+@pytest.mark.parametrize("via", ["create", "restore"])
+def test_hard_linked_seq_file_is_replaced_not_written_through(tmp_path: Path, outside: Path,
+                                                              via: str) -> None:
+    """snapshot.seq hard-linked to a file elsewhere: updating it in place (fsio.FileOps.rewrite)
+    overwrote that file with the seq, from create() and even from restore(). Found in 0d0792d."""
+    d = tmp_path / "store"
+    store = SnapStore(d)
+    store.create(OLD, 5)
+    other = outside / "precious.txt"
+    other.write_bytes(b"precious data\n")
+    (d / "snapshot.seq").unlink()
+    os.link(other, d / "snapshot.seq")
+    if via == "create":
+        store.create(NEW, 6)
+        want = b"6\n"
+    else:
+        assert store.restore() == (OLD, 5)
+        want = b"5\n"
+    assert other.read_bytes() == b"precious data\n"
+    assert (d / "snapshot.seq").read_bytes() == want
+    assert os.lstat(d / "snapshot.seq").st_nlink == 1
