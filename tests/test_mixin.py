@@ -664,3 +664,48 @@ def test_a_name_that_held_a_container_then_scalars_then_a_container_again() -> N
     del obj.raw
     obj.raw = 7
     assert obj.raw == 7 and obj.snapshot_seq == before + 4
+
+
+@snapshot_every(1)
+@dataclass
+class EveryMutation(Snapshottable):
+    n: int = 0
+
+
+class GateThenFullFS(GateFS):
+    """Holds the first write until released; once `full` is set, no new file can be made (ENOSPC)."""
+
+    full = False
+
+    def open_tmp(self, directory: str, target: str) -> tuple[int, str]:
+        if self.full:
+            raise OSError(errno.ENOSPC, "No space left on device (injected)")
+        return super().open_tmp(directory, target)
+
+
+@pytest.mark.parametrize("disk_full_after", [False, True])
+def test_the_snapshot_due_during_an_asnapshot_is_taken_when_it_ends(
+        tmp_path: Path, disk_full_after: bool, caplog: pytest.LogCaptureFixture) -> None:
+    fs = GateThenFullFS()
+    d = tmp_path / "c"
+    obj = EveryMutation().bind(SnapStore(d, fs=fs))
+
+    async def main() -> None:
+        task = asyncio.create_task(obj.asnapshot())
+        await asyncio.to_thread(fs.entered.wait, 10)  # the asnapshot's write is in flight
+        obj.n = 1  # due at once (every mutation), deferred: a write is under way
+        fs.full = disk_full_after
+        fs.release.set()
+        assert await task == 0  # the caller's own snapshot succeeded either way
+
+    with caplog.at_level("WARNING", logger="snapmixin"):
+        asyncio.run(main())
+    if not disk_full_after:
+        assert on_disk(d)["seq"] == 1 and on_disk(d)["state"] == {"n": 1}  # caught up
+        assert not caplog.records
+    else:
+        assert on_disk(d)["seq"] == 0  # the catch-up failed: logged, and retried next time
+        assert any("tries again" in r.getMessage() for r in caplog.records)
+        fs.full = False
+        obj.n = 2  # the next mutation retries, and succeeds
+        assert on_disk(d)["seq"] == 2 and on_disk(d)["state"] == {"n": 2}
