@@ -155,22 +155,7 @@ def _flush(fd: int) -> None:
 
 def floor_write(directory: str, data: bytes) -> None:
     """Temp file in the same directory, full write, fsync, rename, directory fsync; nothing else."""
-    tmp = os.path.join(directory, ".snapshot.json.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        _flush(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, os.path.join(directory, "snapshot.json"))
-    if os.name == "posix":
-        dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            _flush(dfd)
-        finally:
-            os.close(dfd)
+    floor_write_bufs(directory, [data])
 
 
 def read_file(path: str) -> bytes:
