@@ -20,15 +20,12 @@ never repair anything on the way.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TextIO
-
-import msgspec
 
 from . import __version__, fsio
 from . import codec as _codec
@@ -248,7 +245,7 @@ def _cmd_rehash(args: argparse.Namespace) -> int:
         print(f"{path}: the checksum already matches the state (seq {seq}); nothing to do")
         return 0
     # Whitespace is normalized: the file is rewritten in the canonical layout.
-    compact = msgspec.json.format(raw, indent=-1)
+    compact = _codec.compact(raw)
     # archive=False never adds a history generation, but the commit still prunes history/
     # down to the store's keep: a keep above the number kept means nothing is pruned.
     writer = SnapStore(args.dir, keep=len(store._history_entries()) + 2, lock_timeout=args.wait)
@@ -295,7 +292,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
               file=sys.stderr)
     keep = args.keep if args.keep is not None else len(store._history_entries()) + 2
     writer = SnapStore(args.dir, keep=keep, lock_timeout=args.wait)
-    info = writer._commit(msgspec.json.format(c.state, indent=-1), n, schema_version=c.schema_version,
+    info = writer._commit(_codec.compact(c.state), n, schema_version=c.schema_version,
                           archive=True, allow_regression=True)
     kept_as = ""
     if current is not None:
@@ -323,12 +320,12 @@ def _read_snapshot(store: SnapStore, path: str) -> bytes:
 def _parse_edited(data: bytes, path: str) -> tuple[int, int, bytes, Any]:
     """(seq, schema_version, raw state, checksum field) of a hand-edited snapshot.json, or refuse."""
     try:
-        top = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
-    except msgspec.ValidationError as e:
+        top = _codec.split_object(data)
+    except _codec.NotAnObject as e:
         raise _Failure(f"{path}: not a {FORMAT} snapshot (the file is not a JSON object); "
                        "nothing was written") from e
-    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as e:
-        raise _Failure(f"{path}: not valid JSON ({e}): fix the edit and run rehash again; "
+    except _codec.DecodeFailure as e:
+        raise _Failure(f"{path}: {e.message}: fix the edit and run rehash again; "
                        "nothing was written") from e
     head: dict[str, Any] = {}
     for k, v in top.items():
@@ -368,14 +365,14 @@ def _checksum_status(c: _Check, *, long: bool) -> str:
 
 def _pretty_lines(raw: bytes) -> list[str]:
     try:
-        text = msgspec.json.format(raw, indent=2)
-    except msgspec.DecodeError:  # pragma: no cover - the state parsed when it was read
+        text = _codec.pretty(raw)
+    except Exception:  # pragma: no cover - the state parsed when it was read
         text = raw
     return text.decode("utf-8", "replace").splitlines()
 
 
 def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    print(_codec.pretty(_codec.dumps(value)).decode())
 
 
 def _prog() -> str:

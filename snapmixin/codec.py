@@ -273,6 +273,37 @@ def decode_json(data: bytes | memoryview, tp: Any) -> Any:
         raise DecodeFailure("JSON nested too deeply to read") from e
 
 
+class NotAnObject(DecodeFailure):
+    """Valid JSON whose top level is not an object."""
+
+
+#: A member's JSON text, as :func:`split_object` returns it (``bytes(raw)`` gives the bytes).
+RawJSON = msgspec.Raw
+_split_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def split_object(data: bytes | memoryview) -> dict[str, RawJSON]:
+    """The members of a top-level JSON object, each as its raw JSON text (not decoded).
+
+    The whole text is checked for syntax. Raises :class:`NotAnObject` for valid
+    JSON that is not an object, ``DecodeFailure`` for malformed or too deep JSON.
+    The members' text is not checked for UTF-8: decode it with :func:`loads`.
+    """
+    try:
+        return _split_decoder.decode(data)
+    except msgspec.ValidationError as e:
+        raise NotAnObject(f"not a JSON object: {e}") from e
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:
+        raise DecodeFailure(f"not valid JSON: {e}") from e
+    except RecursionError as e:
+        raise DecodeFailure("JSON nested too deeply to read") from e
+
+
+def compact(text: bytes | memoryview) -> bytes:
+    """JSON text with all insignificant whitespace removed."""
+    return msgspec.json.format(text, indent=-1)
+
+
 def pretty(compact: bytes, level: int = 0) -> bytes:
     """Indent compact JSON by 2 spaces per level, as if it stood ``level`` levels deep.
 

@@ -44,8 +44,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-import msgspec
-
 from . import codec as _codec
 from . import fsio
 from . import migrate as _migrate
@@ -710,15 +708,17 @@ class SnapStore:
         return self._info_from_header(head, path, size)
 
     def _parse(self, data: bytes, path: str, size: int, verify: bool, seq_hint: int | None) -> _Generation:
+        top: dict[str, _codec.RawJSON] | None
         try:
-            top = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
-        except msgspec.ValidationError:
+            top = _codec.split_object(data)
+        except _codec.NotAnObject:
             top = None  # valid JSON but not an object: may be a bare state (minisnap 0.1.1)
-        except (msgspec.DecodeError, UnicodeDecodeError) as e:
-            what = "empty" if not data.strip() else f"not valid JSON ({e})"
+        except _codec.DecodeFailure as e:
+            if isinstance(e.__cause__, RecursionError):
+                raise CorruptSnapshot(f"{path}: JSON nested too deeply to read", path=path) from e
+            reason = e.message.removeprefix("not valid JSON: ")
+            what = "empty" if not data.strip() else f"not valid JSON ({reason})"
             raise CorruptSnapshot(f"{path}: {what}: the file is truncated or garbled", path=path) from e
-        except RecursionError as e:
-            raise CorruptSnapshot(f"{path}: JSON nested too deeply to read", path=path) from e
         if top is not None and "format" in top:
             head = {k: _load_field(v, k, path) for k, v in top.items() if k != "state"}
             if head.get("format") == FORMAT:
@@ -734,7 +734,7 @@ class SnapStore:
                 return _Generation(info, raw)
         return self._parse_legacy(top, data, path, size, seq_hint)
 
-    def _parse_legacy(self, top: dict[str, msgspec.Raw] | None, data: bytes, path: str, size: int,
+    def _parse_legacy(self, top: dict[str, _codec.RawJSON] | None, data: bytes, path: str, size: int,
                       seq_hint: int | None) -> _Generation:
         name = os.path.basename(path)
         if top is not None and len(_ENVELOPE_ONLY_KEYS.intersection(top)) >= 2:
@@ -808,12 +808,12 @@ def _is_plain(state: Any) -> bool:
     return isinstance(state, (dict, list, tuple, str, int, float, bool)) or state is None
 
 
-def _load_field(raw: msgspec.Raw, key: str, path: str) -> Any:
+def _load_field(raw: _codec.RawJSON, key: str, path: str) -> Any:
     try:
         return _codec.loads(raw)
     except _codec.DecodeFailure as e:  # pragma: no cover - the whole file parsed already
         raise CorruptSnapshot(f"{path}: bad {key!r}: {e.message}", path=path) from e
-    except UnicodeDecodeError as e:  # msgspec.Raw spans are not checked for UTF-8 when split out
+    except UnicodeDecodeError as e:  # split_object does not check the members' UTF-8
         raise CorruptSnapshot(f"{path}: bad {key!r}: not valid UTF-8 ({e})", path=path) from e
 
 
