@@ -141,7 +141,7 @@ def _notes(store: SnapStore, checks: Sequence[_Check], out: TextIO) -> None:
             print(f"note: {store._p(SEQFILE)} {said} but {cur.path} holds seq {cur.seq} "
                   "(a derived copy; the next restore or write repairs it)", file=out)
     try:
-        temps = [n for n in os.listdir(store._dir) if fsio.is_temp_name(n)]
+        temps = [n for n in store.fs.listdir(store._dir) if fsio.is_temp_name(n)]
     except OSError:
         temps = []
     if temps:
@@ -287,7 +287,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     c = _check(store, target, n, current=False)
     if not c.ok or c.state is None or c.schema_version is None:
         raise _Failure(f"cannot roll back to seq {n}: {c.error}; nothing was changed")
-    if current is None and os.path.exists(current_path):
+    if current is None and fsio.kind(store.fs, current_path) is not None:
         print(f"warning: {current_path} cannot be read and is replaced, not kept in {HISTORY}/",
               file=sys.stderr)
     keep = args.keep if args.keep is not None else len(store._history_entries()) + 2
@@ -307,7 +307,7 @@ def _read_snapshot(store: SnapStore, path: str) -> bytes:
     try:
         return fsio.read_regular(store.fs, path)
     except FileNotFoundError as e:
-        if not os.path.isdir(store._dir):
+        if fsio.kind(store.fs, store._dir) != "dir":
             raise SnapshotNotFound(store._not_found_message(), path=store._dir) from e
         raise SnapshotNotFound(f"{path}: no such file (rehash accepts an edited {SNAPSHOT} only)",
                                path=path) from e

@@ -349,6 +349,26 @@ def make_dirs(ops: FileOps, path: str) -> None:
         ops.fsync_dir(os.path.dirname(d))
 
 
+def kind(ops: FileOps, path: str) -> str | None:
+    """``"dir"``, ``"file"`` (a regular file), ``"other"``, or None when nothing is there.
+
+    Symlinks are not followed (a symlink is ``"other"``), except for the last
+    component being a directory symlink, which counts as ``"dir"``.
+    """
+    try:
+        st = ops.lstat(path)
+    except OSError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            return "dir" if os.path.isdir(path) else "other"
+        except OSError:  # pragma: no cover
+            return "other"
+    if stat.S_ISDIR(st.st_mode):
+        return "dir"
+    return "file" if stat.S_ISREG(st.st_mode) else "other"
+
+
 def _discard(ops: FileOps, path: str) -> None:
     try:
         ops.unlink(path)

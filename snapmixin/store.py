@@ -556,9 +556,10 @@ class SnapStore:
 
     def _not_found_message(self) -> str:
         d = self._dir
-        if os.path.isfile(d):
+        what = fsio.kind(self.fs, d)
+        if what == "file":
             return f"{d} is a file, not a snapshot directory"
-        if not os.path.exists(d):
+        if what is None:
             return f"no snapshot: the directory {d} does not exist"
         return f"no snapshot in {d} (no {SNAPSHOT})"
 
