@@ -30,8 +30,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 __all__ = [
     "TMP_SUFFIX",
@@ -405,16 +404,6 @@ def read_regular(ops: FileOps, path: str, limit: int | None = None) -> bytes:
         return b"".join(chunks)
     finally:
         ops.close(fd)
-
-
-@contextmanager
-def locked(ops: FileOps, path: str, timeout: float | None) -> Iterator[None]:
-    """Hold the advisory lock on ``path`` for the duration of the block."""
-    fd = ops.lock(path, timeout)
-    try:
-        yield
-    finally:
-        ops.unlock(fd)
 
 
 def cleanup_temps(ops: FileOps, directory: str) -> int:
