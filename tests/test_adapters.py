@@ -55,8 +55,6 @@ def round_trip(tmp_path: Path, obj: Any, **kw: Any) -> tuple[Any, Any]:
 @pytest.fixture
 def paris_time() -> Iterator[None]:
     """Run in a local time zone that is not UTC (dataclasses-json reads datetimes back in local time)."""
-    if not hasattr(time, "tzset"):  # pragma: no cover - Windows
-        pytest.skip("time.tzset needed")
     mp = pytest.MonkeyPatch()
     mp.setenv("TZ", "Europe/Paris")
     time.tzset()
@@ -149,6 +147,7 @@ def test_dataclasses_json_round_trip_with_camel_case_keys_in_the_file(tmp_path: 
     assert '"ownerName": "bob"' in raw and "owner_name" not in raw and "item_name" not in raw
 
 
+@pytest.mark.skipif(not hasattr(time, "tzset"), reason="time.tzset needed (not on Windows)")
 def test_dataclasses_json_datetimes_are_its_timestamps_read_back_as_the_same_instant(
         tmp_path: Path, paris_time: None) -> None:
     """dataclasses-json writes a datetime as a POSIX timestamp and reads it back in the local zone:
