@@ -384,21 +384,22 @@ def _err(message: str) -> None:
 
 
 # --------------------------------------------------------------------- parser
-def _seq(text: str) -> int:
+def _int(text: str) -> int:
     try:
-        n = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _seq(text: str) -> int:
+    n = _int(text)
     if not 0 <= n <= SEQ_MAX:
         raise argparse.ArgumentTypeError(f"must be between 0 and 2**63 - 1, not {n}")
     return n
 
 
 def _keep(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    n = _int(text)
     if n < 2:
         raise argparse.ArgumentTypeError(
             f"must be >= 2 (the current generation and the one rolled away from), not {n}")

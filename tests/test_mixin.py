@@ -387,26 +387,24 @@ class CharV1(Snapshottable):
     health: int = 10
 
 
+@migration(from_version=1)
+def _health_to_hp(d: dict[str, Any]) -> dict[str, Any]:
+    d["hp"] = d.pop("health")
+    return d
+
+
 @dataclass
 class Char(Snapshottable, snapshot_version=2):
     hp: int = 10
     bag: list[str] = field(default_factory=list)
-
-    @migration(from_version=1)
-    def _v1(d: dict[str, Any]) -> dict[str, Any]:  # type: ignore[misc]
-        d["hp"] = d.pop("health")
-        return d
+    _v1 = _health_to_hp  # a migration is found in the class body, however it got there
 
 
 @dataclass(slots=True)
 class SlottedChar(Snapshottable, snapshot_version=2):
     hp: int = 10
     bag: list[str] = field(default_factory=list)
-
-    @migration(from_version=1)
-    def _v1(d: dict[str, Any]) -> dict[str, Any]:  # type: ignore[misc]
-        d["hp"] = d.pop("health")
-        return d
+    _v1 = _health_to_hp
 
 
 @pytest.mark.parametrize("cls", [Char, SlottedChar])
