@@ -23,8 +23,9 @@ Commit protocol of :meth:`SnapStore.create`:
    (it is already durable, so this is a new name, not a copy) and fsync ``history/``;
 4. write the envelope to a new temp file, fsync it, rename it over
    ``snapshot.json``, fsync the directory: **committed**;
-5. replace ``snapshot.seq`` (derived: not fsynced; ``restore`` repairs it) and
-   prune ``history/``.
+5. update ``snapshot.seq`` (derived: rewritten in place, or replaced when it is
+   not a plain regular file; not fsynced; never ahead of the committed
+   snapshot; ``restore`` repairs it) and prune ``history/``.
 
 A crash before the rename in step 4 leaves the old snapshot; after it, the new one.
 """
