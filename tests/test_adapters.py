@@ -428,21 +428,6 @@ def test_snapshot_state_wins_over_dataclass(tmp_path: Path) -> None:
     assert got == Both(4) and state == [4]
 
 
-def test_freezegun_fake_datetimes_encode_while_time_is_frozen(tmp_path: Path) -> None:
-    freezegun = pytest.importorskip("freezegun")
-
-    @dataclass
-    class Stamp:
-        at: dt.datetime
-        day: dt.date
-
-    store = SnapStore(tmp_path / "s")
-    with freezegun.freeze_time("2024-05-06 07:08:09"):
-        store.create(Stamp(dt.datetime.now(), dt.date.today()), 1)
-        assert state_file(tmp_path / "s") == {"at": "2024-05-06T07:08:09", "day": "2024-05-06"}
-    assert store.restore(Stamp)[0] == Stamp(dt.datetime(2024, 5, 6, 7, 8, 9), dt.date(2024, 5, 6))
-
-
 # ----------------------------------------------------------------------------- NaN and infinity
 
 

@@ -226,10 +226,18 @@ def test_freezegun_fake_datetime_encodes_as_datetime(tmp_path: Path) -> None:
 
 def test_freezegun_fake_datetime_encodes_while_frozen(tmp_path: Path) -> None:
     freezegun = pytest.importorskip("freezegun")
+
+    @dataclass
+    class Stamp:
+        at: dt.datetime
+        day: dt.date
+
     store = SnapStore(tmp_path / "s")
     with freezegun.freeze_time("2024-05-06 07:08:09"):
         store.create({"at": dt.datetime.now(), "day": dt.date.today()}, 1)
-    assert store.restore() == ({"at": "2024-05-06T07:08:09", "day": "2024-05-06"}, 1)
+        assert store.restore() == ({"at": "2024-05-06T07:08:09", "day": "2024-05-06"}, 1)
+        store.create(Stamp(dt.datetime.now(), dt.date.today()), 2)  # a dataclass too
+    assert store.restore(Stamp) == (Stamp(dt.datetime(2024, 5, 6, 7, 8, 9), dt.date(2024, 5, 6)), 2)
 
 
 @pytest.mark.slow
