@@ -277,12 +277,17 @@ def _field_names(obj: object) -> list[str]:
 _FIELDS: weakref.WeakKeyDictionary[type, list[str]] = weakref.WeakKeyDictionary()
 
 
+def _slot(obj: object) -> _State | _Init | None:
+    """What the object's private slot holds (None when it was never set: built without ``__new__``)."""
+    try:
+        return object.__getattribute__(obj, _SLOT)  # type: ignore[no-any-return]
+    except AttributeError:
+        return None
+
+
 def _state(obj: Snapshottable) -> _State:
     """The object's state, adopting it first if it was built without ``__init__``."""
-    try:
-        st = object.__getattribute__(obj, _SLOT)
-    except AttributeError:
-        st = None
+    st = _slot(obj)
     if type(st) is _State:
         return st
     return _adopt(obj, None)
@@ -342,10 +347,7 @@ def _relink(obj: Snapshottable, st: _State, root: Root | None) -> None:
 
 
 def _attach(obj: Any, root: Root | None) -> None:
-    try:
-        st = object.__getattribute__(obj, _SLOT)
-    except AttributeError:
-        st = None
+    st = _slot(obj)
     if type(st) is not _State:
         _adopt(obj, root)
     else:
@@ -360,22 +362,19 @@ def _store(obj: Any, root: Root | None) -> Any:
     list or dict would be: attaching it would silently take it away from the
     tree it is in (``dataclasses.replace(game)`` would steal ``game``'s units).
     """
-    try:
-        st = object.__getattribute__(obj, _SLOT)
-    except AttributeError:
-        st = None
+    st = _slot(obj)
     if type(st) is _State and st.root is not st and st.root is not root:
         obj = copy.deepcopy(obj)
     _attach(obj, root)
     return obj
 
 
-tracking.attach_object = _attach
-tracking.store_object = _store
 def _is_snapshottable(value: Any) -> bool:
     return isinstance(value, Snapshottable)
 
 
+tracking.attach_object = _attach
+tracking.store_object = _store
 tracking.is_tracked_object = _is_snapshottable
 
 
@@ -413,7 +412,7 @@ def _prepare(cls: type) -> None:
     init = cls.__init__  # type: ignore[misc]
 
     def __init__(self: Snapshottable, *args: Any, **kwargs: Any) -> None:
-        st = object.__getattribute__(self, _SLOT) if _has_slot(self) else None
+        st = _slot(self)
         if type(st) is not _Init:
             init(self, *args, **kwargs)  # a second __init__ call on a live object: counted
             return
@@ -423,7 +422,7 @@ def _prepare(cls: type) -> None:
         finally:
             st.depth -= 1
         if st.depth == 0:
-            early = object.__getattribute__(self, _SLOT)
+            early = _slot(self)
             new = _adopt(self, None)  # a fresh count: nothing done in __init__ counts
             if type(early) is _State and early.root is not early:
                 # __init__ put the object into a tree (`parent.kids.append(self)`): stay there.
@@ -436,14 +435,6 @@ def _prepare(cls: type) -> None:
     if not getattr(init, "__snapmixin_init__", False) or "__init__" not in cls.__dict__:
         type.__setattr__(cls, "__init__", __init__)
     _PREPARED.add(cls)
-
-
-def _has_slot(obj: object) -> bool:
-    try:
-        object.__getattribute__(obj, _SLOT)
-    except AttributeError:
-        return False
-    return True
 
 
 class Snapshottable:
