@@ -46,6 +46,7 @@ import datetime as _dt
 import decimal
 import enum
 import functools
+import json
 import math
 import pathlib
 import re
@@ -63,14 +64,22 @@ __all__ = [
     "Codec",
     "CustomCodec",
     "DataclassesJsonCodec",
+    "DecodeFailure",
+    "EncodeFailure",
+    "Malformed",
+    "Mismatch",
     "MsgspecCodec",
+    "NotAnObject",
     "PydanticCodec",
+    "RawJSON",
+    "TooDeep",
     "codec_for",
+    "compact",
     "convert",
-    "decode_json",
     "dumps",
     "loads",
     "pretty",
+    "split_object",
 ]
 
 def _isclass(tp: Any) -> typing.TypeGuard[type]:
@@ -95,10 +104,34 @@ class EncodeFailure(_CodecFailure):
 
 
 class DecodeFailure(_CodecFailure):
-    """A value did not fit its type (turned into ``DecodeError`` by the caller)."""
+    """Bytes or values that could not be decoded (turned into ``DecodeError`` by the caller).
+
+    The codec raises one of its two subclasses, decided where the failure
+    happens (never by reading a dependency's exception chain or message):
+    :class:`Malformed` and :class:`Mismatch`. A user's codec may raise this
+    class itself: it counts as a mismatch.
+    """
 
 
-_UNKNOWN_HINT = "a typo in a hand edit? pass ignore_unknown_keys=True to drop unknown keys"
+class Malformed(DecodeFailure):
+    """The bytes are not JSON the codec can read: bad syntax, truncated text,
+    invalid UTF-8, or nesting deeper than the codec reads. That is damage
+    (the store raises ``CorruptSnapshot``, which ``fallback=True`` skips)."""
+
+
+class TooDeep(Malformed):
+    """JSON nested deeper than the codec reads (the message names the depth)."""
+
+
+class Mismatch(DecodeFailure):
+    """Well-formed JSON that does not fit the type asked for: a wrong type, a
+    missing field, an unknown key (the store raises ``DecodeError``)."""
+
+
+_UNKNOWN_HINT = ("a field renamed or removed? declare snapshot_version= (or SnapStore(schema_version=)) "
+                 "and a @migration that moves the value, since ignore_unknown_keys=True would drop it "
+                 "and reset the field to its default; a typo in a hand edit? fix the file, or pass "
+                 "ignore_unknown_keys=True to drop unknown keys")
 
 
 def _key_seg(key: Any) -> str:
@@ -110,12 +143,12 @@ def _key_seg(key: Any) -> str:
 
 def _unknown_key(path: str, key: Any) -> DecodeFailure:
     where = path + _key_seg(key)
-    return DecodeFailure(f"unknown key {key!r} at {where} ({_UNKNOWN_HINT})", where)
+    return Mismatch(f"unknown key {key!r} at {where} ({_UNKNOWN_HINT})", where)
 
 
 def _missing_key(path: str, key: Any) -> DecodeFailure:
     where = path + _key_seg(key)
-    return DecodeFailure(f"missing required field {key!r} at {where}", where)
+    return Mismatch(f"missing required field {key!r} at {where}", where)
 
 
 # ---------------------------------------------------------------------------
@@ -164,6 +197,11 @@ def _enc_hook(obj: Any) -> Any:
     raise NotImplementedError(f"objects of type {type(obj).__qualname__} cannot be written as JSON")
 
 
+# Subclasses of these in an annotation are read as the base class itself (the real one,
+# kept from import time: freezegun replaces the module attributes while it runs).
+_AS_BASE: tuple[type, ...] = (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, decimal.Decimal, uuid.UUID)
+
+
 def _dec_hook(tp: Any, obj: Any) -> Any:
     cls: Any = tp
     if _isclass(cls):
@@ -175,6 +213,12 @@ def _dec_hook(tp: Any, obj: Any) -> Any:
             return typing.cast(Any, cls).__from_snapshot_state__(obj)
         if _is_pydantic(cls):
             return _pydantic_load(cls, obj)
+        for base in _AS_BASE:  # e.g. freezegun's FakeDatetime in an annotation: read as the base
+            if issubclass(cls, base):
+                try:
+                    return msgspec.convert(obj, base)
+                except msgspec.ValidationError as e:  # a TypeError: msgspec adds the JSON path
+                    raise TypeError(f"{e} (reading a {cls.__qualname__} as a {base.__name__})") from None
         if issubclass(cls, (str, int, float)) and not issubclass(cls, enum.Enum):
             for base in (str, int, float):
                 if issubclass(cls, base) and isinstance(obj, base) and not isinstance(obj, bool):
@@ -186,25 +230,131 @@ def _dec_hook(tp: Any, obj: Any) -> Any:
 
 _encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
 _untyped_decoder = msgspec.json.Decoder()
+_sorted_encoder = msgspec.json.Encoder(enc_hook=_enc_hook, order="deterministic")
 _msgpack = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
-# A msgpack float64 whose exponent bits are all ones: NaN or +-infinity.
+# A msgpack float64 whose exponent bits are all ones: NaN or +-infinity (or, rarely, the
+# same bytes inside other data: every match is confirmed on the values themselves).
 _NONFINITE_MSGPACK = re.compile(rb"\xcb[\x7f\xff][\xf0-\xff]")
 
 
-def dumps(value: Any) -> bytes:
-    """Compact JSON bytes of a value, refusing NaN and infinity with the value's path."""
+def dumps(value: Any, *, sets: str = "as-is") -> bytes:
+    """Compact JSON bytes of a value, refusing NaN and infinity with the value's path.
+
+    ``sets`` says how sets and frozensets are written: ``"as-is"`` in
+    iteration order (which changes with ``PYTHONHASHSEED``); ``"sorted"`` in
+    sorted order, for a value holding no dict (msgspec sorts dict keys along);
+    ``"sorted-keep-dicts"`` in sorted order, dicts in their own order (slower:
+    the value is converted twice). Sets whose elements (or the value's dict
+    keys) cannot be compared stay in iteration order. :class:`MsgspecCodec`
+    chooses from the type (:func:`set_order`).
+    """
     try:
-        data = _encoder.encode(value)
+        if sets == "sorted-keep-dicts":
+            value = _sorted_sets(value)
+        if sets == "sorted":
+            try:
+                data = _sorted_encoder.encode(value)
+            except TypeError:  # elements that cannot be compared (or a bad value: raised again below)
+                data = _encoder.encode(value)
+        else:
+            data = _encoder.encode(value)
+    except RecursionError as e:
+        raise _too_deep_to_write(value) from e
     except (TypeError, NotImplementedError, OverflowError, ValueError) as e:
         json_path = _locate(value, "$", lambda v: _encoder.encode(v))
         raise EncodeFailure(_encode_message(e, value, json_path), json_path) from e
-    if b"null" in data and _NONFINITE_MSGPACK.search(_msgpack.encode(value)):
-        bad = _find_nonfinite(msgspec.to_builtins(value, enc_hook=_enc_hook), "$")
-        if bad is not None:
-            raise EncodeFailure(
-                f"{bad[1]!r} at {bad[0]} cannot be written as JSON (JSON has no NaN or infinity); "
-                "store None or a string instead", bad[0])
+    # msgspec writes NaN and +-infinity as null: only then can the state hold one.
+    if b"null" in data:
+        _refuse_nonfinite(value)
     return data
+
+
+def _refuse_nonfinite(value: Any) -> None:
+    """``EncodeFailure`` with the path of the first NaN or infinity in ``value``, if any.
+
+    msgpack spells every float as its 8 IEEE bytes, so one C pass finds the
+    candidates; ints beyond 64 bits (which msgpack cannot hold) take the
+    standard library's C encoder instead, which refuses non-finite floats too.
+    """
+    try:
+        suspect = _NONFINITE_MSGPACK.search(_msgpack.encode(value)) is not None
+        plain = None
+    except (OverflowError, RecursionError):  # an int beyond 64 bits; or the stack is nearly full
+        plain = msgspec.to_builtins(value, enc_hook=_enc_hook)
+        try:
+            json.dumps(plain, allow_nan=False, check_circular=False, skipkeys=True)
+            suspect = False
+        except ValueError:  # a non-finite float: locate it below
+            suspect = True
+        except RecursionError:
+            suspect = True
+    if not suspect:
+        return
+    if plain is None:
+        plain = msgspec.to_builtins(value, enc_hook=_enc_hook)
+    bad = _find_nonfinite(plain, "$")
+    if bad is not None:
+        raise EncodeFailure(
+            f"{bad[1]!r} at {bad[0]} cannot be written as JSON (JSON has no NaN or infinity); "
+            "store None or a string instead", bad[0])
+
+
+def _sorted_sets(value: Any) -> Any:
+    """``value``, or its plain JSON values with every set's elements in sorted order.
+
+    msgspec sorts sets (and dict keys) with ``order="deterministic"``; the two
+    conversions differ, as plain values, only where a set was not in order
+    already (dicts compare equal whatever their key order), and only then are
+    the two merged: the sets from the sorted one, the dicts' key order from
+    the other (a dict keeps the order the program gave it).
+    """
+    as_is = msgspec.to_builtins(value, enc_hook=_enc_hook)
+    try:
+        ordered = msgspec.to_builtins(value, enc_hook=_enc_hook, order="deterministic")
+    except TypeError:  # elements or keys that cannot be compared: hash order it is
+        return value
+    if as_is == ordered:
+        return value
+    try:
+        return _merge_orders(as_is, ordered)
+    except RecursionError:  # pragma: no cover - deeper than the encoder goes anyway
+        return value
+
+
+def _merge_orders(as_is: Any, ordered: Any) -> Any:
+    if as_is == ordered:
+        return as_is
+    if isinstance(as_is, dict) and isinstance(ordered, dict):
+        return {k: _merge_orders(v, ordered[k]) for k, v in as_is.items()}
+    if isinstance(as_is, list) and isinstance(ordered, list) and len(as_is) == len(ordered):
+        if all(_same_but_order(a, b) for a, b in zip(as_is, ordered, strict=True)):
+            return [_merge_orders(a, b) for a, b in zip(as_is, ordered, strict=True)]
+        return ordered  # a set (its elements hold no dicts: they are hashable)
+    return as_is
+
+
+def _same_but_order(a: Any, b: Any) -> bool:
+    """Whether two plain values are equal but for the order of the lists that were sets."""
+    if a == b:
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_but_order(v, b[k]) for k, v in a.items())
+    if not (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)):
+        return False
+    if all(_same_but_order(x, y) for x, y in zip(a, b, strict=True)):
+        return True
+    try:
+        return sorted(a) == sorted(b)
+    except TypeError:
+        rest = list(b)
+        for x in a:
+            for i, y in enumerate(rest):
+                if _same_but_order(x, y):
+                    del rest[i]
+                    break
+            else:
+                return False
+        return True
 
 
 def _encode_message(e: BaseException, value: Any, json_path: str | None) -> str:
@@ -228,13 +378,18 @@ def _children(value: Any) -> list[tuple[str, Any]]:
 
 
 def _locate(value: Any, path: str, check: Any) -> str | None:
-    """Find the deepest path below ``value`` whose value ``check`` still refuses."""
-    for suffix, child in _children(value):
-        try:
-            check(child)
-        except Exception:
-            return _locate(child, path + suffix, check) or path + suffix
-    return None
+    """Find the deepest path below ``value`` whose value ``check`` still refuses (no recursion)."""
+    found = None
+    while True:
+        for suffix, child in _children(value):
+            try:
+                check(child)
+            except Exception:
+                value, path = child, path + suffix
+                found = path
+                break
+        else:
+            return found
 
 
 def _find_nonfinite(value: Any, path: str) -> tuple[str, float] | None:
@@ -251,29 +406,85 @@ def _find_nonfinite(value: Any, path: str) -> tuple[str, float] | None:
     return None
 
 
+# ---------------------------------------------------------------------------
+# Nesting depth: msgspec reads and writes as deep as the interpreter's recursion
+# limit allows (about 1,000 levels, fewer from deep in a call stack). That is the
+# codec's limit; beyond it the failure names the depth (measured without recursion).
+# ---------------------------------------------------------------------------
+
+#: Depths are measured up to this many levels (a value that contains itself has no depth).
+DEPTH_CAP = 100_000
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.S)
+
+
+def _value_depth(value: Any, cap: int = DEPTH_CAP) -> int:
+    """How many containers (or objects with fields) deep ``value`` nests, up to ``cap``."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        kids = _children(v)
+        if kids or isinstance(v, (dict, list, tuple, set, frozenset)):
+            if d > deepest:
+                deepest = d
+                if d >= cap:
+                    return cap
+            stack.extend((child, d + 1) for _, child in kids)
+    return deepest
+
+
+def _json_depth(data: bytes | memoryview, cap: int = DEPTH_CAP) -> int:
+    """How many arrays and objects deep JSON text nests, up to ``cap`` (strings skipped)."""
+    depth = deepest = 0
+    for m in _JSON_TOKENS.finditer(data):
+        c = m.group()[0]
+        if c in b"[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest >= cap:
+                    break
+        elif c in b"]}":
+            depth -= 1
+    return deepest
+
+
+def _levels(n: int) -> str:
+    return f"more than {DEPTH_CAP} levels" if n >= DEPTH_CAP else f"{n} levels"
+
+
+def _limit_note() -> str:
+    return f"the JSON library goes about {sys.getrecursionlimit()} levels deep at most"
+
+
+def _too_deep(data: bytes | memoryview) -> TooDeep:
+    return TooDeep(f"JSON nested too deeply to read: {_levels(_json_depth(data))} ({_limit_note()})")
+
+
+def _too_deep_to_write(value: Any) -> EncodeFailure:
+    n = _value_depth(value)
+    why = ", or a value contains itself" if n >= DEPTH_CAP else ""
+    return EncodeFailure(f"cannot encode the state: nested too deeply: {_levels(n)}{why} ({_limit_note()})")
+
+
 def loads(data: bytes | memoryview) -> Any:
-    """Plain JSON values from bytes. Raises ``DecodeFailure`` for malformed or too deep JSON."""
+    """Plain JSON values from bytes. Raises :class:`Malformed` for malformed or too deep JSON."""
     try:
         return _untyped_decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as e:
-        raise DecodeFailure(f"not valid JSON: {e}") from e
-    except RecursionError as e:
-        raise DecodeFailure("JSON nested too deeply to read") from e
+    except RecursionError:
+        raise _too_deep(data) from None
+    except Exception as e:  # untyped: whatever msgspec refuses is malformed input
+        raise Malformed(f"not valid JSON: {e}") from e
 
 
-def decode_json(data: bytes | memoryview, tp: Any) -> Any:
-    """Decode JSON bytes straight into type ``tp`` with msgspec (no adapter)."""
-    try:
-        return msgspec.json.decode(data, type=tp, dec_hook=_dec_hook)
-    except msgspec.ValidationError as e:
-        raise _validation_failure(e) from e
-    except (msgspec.DecodeError, UnicodeDecodeError) as e:
-        raise DecodeFailure(f"not valid JSON: {e}") from e
-    except RecursionError as e:
-        raise DecodeFailure("JSON nested too deeply to read") from e
+def _malformed(e: BaseException, data: bytes | memoryview) -> Malformed:
+    """The failure for an error other than ``ValidationError`` from decoding ``data``."""
+    if isinstance(e, RecursionError):
+        return _too_deep(data)
+    return Malformed(f"not valid JSON: {e}")
 
 
-class NotAnObject(DecodeFailure):
+class NotAnObject(Mismatch):
     """Valid JSON whose top level is not an object."""
 
 
@@ -286,17 +497,15 @@ def split_object(data: bytes | memoryview) -> dict[str, RawJSON]:
     """The members of a top-level JSON object, each as its raw JSON text (not decoded).
 
     The whole text is checked for syntax. Raises :class:`NotAnObject` for valid
-    JSON that is not an object, ``DecodeFailure`` for malformed or too deep JSON.
+    JSON that is not an object, :class:`Malformed` for malformed or too deep JSON.
     The members' text is not checked for UTF-8: decode it with :func:`loads`.
     """
     try:
         return _split_decoder.decode(data)
     except msgspec.ValidationError as e:
         raise NotAnObject(f"not a JSON object: {e}") from e
-    except (msgspec.DecodeError, UnicodeDecodeError) as e:
-        raise DecodeFailure(f"not valid JSON: {e}") from e
-    except RecursionError as e:
-        raise DecodeFailure("JSON nested too deeply to read") from e
+    except Exception as e:  # anything else msgspec raises while decoding: malformed input
+        raise _malformed(e, data) from e
 
 
 def compact(text: bytes | memoryview) -> bytes:
@@ -310,7 +519,11 @@ def pretty(compact: bytes, level: int = 0) -> bytes:
     JSON strings cannot hold a raw newline, so every newline of the formatted
     text is structure and can be re-indented with a plain replace.
     """
-    text = msgspec.json.format(compact, indent=2)
+    try:
+        text = msgspec.json.format(compact, indent=2)
+    except RecursionError as e:
+        raise EncodeFailure(f"cannot write the snapshot: nested too deeply: "
+                            f"{_levels(_json_depth(compact))} ({_limit_note()})") from e
     if level:
         text = text.replace(b"\n", b"\n" + b"  " * level)
     return text
@@ -347,14 +560,14 @@ def _validation_failure(e: Exception, value: Any = None,
     if "[...]" in raw_path and attempt is not None:
         json_path = _resolve_keys(value, raw_path, text, attempt) or raw_path
     if is_key:
-        return DecodeFailure(f"invalid key: {msg} at {json_path}", json_path)
+        return Mismatch(f"invalid key: {msg} at {json_path}", json_path)
     mu = _UNKNOWN_RE.match(msg)
     if mu:
         return _unknown_key(json_path, mu.group(1))
     mm = _MISSING_RE.match(msg)
     if mm:
         return _missing_key(json_path, mm.group(1))
-    return DecodeFailure(f"{msg} at {json_path}", json_path)
+    return Mismatch(f"{msg} at {json_path}", json_path)
 
 
 def _replace_at(root: Any, access: list[Any], new: Any) -> Any:
@@ -492,7 +705,7 @@ class MsgspecCodec(Codec):
         return msgspec.to_builtins(obj, enc_hook=_enc_hook)
 
     def encode(self, obj: Any) -> bytes:
-        return dumps(obj)
+        return dumps(obj, sets=set_order(type(obj)))
 
     def _plan(self, cls: Any) -> _Plan:
         plan = self._plans.get(cls)
@@ -510,12 +723,15 @@ class MsgspecCodec(Codec):
         try:
             value = plan.decoder.decode(data)
         except msgspec.ValidationError as e:
-            # The error path: find the keys msgspec writes as [...] by retrying on parts.
+            # Typed decoding stops at the first mismatch: the text after it may still be
+            # damaged, so parse it all first (loads raises Malformed), and only then call
+            # it a mismatch. The error path: find the keys msgspec writes as [...] by
+            # retrying on parts.
             raise _validation_failure(e, loads(data), _json_attempt(plan.decoder)) from e
-        except (msgspec.DecodeError, UnicodeDecodeError) as e:
-            raise DecodeFailure(f"not valid JSON: {e}") from e
-        except RecursionError as e:
-            raise DecodeFailure("JSON nested too deeply to read") from e
+        except msgspec.DecodeError as e:  # any other decoding error: malformed input
+            raise _malformed(e, data) from e
+        except (UnicodeDecodeError, RecursionError) as e:  # what older msgspec releases raised
+            raise _malformed(e, data) from e
         if plan.mirror is not None:
             value = self._from_mirror(value, cls)
         if plan.recheck:
@@ -548,7 +764,7 @@ def _json_of(value: Any) -> bytes:
     try:
         return dumps(value)
     except EncodeFailure as e:
-        raise DecodeFailure(f"the state is not plain JSON values ({e.message}): did a migration "
+        raise Mismatch(f"the state is not plain JSON values ({e.message}): did a migration "
                             "put an object in it?", e.json_path) from e
 
 
@@ -748,7 +964,7 @@ class DataclassesJsonCodec(Codec):
         try:
             return cls.from_dict(value)
         except Exception as e:  # its own errors (UndefinedParameterError...) too
-            raise DecodeFailure(f"dataclasses-json cannot build {cls.__qualname__}: "
+            raise Mismatch(f"dataclasses-json cannot build {cls.__qualname__}: "
                                 f"{type(e).__name__}: {e} at $", "$") from e
 
 
@@ -777,7 +993,7 @@ def _json_name(value: Any) -> str:
 
 
 def _wrong(expected: str, value: Any, path: str) -> DecodeFailure:
-    return DecodeFailure(f"Expected `{expected}`, got `{_json_name(value)}` at {path}", path)
+    return Mismatch(f"Expected `{expected}`, got `{_json_name(value)}` at {path}", path)
 
 
 def _dj_check(value: Any, tp: Any, path: str, strict_keys: bool, busy: set[tuple[int, type]]) -> None:
@@ -804,7 +1020,7 @@ def _dj_check(value: Any, tp: Any, path: str, strict_keys: bool, busy: set[tuple
         raise first
     if origin is typing.Literal:
         if value not in args:
-            raise DecodeFailure(f"Expected one of {list(args)!r}, got {value!r:.60} at {path}", path)
+            raise Mismatch(f"Expected one of {list(args)!r}, got {value!r:.60} at {path}", path)
         return
     if origin is not None:
         if not isinstance(origin, type):
@@ -815,7 +1031,7 @@ def _dj_check(value: Any, tp: Any, path: str, strict_keys: bool, busy: set[tuple
                 raise _wrong("array", value, path)
             if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
                 if len(args) != len(value):
-                    raise DecodeFailure(f"Expected an array of length {len(args)}, got {len(value)} "
+                    raise Mismatch(f"Expected an array of length {len(args)}, got {len(value)} "
                                         f"at {path}", path)
                 for i, (a, v) in enumerate(zip(args, value, strict=True)):
                     _dj_check(v, a, f"{path}[{i}]", strict_keys, busy)
@@ -837,7 +1053,7 @@ def _dj_check(value: Any, tp: Any, path: str, strict_keys: bool, busy: set[tuple
         return _dj_check_class(value, tp, path, strict_keys, busy)
     if issubclass(tp, enum.Enum):
         if value not in {m.value for m in tp}:
-            raise DecodeFailure(f"Invalid enum value {value!r:.60} for {tp.__qualname__} at {path}", path)
+            raise Mismatch(f"Invalid enum value {value!r:.60} for {tp.__qualname__} at {path}", path)
         return
     if value is None:
         raise _wrong(tp.__name__, value, path)
@@ -857,12 +1073,12 @@ def _dj_check(value: Any, tp: Any, path: str, strict_keys: bool, busy: set[tuple
         try:
             uuid.UUID(value)
         except (TypeError, ValueError, AttributeError):
-            raise DecodeFailure(f"Invalid UUID {value!r:.60} at {path}", path) from None
+            raise Mismatch(f"Invalid UUID {value!r:.60} at {path}", path) from None
     elif tp is decimal.Decimal:
         try:
             decimal.Decimal(value)
         except (TypeError, ValueError, decimal.InvalidOperation):
-            raise DecodeFailure(f"Invalid decimal {value!r:.60} at {path}", path) from None
+            raise Mismatch(f"Invalid decimal {value!r:.60} at {path}", path) from None
     elif tp in (list, tuple, set, frozenset) and not isinstance(value, list):
         raise _wrong("array", value, path)
     elif tp is dict and not isinstance(value, dict):
@@ -966,7 +1182,7 @@ class PydanticCodec(Codec):
             if callable(errors):
                 first = errors()[0]
                 loc = "$" + "".join(f"[{p}]" if isinstance(p, int) else _key_seg(p) for p in first["loc"])
-                raise DecodeFailure(f"{first['msg']} at {loc}", loc) from e
+                raise Mismatch(f"{first['msg']} at {loc}", loc) from e
             raise
 
 
@@ -1042,7 +1258,7 @@ def _cattrs_failure(e: BaseException) -> DecodeFailure:
     json_path = re.sub(r"\['([A-Za-z_][A-Za-z0-9_]*)'\]", r".\1", m.group(1)) if m else "$"
     msg = first[: m.start()] if m else first
     more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
-    return DecodeFailure(f"{msg} at {json_path}{more}", json_path)
+    return Mismatch(f"{msg} at {json_path}{more}", json_path)
 
 
 def _is_pydantic(cls: Any) -> bool:
@@ -1091,6 +1307,12 @@ def codec_for(cls: Any, *, ignore_unknown_keys: bool = False) -> Codec:
             "classes they name at module level") from e
     if refusal is not None:
         raise TypeError(f"snapmixin cannot save or restore objects of type {name}{refusal}: {_WAYS}")
+    key_at = _bad_dict_key(cls)
+    if key_at is not None:
+        raise TypeError(
+            f"snapmixin cannot save or restore objects of type {name}: the dict at {key_at} has keys "
+            "JSON cannot hold (a JSON object's keys are strings: use keys of type str, int, float, "
+            "an Enum, a date or time, UUID or Decimal; or store a list of [key, value] pairs)")
     bad = _unsupported_part(cls)
     if bad is not None:
         where, part = bad
@@ -1124,16 +1346,16 @@ def _msgspec_refusal(cls: Any) -> str | None:
 
 def _hooks_handle(cls: type) -> bool:
     """Whether :func:`_enc_hook` and :func:`_dec_hook` can save and rebuild ``cls``."""
-    return (issubclass(cls, pathlib.PurePath) or _has_custom_protocol(cls) or _is_pydantic(cls)
-            or (issubclass(cls, (str, int, float)) and not issubclass(cls, enum.Enum)))
+    return (issubclass(cls, (pathlib.PurePath, *_AS_BASE)) or _has_custom_protocol(cls)
+            or _is_pydantic(cls) or (issubclass(cls, (str, int, float)) and not issubclass(cls, enum.Enum)))
 
 
-def _unsupported_part(cls: Any) -> tuple[str, Any] | None:
-    """The JSON path and type of the first part of ``cls`` that no hook handles, if any."""
+def _type_parts(cls: Any) -> typing.Iterator[tuple[str, Any]]:
+    """Every part of the msgspec type info of ``cls``, with its JSON path (each once; none if unknown)."""
     try:
         info = msgspec.inspect.type_info(cls)
     except Exception:
-        return None
+        return
     ins = msgspec.inspect
     seen: set[int] = set()
     stack: list[tuple[str, Any]] = [("$", info)]
@@ -1142,10 +1364,8 @@ def _unsupported_part(cls: Any) -> tuple[str, Any] | None:
         if id(t) in seen:
             continue
         seen.add(id(t))
-        if isinstance(t, ins.CustomType):
-            if not _hooks_handle(t.cls):
-                return path, t.cls
-        elif isinstance(t, (ins.StructType, ins.DataclassType, ins.TypedDictType, ins.NamedTupleType)):
+        yield path, t
+        if isinstance(t, (ins.StructType, ins.DataclassType, ins.TypedDictType, ins.NamedTupleType)):
             stack.extend((path + _key_seg(f.encode_name), f.type) for f in reversed(t.fields))
         elif isinstance(t, (ins.ListType, ins.SetType, ins.FrozenSetType, ins.VarTupleType)):
             stack.append((path + "[]", t.item_type))
@@ -1157,4 +1377,60 @@ def _unsupported_part(cls: Any) -> tuple[str, Any] | None:
             stack.extend((path, x) for x in t.types)
         elif isinstance(t, ins.Metadata):
             stack.append((path, t.type))
+
+
+def _unsupported_part(cls: Any) -> tuple[str, Any] | None:
+    """The JSON path and type of the first part of ``cls`` that no hook handles, if any."""
+    for path, t in _type_parts(cls):
+        if isinstance(t, msgspec.inspect.CustomType) and not _hooks_handle(t.cls):
+            return path, t.cls
     return None
+
+
+def _key_types_ok(t: Any) -> bool:
+    """Whether a dict key of msgspec type info ``t`` can be a JSON object key (a string or a number)."""
+    ins = msgspec.inspect
+    if isinstance(t, ins.Metadata):
+        return _key_types_ok(t.type)
+    if isinstance(t, ins.UnionType):
+        return all(_key_types_ok(x) for x in t.types)
+    return not isinstance(t, (
+        ins.BoolType, ins.NoneType, ins.TupleType, ins.VarTupleType, ins.ListType, ins.SetType,
+        ins.FrozenSetType, ins.DictType, ins.StructType, ins.DataclassType, ins.TypedDictType,
+        ins.NamedTupleType))
+
+
+def _bad_dict_key(cls: Any) -> str | None:
+    """The JSON path of the first dict in ``cls`` whose keys JSON cannot hold, if any."""
+    for path, t in _type_parts(cls):
+        if isinstance(t, msgspec.inspect.DictType) and not _key_types_ok(t.key_type):
+            return path
+    return None
+
+
+_SET_ORDER: dict[Any, str] = {}
+
+
+def set_order(cls: Any) -> str:
+    """How :func:`dumps` should write the sets of a value of type ``cls`` (its ``sets=``).
+
+    ``"as-is"`` when the type declares no set (untyped parts are JSON values,
+    written as they are), ``"sorted"`` when it declares sets but no dict,
+    ``"sorted-keep-dicts"`` when it declares both (or a class with its own
+    ``__snapshot_state__``, which may return either).
+    """
+    try:
+        return _SET_ORDER[cls]
+    except (KeyError, TypeError):
+        pass
+    ins = msgspec.inspect
+    parts = [t for _, t in _type_parts(cls)]
+    custom = any(isinstance(t, ins.CustomType) and _has_custom_protocol(t.cls) for t in parts)
+    has_sets = custom or any(isinstance(t, (ins.SetType, ins.FrozenSetType)) for t in parts)
+    has_dicts = custom or any(isinstance(t, (ins.DictType, ins.TypedDictType, ins.AnyType)) for t in parts)
+    order = "as-is" if not has_sets else "sorted-keep-dicts" if has_dicts else "sorted"
+    try:
+        _SET_ORDER[cls] = order
+    except TypeError:  # pragma: no cover - an unhashable type
+        pass
+    return order

@@ -1,0 +1,332 @@
+"""Issue 9, codec half: big ints next to null, malformed vs mismatch, deep nesting, sets in sorted
+order across hash seeds, subclasses of supported types in annotations, errors that teach."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+from snapmixin import Snapshottable, SnapStore, codec, migration
+from snapmixin.codec import Malformed, Mismatch
+from snapmixin.errors import CorruptSnapshot, DecodeError, EncodeError
+from snapmixin.migrate import _copy_json
+
+BIG = 2**127
+
+
+def nest(n: int) -> Any:
+    v: Any = []
+    for _ in range(n):
+        v = [v]
+    return v
+
+
+# -- item 4: any int round-trips; NaN and infinity are refused with their path -------------------
+
+@dataclass
+class Rng:
+    state: int
+    inc: int
+    last: Optional[int] = None  # noqa: UP045
+    note: str = "null"
+
+
+@dataclass
+class Sim(Snapshottable):
+    rng: int = BIG
+    last: Optional[float] = None  # noqa: UP045
+
+
+@pytest.mark.parametrize("state", [
+    {"rng": BIG, "last": None},
+    {"rng": -(2**200), "s": "null", "nested": [{"a": None, "b": 2**64}]},
+    {"big": 2**64, "neg": -(2**63) - 1, "x": [None]},
+])
+def test_big_ints_next_to_null_round_trip_untyped(tmp_path: Path, state: dict[str, Any]) -> None:
+    store = SnapStore(tmp_path / "s")
+    store.create(state, 1)
+    assert store.restore() == (state, 1)
+
+
+def test_big_ints_round_trip_typed_and_mixin(tmp_path: Path) -> None:
+    store = SnapStore(tmp_path / "s")
+    r = Rng(BIG + 12345, -(2**100))
+    store.create(r, 1)
+    assert store.restore(Rng) == (r, 1)
+    sim = Sim.open(tmp_path / "m")
+    sim.rng = BIG * 3
+    sim.snapshot()
+    again = Sim.open(tmp_path / "m")
+    assert again.rng == BIG * 3 and again.last is None
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize(("state", "path"), [
+    (lambda v: {"rng": BIG, "x": v}, "$.x"),
+    (lambda v: {"s": "null", "big": -(2**90), "deep": [None, {"k": [v]}]}, "$.deep[1].k[0]"),
+    (lambda v: [2**65, None, v], "$[2]"),
+    (lambda v: Rng(BIG, 1, None, "null and nan"), None),  # no float at all: nothing to refuse
+])
+def test_nonfinite_floats_refused_whatever_else_the_state_holds(tmp_path: Path, bad: float,
+                                                                 state: Any, path: str | None) -> None:
+    store = SnapStore(tmp_path / "s")
+    if path is None:
+        store.create(state(bad), 1)
+        return
+    with pytest.raises(EncodeError) as e:
+        store.create(state(bad), 1)
+    assert e.value.json_path == path and path in str(e.value)
+    assert not store.exists()
+
+
+def test_nonfinite_in_a_mixin_with_big_ints_is_refused(tmp_path: Path) -> None:
+    sim = Sim.open(tmp_path / "m")
+    sim.last = math.nan
+    with pytest.raises(EncodeError) as e:
+        sim.snapshot()
+    assert e.value.json_path == "$.last"
+
+
+# -- item 6: malformed vs mismatch, decided in the codec ------------------------------------------
+
+@dataclass
+class Pair:
+    a: int
+    b: str = ""
+
+
+@pytest.mark.parametrize("data", [b'"\xff\xfe"', b'{"a": 1, "b": "\xff"}', b'{"a": "x", "b": "\xff"}',
+                                  b'{"a": 1', b'{"a": "wrong type" ', b"[" * 5000 + b"]" * 5000])
+def test_malformed_input_is_malformed_typed_or_not(data: bytes) -> None:
+    with pytest.raises(Malformed):
+        codec.loads(data)
+    with pytest.raises(Malformed):  # typed decoding stops at the first mismatch: the rest is parsed too
+        codec.codec_for(Pair).decode(data, Pair)
+
+
+@pytest.mark.parametrize("data", [b'{"a": "x"}', b'{"b": "y"}', b'{"a": 1, "c": 2}', b"[1]"])
+def test_type_mismatch_is_mismatch(data: bytes) -> None:
+    with pytest.raises(Mismatch):
+        codec.codec_for(Pair).decode(data, Pair)
+
+
+def test_other_adapters_parse_first_then_validate() -> None:
+    pydantic = pytest.importorskip("pydantic")
+
+    class M(pydantic.BaseModel):
+        a: int
+
+    c = codec.codec_for(M)
+    with pytest.raises(Malformed):
+        c.decode(b'{"a": "\xff"}', M)
+    with pytest.raises(Mismatch):
+        c.decode(b'{"a": "not a number"}', M)
+
+
+def _envelope(state: bytes) -> bytes:
+    checksum = "sha256:" + hashlib.sha256(state).hexdigest()
+    return (b'{\n  "format": "snapmixin",\n  "format_version": 1,\n  "seq": 5,\n  "schema_version": 1,\n'
+            b'  "created_at": "2024-01-01T00:00:00.000000Z",\n  "checksum": "' + checksum.encode()
+            + b'",\n  "state": ' + state + b"\n}\n")
+
+
+@pytest.mark.parametrize("state", [b'{"a": "\xff"}', b'{"a": "x", "b": "\xfe"}'])
+def test_typed_restore_of_bad_utf8_with_valid_checksum_is_damage(tmp_path: Path, state: bytes) -> None:
+    d = tmp_path / "s"
+    store = SnapStore(d, keep=3)
+    store.create(Pair(1, "one"), 1)
+    store.create(Pair(2, "two"), 4)
+    (d / "snapshot.json").write_bytes(_envelope(state))
+    with pytest.raises(CorruptSnapshot):
+        store.restore(Pair)
+    assert store.restore(Pair, fallback=True) == (Pair(1, "one"), 1)  # the newest intact generation
+
+
+def test_typed_restore_of_a_wrong_type_is_a_decode_error(tmp_path: Path) -> None:
+    d = tmp_path / "s"
+    SnapStore(d).create({"a": "text"}, 1)
+    with pytest.raises(DecodeError) as e:
+        SnapStore(d).restore(Pair)
+    assert not isinstance(e.value, CorruptSnapshot) and e.value.json_path == "$.a"
+
+
+# -- item 7: deep nesting --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("depth", [500, 900])
+def test_deep_state_round_trips_through_store_and_migration(tmp_path: Path, depth: int) -> None:
+    store = SnapStore(tmp_path / "s")
+    store.create({"x": nest(depth)}, 1)
+    assert store.restore()[0] == {"x": nest(depth)}
+
+    @migration(from_version=1)
+    def _up(s: dict[str, Any]) -> dict[str, Any]:
+        s["y"] = 1
+        return s
+
+    newer = SnapStore(tmp_path / "s", schema_version=2, migrations=[_up])
+    assert newer.restore()[0] == {"x": nest(depth), "y": 1}
+
+
+def test_too_deep_to_write_names_the_depth(tmp_path: Path) -> None:
+    with pytest.raises(EncodeError, match=r"nested too deeply: 5002 levels"):
+        SnapStore(tmp_path / "s").create({"x": nest(5000)}, 1)
+
+
+def test_too_deep_to_read_names_the_depth(tmp_path: Path) -> None:
+    d = tmp_path / "s"
+    SnapStore(d).create({"x": 1}, 1)
+    (d / "snapshot.json").write_bytes(_envelope(b"[" * 3000 + b"]" * 3000))
+    with pytest.raises(CorruptSnapshot, match="nested too deeply"):
+        SnapStore(d).restore()
+    with pytest.raises(Malformed, match=r"nested too deeply to read: 3000 levels"):
+        codec.loads(b"[" * 3000 + b"]" * 3000)
+
+
+def test_helpers_do_not_recurse() -> None:
+    deep = nest(50_000)
+    copied = _copy_json({"k": deep, "s": "x"})
+    assert copied is not None and copied["s"] == "x"
+    assert codec._value_depth(deep) == 50_001
+    loop: list[Any] = []
+    loop.append(loop)
+    assert codec._value_depth(loop) == codec.DEPTH_CAP
+    # the path of a bad value far down is found without recursion
+    bad: Any = [object()]
+    for _ in range(2_000):
+        bad = [bad]
+    with pytest.raises(codec.EncodeFailure):
+        codec.dumps(bad)
+    assert codec._locate(bad, "$", codec._encoder.encode) == "$" + "[0]" * 2_001
+
+
+# -- sets in sorted order, whatever PYTHONHASHSEED says ---------------------------------------------
+
+_SET_SCRIPT = textwrap.dedent("""
+    import sys
+    from dataclasses import dataclass, field
+    from snapmixin import SnapStore, Snapshottable
+
+    @dataclass
+    class Plain:
+        tags: set[str]
+        frozen: frozenset[str]
+        pairs: set[tuple[int, str]]
+
+    @dataclass
+    class WithDict:
+        tags: set[str]
+        named: dict[str, int]
+
+    @dataclass
+    class Doc(Snapshottable):
+        tags: set[str] = field(default_factory=set)
+        order: dict[str, int] = field(default_factory=dict)
+
+    words = ["pear", "apple", "fig", "kiwi", "banana", "cherry", "date", "elder", "grape", "lime"]
+    root = sys.argv[1]
+    SnapStore(root + "/plain").create(Plain(set(words), frozenset(words), {(2, "b"), (1, "z"), (1, "a")}), 1)
+    SnapStore(root + "/dict").create(WithDict(set(words), {"z": 1, "a": 2, "m": 3}), 1)
+    d = Doc.open(root + "/mixin")
+    d.tags.update(words)
+    d.order["z"] = 1
+    d.order["a"] = 2
+    d.snapshot()
+""")
+
+
+def test_sets_are_written_sorted_across_hash_seeds(tmp_path: Path) -> None:
+    script = tmp_path / "sets.py"
+    script.write_text(_SET_SCRIPT)
+    files: dict[str, dict[str, bytes]] = {}
+    for seed in ("1", "2", "3"):
+        out = tmp_path / f"seed{seed}"
+        subprocess.run([sys.executable, str(script), str(out)], check=True, timeout=120,
+                       env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+                       cwd=Path(__file__).resolve().parents[1])
+        files[seed] = {k: (out / k / "snapshot.json").read_bytes().split(b'"state"')[1]
+                       for k in ("plain", "dict", "mixin")}
+    assert files["1"] == files["2"] == files["3"]
+    words = sorted(["pear", "apple", "fig", "kiwi", "banana", "cherry", "date", "elder", "grape", "lime"])
+    for kind in ("plain", "dict", "mixin"):
+        state, _ = SnapStore(tmp_path / "seed1" / kind).restore()
+        assert state["tags"] == words, kind
+    plain, _ = SnapStore(tmp_path / "seed1" / "plain").restore()
+    assert plain["frozen"] == words and plain["pairs"] == [[1, "a"], [1, "z"], [2, "b"]]
+    with_dict, _ = SnapStore(tmp_path / "seed1" / "dict").restore()
+    assert list(with_dict["named"]) == ["z", "a", "m"]  # a dict keeps its own order
+    mixin, _ = SnapStore(tmp_path / "seed1" / "mixin").restore()
+    assert list(mixin["order"]) == ["z", "a"]
+
+
+def test_unorderable_set_elements_still_encode() -> None:
+    data = codec.dumps({"s": {1, "a", None}}, sets="sorted-keep-dicts")
+    assert sorted(map(repr, codec.loads(data)["s"])) == sorted(map(repr, [1, "a", None]))
+    assert codec.dumps({3, 1, 2}, sets="sorted") == b"[1,2,3]"
+
+
+# -- subclasses of supported types in annotations (freezegun) ---------------------------------------
+
+def test_dataclass_defined_while_frozen_saves_and_restores_real_datetimes(tmp_path: Path) -> None:
+    freezegun = pytest.importorskip("freezegun")
+    with freezegun.freeze_time("2030-01-02 03:04:05"):
+        @dataclass
+        class Stamp:
+            at: dt.datetime
+            day: dt.date
+            when: list[dt.datetime] = field(default_factory=list)
+
+        s = Stamp(dt.datetime.now(dt.timezone.utc), dt.date.today())
+        store = SnapStore(tmp_path / "s")
+        store.create(s, 1)
+        back, _ = store.restore(Stamp)
+    assert type(back.at) is dt.datetime and type(back.day) is dt.date  # the base class, always
+    assert back.at == dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    assert back.day == dt.date(2030, 1, 2)
+    back2, _ = SnapStore(tmp_path / "s").restore(Stamp)  # outside the freeze too
+    assert type(back2.at) is dt.datetime and back2 == back
+
+
+# -- errors that teach ----------------------------------------------------------------------------
+
+def test_unknown_key_names_snapshot_version_and_migration(tmp_path: Path) -> None:
+    SnapStore(tmp_path / "s").create({"a": 1, "old_name": "x"}, 1)
+    with pytest.raises(DecodeError) as e:
+        SnapStore(tmp_path / "s").restore(Pair)
+    msg = str(e.value)
+    assert "snapshot_version=" in msg and "@migration" in msg and "ignore_unknown_keys" in msg
+
+
+@dataclass
+class Grid:
+    cells: dict[tuple[int, int], str] = field(default_factory=dict)
+
+
+@dataclass
+class Outer:
+    inner: list[Grid] = field(default_factory=list)
+
+
+def test_dict_keys_json_cannot_hold_are_refused_at_set_up(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"\$\.cells has keys JSON cannot hold"):
+        codec.codec_for(Grid)
+    with pytest.raises(TypeError, match=r"\$\.inner\[\]\.cells"):
+        codec.codec_for(Outer)
+    @dataclass
+    class Board(Snapshottable):
+        cells: dict[tuple[int, int], str] = field(default_factory=dict)
+
+    with pytest.raises(TypeError, match=r"\$\.cells"):  # the mixin's set-up: before the first object
+        Board.open(tmp_path / "b")
+    assert not (tmp_path / "b" / "snapshot.json").exists()
+    with pytest.raises(EncodeError, match=r"\$\.cells"):  # the store: at first use, before any save
+        SnapStore(tmp_path / "s").create(Grid(), 1)
+    assert not (tmp_path / "s" / "snapshot.json").exists()
