@@ -11,8 +11,9 @@ import sys
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional, TypedDict
 
+import msgspec
 import pytest
 
 from snapmixin import Snapshottable, SnapStore, codec, migration
@@ -227,6 +228,11 @@ _SET_SCRIPT = textwrap.dedent("""
         named: dict[str, int]
 
     @dataclass
+    class DictsInList:
+        rows: list[dict[str, int]]
+        tags: set[str]
+
+    @dataclass
     class Doc(Snapshottable):
         tags: set[str] = field(default_factory=set)
         order: dict[str, int] = field(default_factory=dict)
@@ -235,6 +241,7 @@ _SET_SCRIPT = textwrap.dedent("""
     root = sys.argv[1]
     SnapStore(root + "/plain").create(Plain(set(words), frozenset(words), {(2, "b"), (1, "z"), (1, "a")}), 1)
     SnapStore(root + "/dict").create(WithDict(set(words), {"z": 1, "a": 2, "m": 3}), 1)
+    SnapStore(root + "/list").create(DictsInList([{"z": 1, "a": 2}], set(words)), 1)
     d = Doc.open(root + "/mixin")
     d.tags.update(words)
     d.order["z"] = 1
@@ -253,24 +260,126 @@ def test_sets_are_written_sorted_across_hash_seeds(tmp_path: Path) -> None:
                        env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
                        cwd=Path(__file__).resolve().parents[1])
         files[seed] = {k: (out / k / "snapshot.json").read_bytes().split(b'"state"')[1]
-                       for k in ("plain", "dict", "mixin")}
+                       for k in ("plain", "dict", "list", "mixin")}
     assert files["1"] == files["2"] == files["3"]
     words = sorted(["pear", "apple", "fig", "kiwi", "banana", "cherry", "date", "elder", "grape", "lime"])
-    for kind in ("plain", "dict", "mixin"):
+    for kind in ("plain", "dict", "list", "mixin"):
         state, _ = SnapStore(tmp_path / "seed1" / kind).restore()
         assert state["tags"] == words, kind
     plain, _ = SnapStore(tmp_path / "seed1" / "plain").restore()
     assert plain["frozen"] == words and plain["pairs"] == [[1, "a"], [1, "z"], [2, "b"]]
     with_dict, _ = SnapStore(tmp_path / "seed1" / "dict").restore()
     assert list(with_dict["named"]) == ["z", "a", "m"]  # a dict keeps its own order
+    in_list, _ = SnapStore(tmp_path / "seed1" / "list").restore()
+    assert list(in_list["rows"][0]) == ["z", "a"]
     mixin, _ = SnapStore(tmp_path / "seed1" / "mixin").restore()
     assert list(mixin["order"]) == ["z", "a"]
 
 
-def test_unorderable_set_elements_still_encode() -> None:
-    data = codec.dumps({"s": {1, "a", None}}, sets="sorted-keep-dicts")
-    assert sorted(map(repr, codec.loads(data)["s"])) == sorted(map(repr, [1, "a", None]))
-    assert codec.dumps({3, 1, 2}, sets="sorted") == b"[1,2,3]"
+@dataclass
+class Mixed:
+    s: set[int | str | None]
+
+
+@dataclass
+class MixedWithDict:
+    s: set[int | str | None]
+    d: dict[str, int]
+
+
+def test_unorderable_set_elements_are_ordered_by_their_json() -> None:
+    for cls in (Mixed, MixedWithDict):
+        obj = cls({1, "a", None}) if cls is Mixed else cls({1, "a", None}, {"z": 1, "a": 0})
+        plain = codec.loads(codec.codec_for(cls).encode(obj))
+        assert plain["s"] == ["a", 1, None], cls  # '"a"' < '1' < 'null'
+        assert obj.s == {1, "a", None}  # the object itself is not touched
+
+
+class Pt(NamedTuple):
+    x: int
+    tags: frozenset[str]
+
+
+class TD(TypedDict):
+    tags: set[str]
+    n: int
+
+
+class St(msgspec.Struct, rename="camel"):
+    my_tags: set[str]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Frozen:
+    tags: frozenset[str]
+
+
+@dataclass(slots=True)
+class Slotted:
+    tags: set[str]
+    extra: dict[str, int]
+
+
+@dataclass
+class Everywhere:
+    named: dict[str, set[str]]
+    maybe: Optional[set[int]]  # noqa: UP045
+    pair: tuple[int, set[str]]
+    points: list[Pt]
+    td: TD
+    st: St
+    frozen: Frozen
+    slotted: Slotted
+    nested: set[frozenset[int]]
+    plain: dict[str, int] = field(default_factory=dict)
+
+
+def test_sets_are_sorted_wherever_the_type_puts_them() -> None:
+    w = ["pear", "apple", "fig"]
+    obj = Everywhere({"k": set(w)}, {3, 1, 2}, (1, set(w)), [Pt(1, frozenset(w))], {"tags": set(w), "n": 1},
+                     St(set(w), "n"), Frozen(frozenset(w)), Slotted(set(w), {"z": 1, "a": 2}),
+                     {frozenset({3, 2}), frozenset({1})}, {"z": 1, "a": 2})
+    c = codec.codec_for(Everywhere)
+    plain = codec.loads(c.encode(obj))
+    ws = sorted(w)
+    assert plain["named"] == {"k": ws} and plain["maybe"] == [1, 2, 3] and plain["pair"] == [1, ws]
+    assert plain["points"] == [[1, ws]] and plain["td"] == {"tags": ws, "n": 1}
+    assert plain["st"] == {"myTags": ws, "note": "n"} and plain["frozen"] == {"tags": ws}
+    assert plain["slotted"] == {"tags": ws, "extra": {"z": 1, "a": 2}}
+    assert list(plain["slotted"]["extra"]) == ["z", "a"] and list(plain["plain"]) == ["z", "a"]
+    assert plain["nested"] == [[1], [2, 3]]
+    assert c.decode(c.encode(obj), Everywhere) == obj
+    assert obj.pair[1] == set(w) and isinstance(obj.slotted.tags, set)  # the object is not touched
+
+
+@dataclass
+class Inner:
+    extra: Optional[dict[str, float]] = None  # noqa: UP045
+    tags: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Spots:
+    tags: set[str]
+    inner: Inner
+    meta: dict[str, set[str]]
+    rows: list[frozenset[int]] = field(default_factory=list)
+
+
+def test_dicts_at_fixed_places_keep_their_order_and_their_sets_are_sorted() -> None:
+    plan = codec.set_plan(Spots)
+    assert plan is not None and plan.spots is not None  # the fast way: msgspec's order plus Raw spots
+    obj = Spots({"b", "a", "c"}, Inner({"z": 1.0, "a": 2.0}, {"y", "x"}), {"q": {"n", "m"}, "p": set()},
+                [frozenset({3, 1, 2})])
+    plain = codec.loads(codec.codec_for(Spots).encode(obj))
+    assert plain == {"tags": ["a", "b", "c"], "inner": {"extra": {"z": 1.0, "a": 2.0}, "tags": ["x", "y"]},
+                     "meta": {"q": ["m", "n"], "p": []}, "rows": [[1, 2, 3]]}
+    assert list(plain["inner"]["extra"]) == ["z", "a"] and list(plain["meta"]) == ["q", "p"]
+    obj.inner.extra = {"ok": 1.0, "bad": math.nan}  # a NaN inside a Raw spot is still found
+    with pytest.raises(codec.EncodeFailure) as e:
+        codec.codec_for(Spots).encode(obj)
+    assert e.value.json_path == "$.inner.extra.bad"
 
 
 # -- subclasses of supported types in annotations (freezegun) ---------------------------------------
