@@ -507,7 +507,10 @@ def _validation_failure(e: Exception, value: Any = None,
     msg = text[: m.start()] if m else text
     json_path = raw_path
     if "[...]" in raw_path and attempt is not None:
-        json_path = _resolve_keys(value, raw_path, text, attempt) or raw_path
+        try:
+            json_path = _resolve_keys(value, raw_path, text, attempt) or raw_path
+        except RecursionError:  # a path deeper than the retries can rebuild: msgspec's own path
+            json_path = raw_path
     if is_key:
         return Mismatch(f"invalid key: {msg} at {json_path}", json_path)
     mu = _UNKNOWN_RE.match(msg)
@@ -618,15 +621,28 @@ def convert(codec: Any, value: Any, cls: Any) -> Any:
 
 
 def _check_no_unknown_keys(given: Any, kept: Any, path: str) -> None:
-    """Refuse keys that decoding silently dropped: compare the input with a re-encoding."""
-    if isinstance(given, dict) and isinstance(kept, dict):
-        for key, sub in given.items():
-            if key not in kept:
-                raise _unknown_key(path, key)
-            _check_no_unknown_keys(sub, kept[key], path + _key_seg(key))
-    elif isinstance(given, list) and isinstance(kept, (list, tuple)) and len(given) == len(kept):
-        for i, (a, b) in enumerate(zip(given, kept, strict=True)):
-            _check_no_unknown_keys(a, b, f"{path}[{i}]")
+    """Refuse keys that decoding silently dropped: compare the input with a re-encoding.
+
+    Depth first, in the input's order (the first unknown key met is the one
+    reported), without recursion: a stack of iterators over the pairs to compare.
+    """
+    def pairs_of(g: Any, k: Any, p: str) -> typing.Iterator[tuple[Any, Any, str]]:
+        if isinstance(g, dict) and isinstance(k, dict):
+            for key, sub in g.items():
+                if key not in k:
+                    raise _unknown_key(p, key)
+                yield sub, k[key], p + _key_seg(key)
+        elif isinstance(g, list) and isinstance(k, (list, tuple)) and len(g) == len(k):
+            for i, (a, b) in enumerate(zip(g, k, strict=True)):
+                yield a, b, f"{p}[{i}]"
+
+    stack = [pairs_of(given, kept, path)]
+    while stack:
+        step = next(stack[-1], None)
+        if step is None:
+            stack.pop()
+        else:
+            stack.append(pairs_of(*step))
 
 
 @dataclasses.dataclass
@@ -910,6 +926,9 @@ class DataclassesJsonCodec(Codec):
             _dj_check(value, cls, "$", not self.ignore_unknown_keys, set())
         except _DjUnsure:
             pass  # dataclasses-json internals changed: its own checks only
+        except RecursionError:
+            raise Mismatch(f"nested too deeply to check: {_levels(_value_depth(value))} "
+                           f"({_limit_note()})", "$") from None
         try:
             return cls.from_dict(value)
         except Exception as e:  # its own errors (UndefinedParameterError...) too

@@ -439,3 +439,28 @@ def test_dict_keys_json_cannot_hold_are_refused_at_set_up(tmp_path: Path) -> Non
     with pytest.raises(EncodeError, match=r"\$\.cells"):  # the store: at first use, before any save
         SnapStore(tmp_path / "s").create(Grid(), 1)
     assert not (tmp_path / "s" / "snapshot.json").exists()
+
+
+class Loose(TypedDict):
+    x: list[Any]
+
+
+@dataclass
+class HoldsLoose:
+    inner: Loose
+
+
+def test_unknown_key_check_works_at_depth(tmp_path: Path) -> None:
+    # A TypedDict is checked for unknown keys by comparing the input with a re-encoding.
+    deep = {"inner": {"x": nest(900)}}
+    store = SnapStore(tmp_path / "s")
+    store.create(deep, 1)
+    assert store.restore(HoldsLoose)[0] == HoldsLoose({"x": nest(900)})
+    inner: Any = {"x": [{"k": 1}]}
+    for _ in range(900):
+        inner = {"x": [inner]}
+    with pytest.raises(Mismatch):  # an unknown key at the bottom of a deep value is still found
+        codec._check_no_unknown_keys({"a": inner, "zz": 1}, {"a": inner}, "$")
+    given: Any = {"a": 1, "b": {"c": 2, "d": 3}, "e": 4}
+    with pytest.raises(Mismatch, match=r"\$\.b\.d"):  # depth first, in the input's order
+        codec._check_no_unknown_keys(given, {"a": 1, "b": {"c": 2}}, "$")
