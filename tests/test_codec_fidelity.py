@@ -68,6 +68,7 @@ def test_big_ints_round_trip_typed_and_mixin(tmp_path: Path) -> None:
     sim.snapshot()
     again = Sim.open(tmp_path / "m")
     assert again.rng == BIG * 3 and again.last is None
+    assert SnapStore(tmp_path / "m").restore()[0] == {"rng": BIG * 3, "last": None}  # untyped too
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
@@ -120,17 +121,48 @@ def test_type_mismatch_is_mismatch(data: bytes) -> None:
         codec.codec_for(Pair).decode(data, Pair)
 
 
-def test_other_adapters_parse_first_then_validate() -> None:
-    pydantic = pytest.importorskip("pydantic")
+def _adapter_classes() -> list[type]:
+    import attrs
+    import pydantic
+    from dataclasses_json import dataclass_json
 
     class M(pydantic.BaseModel):
         a: int
 
-    c = codec.codec_for(M)
-    with pytest.raises(Malformed):
-        c.decode(b'{"a": "\xff"}', M)
-    with pytest.raises(Mismatch):
-        c.decode(b'{"a": "not a number"}', M)
+    @attrs.define
+    class A:
+        a: int
+
+    @dataclass_json
+    @dataclass
+    class DJ:
+        a: int
+
+    class Own:
+        def __init__(self, a: int) -> None:
+            self.a = a
+
+        def __snapshot_state__(self) -> dict[str, int]:
+            return {"a": self.a}
+
+        @classmethod
+        def __from_snapshot_state__(cls, value: dict[str, Any]) -> Own:
+            if not isinstance(value.get("a"), int):
+                raise Mismatch("a must be an int", "$.a")
+            return cls(value["a"])
+
+    return [M, A, DJ, Own]
+
+
+@pytest.mark.parametrize("cls", _adapter_classes(), ids=lambda c: c.__qualname__)
+def test_other_adapters_parse_first_then_validate(cls: type) -> None:
+    c = codec.codec_for(cls)
+    for damaged in (b'{"a": "\xff"}', b'{"a": "not a number", "b": "\xfe"}', b'{"a": 1'):
+        with pytest.raises(Malformed):
+            c.decode(damaged, cls)
+    with pytest.raises(codec.DecodeFailure) as e:
+        c.decode(b'{"a": "not a number"}', cls)
+    assert not isinstance(e.value, Malformed)
 
 
 def _envelope(state: bytes) -> bytes:
@@ -207,6 +239,8 @@ def test_helpers_do_not_recurse() -> None:
     with pytest.raises(codec.EncodeFailure):
         codec.dumps(bad)
     assert codec._locate(bad, "$", codec._encoder.encode) == "$" + "[0]" * 2_001
+    with pytest.raises(codec.EncodeFailure, match="nested too deeply: 5000 levels"):
+        codec.pretty(b"[" * 5000 + b"]" * 5000)  # the envelope's formatter: typed, with the depth
 
 
 # -- sets in sorted order, whatever PYTHONHASHSEED says ---------------------------------------------
