@@ -234,7 +234,7 @@ class SnapStore:
         except _codec.EncodeFailure as e:
             raise EncodeError(f"{self._p(SNAPSHOT)}: {e.message}; the previous snapshot is untouched",
                               path=self._p(SNAPSHOT), json_path=e.json_path) from e
-        except RecursionError as e:
+        except RecursionError as e:  # a user's codec (the codec's own adapters name the depth)
             raise EncodeError(f"{self._p(SNAPSHOT)}: cannot encode the state: nested too deeply "
                               f"(or a value refers to itself): {e}; the previous snapshot is untouched",
                               path=self._p(SNAPSHOT)) from e
@@ -574,10 +574,9 @@ class SnapStore:
                 value = _migrate.run(value, gen.info.schema_version, version, steps, where)
                 return _codec.convert(codec, value, cls)
             return codec.decode(gen.state, cls)
+        except _codec.Malformed as e:  # damage (fallback skips it), not a type mismatch
+            raise CorruptSnapshot(f"{where}: the state is damaged: {e.message}", path=where) from e
         except _codec.DecodeFailure as e:
-            if isinstance(e.__cause__, UnicodeDecodeError):  # damage, not a type mismatch
-                raise CorruptSnapshot(f"{where}: the state is not valid UTF-8 ({e.__cause__})",
-                                      path=where) from e
             raise DecodeError(f"{where}: {e.message}", path=where, json_path=e.json_path) from e
         except (MigrationError, SnapError):
             raise
