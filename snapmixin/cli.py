@@ -6,7 +6,8 @@ Commands::
     verify DIR           check every generation (current, history/, the seed's files); exit 1 if any is bad
     history DIR          the kept generations, newest first
     rehash DIR           accept a hand-edited snapshot.json (new checksum, same seq, no history added)
-    rollback DIR --seq N make kept generation N the current one (the current one stays in history/)
+    rollback DIR --seq N make kept generation N the current one (the current one stays in history/;
+                         --file NAME picks one of several kept generations of seq N)
 
 ``show``, ``verify`` and ``history`` take ``--json``. Exit codes: 0 success,
 1 a check failed or the directory is missing or damaged, 2 bad usage. Errors
