@@ -506,7 +506,7 @@ class SnapStore:
         if token is None:
             now = "holds no snapshot"
         elif current is None:
-            now = f"holds another generation ({token})"
+            now = f"holds a snapshot this writer did not read (damaged or replaced: {token})"
         else:
             when = _iso(current.created_at) if current.created_at else "by minisnap"
             now = f"holds seq {current.seq} (generation {token}, written {when})"

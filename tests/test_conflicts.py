@@ -127,6 +127,24 @@ def test_a_reopened_writer_continues_and_force_overwrites_keeping_the_replaced_o
     assert c.snapshot() == 3 and Doc.open(d).lines == ["b", "b2", "c"]
 
 
+def test_bind_takes_the_current_generation_as_the_one_to_replace(tmp_path: Path) -> None:
+    d = tmp_path / "s"
+    SnapStore(d).create(Doc(title="stored"), 0)
+    doc = Doc(title="mine").bind(d)  # nothing read but the current generation's identity
+    other = Doc.open(d)
+    doc.title = "mine, changed"
+    assert doc.snapshot() == 1  # replaces the generation that was there at bind()
+    other.title = "other"
+    with pytest.raises(SnapshotConflict):
+        other.snapshot()
+    fresh = Doc(title="late").bind(d)
+    SnapStore(d).create(Doc(title="a third writer"), 5)  # commits after that bind()
+    fresh.title = "late, changed"
+    with pytest.raises(SnapshotConflict):
+        fresh.snapshot()
+    assert Doc.open(d).title == "a third writer"
+
+
 def test_snapshot_with_nothing_unsaved_writes_nothing(tmp_path: Path) -> None:
     d = tmp_path / "s"
     doc = Doc.open(d)
