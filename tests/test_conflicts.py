@@ -466,6 +466,25 @@ def test_rollback_to_the_current_seq_repairs_a_damaged_current(tmp_path: Path,
     assert any(n.startswith("damaged-") for n in os.listdir(d / "history"))
 
 
+def test_rollback_does_not_overwrite_a_writer_that_commits_meanwhile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    d = tmp_path / "s"
+    store = SnapStore(d, keep=3)
+    for s in (1, 2):
+        store.create({"v": s}, s)
+    real = SnapStore._commit
+
+    def racing(self: SnapStore, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("allow_regression"):  # the rollback's own commit: a program saves first
+            real(SnapStore(d, keep=3), b'{"v":"program"}', 3)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(SnapStore, "_commit", racing)
+    assert cli("rollback", str(d), "--seq", "1") == 1
+    assert "another writer committed" in capsys.readouterr().err
+    assert store.restore() == ({"v": "program"}, 3)
+
+
 # -- a deleted snapshot.json -------------------------------------------------------------------------
 
 
