@@ -387,9 +387,13 @@ class SnapStore:
         _check_seq(seq)
         version = schema_version if schema_version is not None else (self.schema_version or 1)
         when = created_at if created_at is not None else datetime.now(timezone.utc)
-        data, checksum, size = _envelope_parts(state_json, seq, version, when)
         fs = self.fs
         target = self._p(SNAPSHOT)
+        try:
+            data, checksum, size = _envelope_parts(state_json, seq, version, when)
+        except _codec.EncodeFailure as e:  # a state within a level or two of the nesting limit
+            raise EncodeError(f"{target}: {e.message}; the previous snapshot is untouched",
+                              path=target, json_path=e.json_path) from e
         with self._locked("write a snapshot to"):
             try:
                 fsio.cleanup_temps(fs, self._dir)

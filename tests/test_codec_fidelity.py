@@ -214,6 +214,24 @@ def test_too_deep_to_write_names_the_depth(tmp_path: Path) -> None:
         SnapStore(tmp_path / "s").create({"x": nest(5000)}, 1)
 
 
+def test_a_state_at_the_edge_of_the_limit_is_a_typed_error_naming_the_file(tmp_path: Path) -> None:
+    """Encodable alone but too deep inside the envelope (two levels more): still an EncodeError."""
+    depth = next(n for n in range(1100, 0, -1) if _encodes(nest(n)))
+    d = tmp_path / "s"
+    with pytest.raises(EncodeError, match=r"snapshot\.json: .*nested too deeply") as e:
+        SnapStore(d).create(nest(depth), 1)
+    assert str(d) in str(e.value)
+    assert not d.exists() or not any(d.iterdir()) or not (d / "snapshot.json").exists()
+
+
+def _encodes(value: Any) -> bool:
+    try:
+        codec.dumps(value)
+    except codec.EncodeFailure:
+        return False
+    return True
+
+
 def test_too_deep_to_read_names_the_depth(tmp_path: Path) -> None:
     d = tmp_path / "s"
     SnapStore(d).create({"x": 1}, 1)
