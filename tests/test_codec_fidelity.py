@@ -17,7 +17,8 @@ import msgspec
 import pytest
 
 from snapmixin import Snapshottable, SnapStore, codec, migration
-from snapmixin.codec import Malformed, Mismatch
+from snapmixin.codec import Malformed, Mismatch, base, paths
+from snapmixin.codec import json as codec_json
 from snapmixin.errors import CorruptSnapshot, DecodeError, EncodeError
 from snapmixin.migrate import _copy_json
 
@@ -246,17 +247,17 @@ def test_helpers_do_not_recurse() -> None:
     deep = nest(50_000)
     copied = _copy_json({"k": deep, "s": "x"})
     assert copied is not None and copied["s"] == "x"
-    assert codec._value_depth(deep) == 50_001
+    assert paths.value_depth(deep) == 50_001
     loop: list[Any] = []
     loop.append(loop)
-    assert codec._value_depth(loop) == codec.DEPTH_CAP
+    assert paths.value_depth(loop) == paths.DEPTH_CAP
     # the path of a bad value far down is found without recursion
     bad: Any = [object()]
     for _ in range(2_000):
         bad = [bad]
     with pytest.raises(codec.EncodeFailure):
         codec.dumps(bad)
-    assert codec._locate(bad, "$", codec._encoder.encode) == "$" + "[0]" * 2_001
+    assert paths.locate(bad, "$", codec_json.encode_as_is) == "$" + "[0]" * 2_001
     with pytest.raises(codec.EncodeFailure, match="nested too deeply: 5000 levels"):
         codec.pretty(b"[" * 5000 + b"]" * 5000)  # the envelope's formatter: typed, with the depth
 
@@ -512,7 +513,7 @@ def test_unknown_key_check_works_at_depth(tmp_path: Path) -> None:
     for _ in range(900):
         inner = {"x": [inner]}
     with pytest.raises(Mismatch):  # an unknown key at the bottom of a deep value is still found
-        codec._check_no_unknown_keys({"a": inner, "zz": 1}, {"a": inner}, "$")
+        base.check_no_unknown_keys({"a": inner, "zz": 1}, {"a": inner}, "$")
     given: Any = {"a": 1, "b": {"c": 2, "d": 3}, "e": 4}
     with pytest.raises(Mismatch, match=r"\$\.b\.d"):  # depth first, in the input's order
-        codec._check_no_unknown_keys(given, {"a": 1, "b": {"c": 2}}, "$")
+        base.check_no_unknown_keys(given, {"a": 1, "b": {"c": 2}}, "$")
