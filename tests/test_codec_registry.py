@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
-import snapmixin.codec
 from snapmixin import SnapStore, codec
 from snapmixin.codec import Adapter, Codec, hooks
 
-CODEC_DIR = Path(snapmixin.codec.__file__).parent
+CODEC_DIR = Path(codec.__file__).parent
 
 
 class _FractionHook:
