@@ -26,9 +26,11 @@ and ``mark_mutated()``. What does not: assignments while ``__init__`` (and
 (``x = []; obj.items = x; x.append(1)``: the object stores a tracked copy);
 slices and copies (plain values); anything inside other types (tuples,
 ``collections.deque``, subclasses of list/dict/set such as ``defaultdict``,
-numpy arrays...): call ``mark_mutated()``. A nested Snapshottable object
-belongs to one tree: stored into a second tree while still in the first, it
-is copied (as a list would be); removed from its tree, it is free again.
+numpy arrays...): call ``mark_mutated()``. A nested Snapshottable object (or
+a tracked container) moved inside its tree keeps its identity and stays
+tracked until no place in the tree holds it any more; it belongs to one tree:
+stored into a second tree while still in the first, it is copied (as a plain
+list would be); removed from its tree, it is free again.
 
 Not thread-safe: mutate an object from one thread at a time (or under your
 own lock). ``asnapshot`` captures the state in the calling thread, at the
