@@ -46,6 +46,8 @@ import datetime as _dt
 import decimal
 import enum
 import functools
+import gc
+import json
 import math
 import pathlib
 import re
@@ -63,14 +65,24 @@ __all__ = [
     "Codec",
     "CustomCodec",
     "DataclassesJsonCodec",
+    "DecodeFailure",
+    "EncodeFailure",
+    "Malformed",
+    "Mismatch",
     "MsgspecCodec",
+    "NotAnObject",
     "PydanticCodec",
+    "RawJSON",
+    "SetPlan",
+    "TooDeep",
     "codec_for",
+    "compact",
     "convert",
-    "decode_json",
     "dumps",
     "loads",
     "pretty",
+    "set_plan",
+    "split_object",
 ]
 
 def _isclass(tp: Any) -> typing.TypeGuard[type]:
@@ -95,10 +107,34 @@ class EncodeFailure(_CodecFailure):
 
 
 class DecodeFailure(_CodecFailure):
-    """A value did not fit its type (turned into ``DecodeError`` by the caller)."""
+    """Bytes or values that could not be decoded (turned into ``DecodeError`` by the caller).
+
+    The codec raises one of its two subclasses, decided where the failure
+    happens (never by reading a dependency's exception chain or message):
+    :class:`Malformed` and :class:`Mismatch`. A user's codec may raise this
+    class itself: it counts as a mismatch.
+    """
 
 
-_UNKNOWN_HINT = "a typo in a hand edit? pass ignore_unknown_keys=True to drop unknown keys"
+class Malformed(DecodeFailure):
+    """The bytes are not JSON the codec can read: bad syntax, truncated text,
+    invalid UTF-8, or nesting deeper than the codec reads. That is damage
+    (the store raises ``CorruptSnapshot``, which ``fallback=True`` skips)."""
+
+
+class TooDeep(Malformed):
+    """JSON nested deeper than the codec reads (the message names the depth)."""
+
+
+class Mismatch(DecodeFailure):
+    """Well-formed JSON that does not fit the type asked for: a wrong type, a
+    missing field, an unknown key (the store raises ``DecodeError``)."""
+
+
+_UNKNOWN_HINT = ("a field renamed or removed? declare snapshot_version= (or SnapStore(schema_version=)) "
+                 "and a @migration that moves the value, since ignore_unknown_keys=True would drop it "
+                 "and reset the field to its default; a typo in a hand edit? fix the file, or pass "
+                 "ignore_unknown_keys=True to drop unknown keys")
 
 
 def _key_seg(key: Any) -> str:
@@ -110,12 +146,12 @@ def _key_seg(key: Any) -> str:
 
 def _unknown_key(path: str, key: Any) -> DecodeFailure:
     where = path + _key_seg(key)
-    return DecodeFailure(f"unknown key {key!r} at {where} ({_UNKNOWN_HINT})", where)
+    return Mismatch(f"unknown key {key!r} at {where} ({_UNKNOWN_HINT})", where)
 
 
 def _missing_key(path: str, key: Any) -> DecodeFailure:
     where = path + _key_seg(key)
-    return DecodeFailure(f"missing required field {key!r} at {where}", where)
+    return Mismatch(f"missing required field {key!r} at {where}", where)
 
 
 # ---------------------------------------------------------------------------
@@ -164,6 +200,11 @@ def _enc_hook(obj: Any) -> Any:
     raise NotImplementedError(f"objects of type {type(obj).__qualname__} cannot be written as JSON")
 
 
+# Subclasses of these in an annotation are read as the base class itself (the real one,
+# kept from import time: freezegun replaces the module attributes while it runs).
+_AS_BASE: tuple[type, ...] = (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, decimal.Decimal, uuid.UUID)
+
+
 def _dec_hook(tp: Any, obj: Any) -> Any:
     cls: Any = tp
     if _isclass(cls):
@@ -175,6 +216,12 @@ def _dec_hook(tp: Any, obj: Any) -> Any:
             return typing.cast(Any, cls).__from_snapshot_state__(obj)
         if _is_pydantic(cls):
             return _pydantic_load(cls, obj)
+        for base in _AS_BASE:  # e.g. freezegun's FakeDatetime in an annotation: read as the base
+            if issubclass(cls, base):
+                try:
+                    return msgspec.convert(obj, base)
+                except msgspec.ValidationError as e:  # a TypeError: msgspec adds the JSON path
+                    raise TypeError(f"{e} (reading a {cls.__qualname__} as a {base.__name__})") from None
         if issubclass(cls, (str, int, float)) and not issubclass(cls, enum.Enum):
             for base in (str, int, float):
                 if issubclass(cls, base) and isinstance(obj, base) and not isinstance(obj, bool):
@@ -186,25 +233,77 @@ def _dec_hook(tp: Any, obj: Any) -> Any:
 
 _encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
 _untyped_decoder = msgspec.json.Decoder()
+_sorted_encoder = msgspec.json.Encoder(enc_hook=_enc_hook, order="deterministic")
 _msgpack = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
-# A msgpack float64 whose exponent bits are all ones: NaN or +-infinity.
+# A msgpack float64 whose exponent bits are all ones: NaN or +-infinity (or, rarely, the
+# same bytes inside other data: every match is confirmed on the values themselves).
 _NONFINITE_MSGPACK = re.compile(rb"\xcb[\x7f\xff][\xf0-\xff]")
 
 
-def dumps(value: Any) -> bytes:
-    """Compact JSON bytes of a value, refusing NaN and infinity with the value's path."""
+def dumps(value: Any, *, sort_sets: SetPlan | None = None) -> bytes:
+    """Compact JSON bytes of a value, refusing NaN and infinity with the value's path.
+
+    With ``sort_sets`` (the :func:`set_plan` of the value's type) sets and
+    frozensets are written in sorted order, so that the file does not depend
+    on ``PYTHONHASHSEED``; without it, in iteration order.
+    """
+    original = value
     try:
-        data = _encoder.encode(value)
+        data = None
+        if sort_sets is not None:
+            if sort_sets.native or sort_sets.spots is not None:
+                # msgspec sorts the sets in C (and dict keys: none, or kept in Raw spots)
+                spotted = value if sort_sets.spots is None else sort_sets.apply(value, sort_sets.spots)
+                if spotted is not _FAILED:
+                    try:
+                        data = _sorted_encoder.encode(spotted)
+                    except TypeError:  # elements that cannot be compared (or a bad value: met below)
+                        data = None
+            if data is None:
+                copied = sort_sets.apply(value)
+                if copied is not _FAILED:
+                    value = copied
+        if data is None:
+            data = _encoder.encode(value)
+    except RecursionError as e:
+        raise _too_deep_to_write(original) from e
     except (TypeError, NotImplementedError, OverflowError, ValueError) as e:
-        json_path = _locate(value, "$", lambda v: _encoder.encode(v))
-        raise EncodeFailure(_encode_message(e, value, json_path), json_path) from e
-    if b"null" in data and _NONFINITE_MSGPACK.search(_msgpack.encode(value)):
-        bad = _find_nonfinite(msgspec.to_builtins(value, enc_hook=_enc_hook), "$")
-        if bad is not None:
-            raise EncodeFailure(
-                f"{bad[1]!r} at {bad[0]} cannot be written as JSON (JSON has no NaN or infinity); "
-                "store None or a string instead", bad[0])
+        json_path = _locate(original, "$", lambda v: _encoder.encode(v))
+        raise EncodeFailure(_encode_message(e, original, json_path), json_path) from e
+    # msgspec writes NaN and +-infinity as null: only then can the state hold one.
+    if b"null" in data:
+        _refuse_nonfinite(original)
     return data
+
+
+def _refuse_nonfinite(value: Any) -> None:
+    """``EncodeFailure`` with the path of the first NaN or infinity in ``value``, if any.
+
+    msgpack spells every float as its 8 IEEE bytes, so one C pass finds the
+    candidates; ints beyond 64 bits (which msgpack cannot hold) take the
+    standard library's C encoder instead, which refuses non-finite floats too.
+    """
+    try:
+        suspect = _NONFINITE_MSGPACK.search(_msgpack.encode(value)) is not None
+        plain = None
+    except (OverflowError, RecursionError):  # an int beyond 64 bits; or the stack is nearly full
+        plain = msgspec.to_builtins(value, enc_hook=_enc_hook)
+        try:
+            json.dumps(plain, allow_nan=False, check_circular=False, skipkeys=True)
+            suspect = False
+        except ValueError:  # a non-finite float: locate it below
+            suspect = True
+        except RecursionError:
+            suspect = True
+    if not suspect:
+        return
+    if plain is None:
+        plain = msgspec.to_builtins(value, enc_hook=_enc_hook)
+    bad = _find_nonfinite(plain, "$")
+    if bad is not None:
+        raise EncodeFailure(
+            f"{bad[1]!r} at {bad[0]} cannot be written as JSON (JSON has no NaN or infinity); "
+            "store None or a string instead", bad[0])
 
 
 def _encode_message(e: BaseException, value: Any, json_path: str | None) -> str:
@@ -228,13 +327,18 @@ def _children(value: Any) -> list[tuple[str, Any]]:
 
 
 def _locate(value: Any, path: str, check: Any) -> str | None:
-    """Find the deepest path below ``value`` whose value ``check`` still refuses."""
-    for suffix, child in _children(value):
-        try:
-            check(child)
-        except Exception:
-            return _locate(child, path + suffix, check) or path + suffix
-    return None
+    """Find the deepest path below ``value`` whose value ``check`` still refuses (no recursion)."""
+    found = None
+    while True:
+        for suffix, child in _children(value):
+            try:
+                check(child)
+            except Exception:
+                value, path = child, path + suffix
+                found = path
+                break
+        else:
+            return found
 
 
 def _find_nonfinite(value: Any, path: str) -> tuple[str, float] | None:
@@ -251,29 +355,85 @@ def _find_nonfinite(value: Any, path: str) -> tuple[str, float] | None:
     return None
 
 
+# ---------------------------------------------------------------------------
+# Nesting depth: msgspec reads and writes as deep as the interpreter's recursion
+# limit allows (about 1,000 levels, fewer from deep in a call stack). That is the
+# codec's limit; beyond it the failure names the depth (measured without recursion).
+# ---------------------------------------------------------------------------
+
+#: Depths are measured up to this many levels (a value that contains itself has no depth).
+DEPTH_CAP = 100_000
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.S)
+
+
+def _value_depth(value: Any, cap: int = DEPTH_CAP) -> int:
+    """How many containers (or objects with fields) deep ``value`` nests, up to ``cap``."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        kids = _children(v)
+        if kids or isinstance(v, (dict, list, tuple, set, frozenset)):
+            if d > deepest:
+                deepest = d
+                if d >= cap:
+                    return cap
+            stack.extend((child, d + 1) for _, child in kids)
+    return deepest
+
+
+def _json_depth(data: bytes | memoryview, cap: int = DEPTH_CAP) -> int:
+    """How many arrays and objects deep JSON text nests, up to ``cap`` (strings skipped)."""
+    depth = deepest = 0
+    for m in _JSON_TOKENS.finditer(data):
+        c = m.group()[0]
+        if c in b"[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest >= cap:
+                    break
+        elif c in b"]}":
+            depth -= 1
+    return deepest
+
+
+def _levels(n: int) -> str:
+    return f"more than {DEPTH_CAP} levels" if n >= DEPTH_CAP else f"{n} levels"
+
+
+def _limit_note() -> str:
+    return f"the JSON library goes about {sys.getrecursionlimit()} levels deep at most"
+
+
+def _too_deep(data: bytes | memoryview) -> TooDeep:
+    return TooDeep(f"JSON nested too deeply to read: {_levels(_json_depth(data))} ({_limit_note()})")
+
+
+def _too_deep_to_write(value: Any) -> EncodeFailure:
+    n = _value_depth(value)
+    why = ", or a value contains itself" if n >= DEPTH_CAP else ""
+    return EncodeFailure(f"cannot encode the state: nested too deeply: {_levels(n)}{why} ({_limit_note()})")
+
+
 def loads(data: bytes | memoryview) -> Any:
-    """Plain JSON values from bytes. Raises ``DecodeFailure`` for malformed or too deep JSON."""
+    """Plain JSON values from bytes. Raises :class:`Malformed` for malformed or too deep JSON."""
     try:
         return _untyped_decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as e:
-        raise DecodeFailure(f"not valid JSON: {e}") from e
-    except RecursionError as e:
-        raise DecodeFailure("JSON nested too deeply to read") from e
+    except RecursionError:
+        raise _too_deep(data) from None
+    except Exception as e:  # untyped: whatever msgspec refuses is malformed input
+        raise Malformed(f"not valid JSON: {e}") from e
 
 
-def decode_json(data: bytes | memoryview, tp: Any) -> Any:
-    """Decode JSON bytes straight into type ``tp`` with msgspec (no adapter)."""
-    try:
-        return msgspec.json.decode(data, type=tp, dec_hook=_dec_hook)
-    except msgspec.ValidationError as e:
-        raise _validation_failure(e) from e
-    except (msgspec.DecodeError, UnicodeDecodeError) as e:
-        raise DecodeFailure(f"not valid JSON: {e}") from e
-    except RecursionError as e:
-        raise DecodeFailure("JSON nested too deeply to read") from e
+def _malformed(e: BaseException, data: bytes | memoryview) -> Malformed:
+    """The failure for an error other than ``ValidationError`` from decoding ``data``."""
+    if isinstance(e, RecursionError):
+        return _too_deep(data)
+    return Malformed(f"not valid JSON: {e}")
 
 
-class NotAnObject(DecodeFailure):
+class NotAnObject(Mismatch):
     """Valid JSON whose top level is not an object."""
 
 
@@ -286,17 +446,15 @@ def split_object(data: bytes | memoryview) -> dict[str, RawJSON]:
     """The members of a top-level JSON object, each as its raw JSON text (not decoded).
 
     The whole text is checked for syntax. Raises :class:`NotAnObject` for valid
-    JSON that is not an object, ``DecodeFailure`` for malformed or too deep JSON.
+    JSON that is not an object, :class:`Malformed` for malformed or too deep JSON.
     The members' text is not checked for UTF-8: decode it with :func:`loads`.
     """
     try:
         return _split_decoder.decode(data)
     except msgspec.ValidationError as e:
         raise NotAnObject(f"not a JSON object: {e}") from e
-    except (msgspec.DecodeError, UnicodeDecodeError) as e:
-        raise DecodeFailure(f"not valid JSON: {e}") from e
-    except RecursionError as e:
-        raise DecodeFailure("JSON nested too deeply to read") from e
+    except Exception as e:  # anything else msgspec raises while decoding: malformed input
+        raise _malformed(e, data) from e
 
 
 def compact(text: bytes | memoryview) -> bytes:
@@ -310,7 +468,11 @@ def pretty(compact: bytes, level: int = 0) -> bytes:
     JSON strings cannot hold a raw newline, so every newline of the formatted
     text is structure and can be re-indented with a plain replace.
     """
-    text = msgspec.json.format(compact, indent=2)
+    try:
+        text = msgspec.json.format(compact, indent=2)
+    except RecursionError as e:
+        raise EncodeFailure(f"cannot write the snapshot: nested too deeply: "
+                            f"{_levels(_json_depth(compact))} ({_limit_note()})") from e
     if level:
         text = text.replace(b"\n", b"\n" + b"  " * level)
     return text
@@ -345,16 +507,19 @@ def _validation_failure(e: Exception, value: Any = None,
     msg = text[: m.start()] if m else text
     json_path = raw_path
     if "[...]" in raw_path and attempt is not None:
-        json_path = _resolve_keys(value, raw_path, text, attempt) or raw_path
+        try:
+            json_path = _resolve_keys(value, raw_path, text, attempt) or raw_path
+        except RecursionError:  # a path deeper than the retries can rebuild: msgspec's own path
+            json_path = raw_path
     if is_key:
-        return DecodeFailure(f"invalid key: {msg} at {json_path}", json_path)
+        return Mismatch(f"invalid key: {msg} at {json_path}", json_path)
     mu = _UNKNOWN_RE.match(msg)
     if mu:
         return _unknown_key(json_path, mu.group(1))
     mm = _MISSING_RE.match(msg)
     if mm:
         return _missing_key(json_path, mm.group(1))
-    return DecodeFailure(f"{msg} at {json_path}", json_path)
+    return Mismatch(f"{msg} at {json_path}", json_path)
 
 
 def _replace_at(root: Any, access: list[Any], new: Any) -> Any:
@@ -456,15 +621,28 @@ def convert(codec: Any, value: Any, cls: Any) -> Any:
 
 
 def _check_no_unknown_keys(given: Any, kept: Any, path: str) -> None:
-    """Refuse keys that decoding silently dropped: compare the input with a re-encoding."""
-    if isinstance(given, dict) and isinstance(kept, dict):
-        for key, sub in given.items():
-            if key not in kept:
-                raise _unknown_key(path, key)
-            _check_no_unknown_keys(sub, kept[key], path + _key_seg(key))
-    elif isinstance(given, list) and isinstance(kept, (list, tuple)) and len(given) == len(kept):
-        for i, (a, b) in enumerate(zip(given, kept, strict=True)):
-            _check_no_unknown_keys(a, b, f"{path}[{i}]")
+    """Refuse keys that decoding silently dropped: compare the input with a re-encoding.
+
+    Depth first, in the input's order (the first unknown key met is the one
+    reported), without recursion: a stack of iterators over the pairs to compare.
+    """
+    def pairs_of(g: Any, k: Any, p: str) -> typing.Iterator[tuple[Any, Any, str]]:
+        if isinstance(g, dict) and isinstance(k, dict):
+            for key, sub in g.items():
+                if key not in k:
+                    raise _unknown_key(p, key)
+                yield sub, k[key], p + _key_seg(key)
+        elif isinstance(g, list) and isinstance(k, (list, tuple)) and len(g) == len(k):
+            for i, (a, b) in enumerate(zip(g, k, strict=True)):
+                yield a, b, f"{p}[{i}]"
+
+    stack = [pairs_of(given, kept, path)]
+    while stack:
+        step = next(stack[-1], None)
+        if step is None:
+            stack.pop()
+        else:
+            stack.append(pairs_of(*step))
 
 
 @dataclasses.dataclass
@@ -492,7 +670,7 @@ class MsgspecCodec(Codec):
         return msgspec.to_builtins(obj, enc_hook=_enc_hook)
 
     def encode(self, obj: Any) -> bytes:
-        return dumps(obj)
+        return dumps(obj, sort_sets=set_plan(type(obj)))
 
     def _plan(self, cls: Any) -> _Plan:
         plan = self._plans.get(cls)
@@ -510,12 +688,15 @@ class MsgspecCodec(Codec):
         try:
             value = plan.decoder.decode(data)
         except msgspec.ValidationError as e:
-            # The error path: find the keys msgspec writes as [...] by retrying on parts.
+            # Typed decoding stops at the first mismatch: the text after it may still be
+            # damaged, so parse it all first (loads raises Malformed), and only then call
+            # it a mismatch. The error path: find the keys msgspec writes as [...] by
+            # retrying on parts.
             raise _validation_failure(e, loads(data), _json_attempt(plan.decoder)) from e
-        except (msgspec.DecodeError, UnicodeDecodeError) as e:
-            raise DecodeFailure(f"not valid JSON: {e}") from e
-        except RecursionError as e:
-            raise DecodeFailure("JSON nested too deeply to read") from e
+        except msgspec.DecodeError as e:  # any other decoding error: malformed input
+            raise _malformed(e, data) from e
+        except (UnicodeDecodeError, RecursionError) as e:  # what older msgspec releases raised
+            raise _malformed(e, data) from e
         if plan.mirror is not None:
             value = self._from_mirror(value, cls)
         if plan.recheck:
@@ -548,7 +729,7 @@ def _json_of(value: Any) -> bytes:
     try:
         return dumps(value)
     except EncodeFailure as e:
-        raise DecodeFailure(f"the state is not plain JSON values ({e.message}): did a migration "
+        raise Mismatch(f"the state is not plain JSON values ({e.message}): did a migration "
                             "put an object in it?", e.json_path) from e
 
 
@@ -745,10 +926,13 @@ class DataclassesJsonCodec(Codec):
             _dj_check(value, cls, "$", not self.ignore_unknown_keys, set())
         except _DjUnsure:
             pass  # dataclasses-json internals changed: its own checks only
+        except RecursionError:
+            raise Mismatch(f"nested too deeply to check: {_levels(_value_depth(value))} "
+                           f"({_limit_note()})", "$") from None
         try:
             return cls.from_dict(value)
         except Exception as e:  # its own errors (UndefinedParameterError...) too
-            raise DecodeFailure(f"dataclasses-json cannot build {cls.__qualname__}: "
+            raise Mismatch(f"dataclasses-json cannot build {cls.__qualname__}: "
                                 f"{type(e).__name__}: {e} at $", "$") from e
 
 
@@ -777,7 +961,7 @@ def _json_name(value: Any) -> str:
 
 
 def _wrong(expected: str, value: Any, path: str) -> DecodeFailure:
-    return DecodeFailure(f"Expected `{expected}`, got `{_json_name(value)}` at {path}", path)
+    return Mismatch(f"Expected `{expected}`, got `{_json_name(value)}` at {path}", path)
 
 
 def _dj_check(value: Any, tp: Any, path: str, strict_keys: bool, busy: set[tuple[int, type]]) -> None:
@@ -804,7 +988,7 @@ def _dj_check(value: Any, tp: Any, path: str, strict_keys: bool, busy: set[tuple
         raise first
     if origin is typing.Literal:
         if value not in args:
-            raise DecodeFailure(f"Expected one of {list(args)!r}, got {value!r:.60} at {path}", path)
+            raise Mismatch(f"Expected one of {list(args)!r}, got {value!r:.60} at {path}", path)
         return
     if origin is not None:
         if not isinstance(origin, type):
@@ -815,7 +999,7 @@ def _dj_check(value: Any, tp: Any, path: str, strict_keys: bool, busy: set[tuple
                 raise _wrong("array", value, path)
             if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
                 if len(args) != len(value):
-                    raise DecodeFailure(f"Expected an array of length {len(args)}, got {len(value)} "
+                    raise Mismatch(f"Expected an array of length {len(args)}, got {len(value)} "
                                         f"at {path}", path)
                 for i, (a, v) in enumerate(zip(args, value, strict=True)):
                     _dj_check(v, a, f"{path}[{i}]", strict_keys, busy)
@@ -837,7 +1021,7 @@ def _dj_check(value: Any, tp: Any, path: str, strict_keys: bool, busy: set[tuple
         return _dj_check_class(value, tp, path, strict_keys, busy)
     if issubclass(tp, enum.Enum):
         if value not in {m.value for m in tp}:
-            raise DecodeFailure(f"Invalid enum value {value!r:.60} for {tp.__qualname__} at {path}", path)
+            raise Mismatch(f"Invalid enum value {value!r:.60} for {tp.__qualname__} at {path}", path)
         return
     if value is None:
         raise _wrong(tp.__name__, value, path)
@@ -857,12 +1041,12 @@ def _dj_check(value: Any, tp: Any, path: str, strict_keys: bool, busy: set[tuple
         try:
             uuid.UUID(value)
         except (TypeError, ValueError, AttributeError):
-            raise DecodeFailure(f"Invalid UUID {value!r:.60} at {path}", path) from None
+            raise Mismatch(f"Invalid UUID {value!r:.60} at {path}", path) from None
     elif tp is decimal.Decimal:
         try:
             decimal.Decimal(value)
         except (TypeError, ValueError, decimal.InvalidOperation):
-            raise DecodeFailure(f"Invalid decimal {value!r:.60} at {path}", path) from None
+            raise Mismatch(f"Invalid decimal {value!r:.60} at {path}", path) from None
     elif tp in (list, tuple, set, frozenset) and not isinstance(value, list):
         raise _wrong("array", value, path)
     elif tp is dict and not isinstance(value, dict):
@@ -966,7 +1150,7 @@ class PydanticCodec(Codec):
             if callable(errors):
                 first = errors()[0]
                 loc = "$" + "".join(f"[{p}]" if isinstance(p, int) else _key_seg(p) for p in first["loc"])
-                raise DecodeFailure(f"{first['msg']} at {loc}", loc) from e
+                raise Mismatch(f"{first['msg']} at {loc}", loc) from e
             raise
 
 
@@ -1042,7 +1226,7 @@ def _cattrs_failure(e: BaseException) -> DecodeFailure:
     json_path = re.sub(r"\['([A-Za-z_][A-Za-z0-9_]*)'\]", r".\1", m.group(1)) if m else "$"
     msg = first[: m.start()] if m else first
     more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
-    return DecodeFailure(f"{msg} at {json_path}{more}", json_path)
+    return Mismatch(f"{msg} at {json_path}{more}", json_path)
 
 
 def _is_pydantic(cls: Any) -> bool:
@@ -1091,6 +1275,12 @@ def codec_for(cls: Any, *, ignore_unknown_keys: bool = False) -> Codec:
             "classes they name at module level") from e
     if refusal is not None:
         raise TypeError(f"snapmixin cannot save or restore objects of type {name}{refusal}: {_WAYS}")
+    key_at = _bad_dict_key(cls)
+    if key_at is not None:
+        raise TypeError(
+            f"snapmixin cannot save or restore objects of type {name}: the dict at {key_at} has keys "
+            "JSON cannot hold (a JSON object's keys are strings: use keys of type str, int, float, "
+            "an Enum, a date or time, UUID or Decimal; or store a list of [key, value] pairs)")
     bad = _unsupported_part(cls)
     if bad is not None:
         where, part = bad
@@ -1124,16 +1314,16 @@ def _msgspec_refusal(cls: Any) -> str | None:
 
 def _hooks_handle(cls: type) -> bool:
     """Whether :func:`_enc_hook` and :func:`_dec_hook` can save and rebuild ``cls``."""
-    return (issubclass(cls, pathlib.PurePath) or _has_custom_protocol(cls) or _is_pydantic(cls)
-            or (issubclass(cls, (str, int, float)) and not issubclass(cls, enum.Enum)))
+    return (issubclass(cls, (pathlib.PurePath, *_AS_BASE)) or _has_custom_protocol(cls)
+            or _is_pydantic(cls) or (issubclass(cls, (str, int, float)) and not issubclass(cls, enum.Enum)))
 
 
-def _unsupported_part(cls: Any) -> tuple[str, Any] | None:
-    """The JSON path and type of the first part of ``cls`` that no hook handles, if any."""
+def _type_parts(cls: Any) -> typing.Iterator[tuple[str, Any]]:
+    """Every part of the msgspec type info of ``cls``, with its JSON path (each once; none if unknown)."""
     try:
         info = msgspec.inspect.type_info(cls)
     except Exception:
-        return None
+        return
     ins = msgspec.inspect
     seen: set[int] = set()
     stack: list[tuple[str, Any]] = [("$", info)]
@@ -1142,10 +1332,8 @@ def _unsupported_part(cls: Any) -> tuple[str, Any] | None:
         if id(t) in seen:
             continue
         seen.add(id(t))
-        if isinstance(t, ins.CustomType):
-            if not _hooks_handle(t.cls):
-                return path, t.cls
-        elif isinstance(t, (ins.StructType, ins.DataclassType, ins.TypedDictType, ins.NamedTupleType)):
+        yield path, t
+        if isinstance(t, (ins.StructType, ins.DataclassType, ins.TypedDictType, ins.NamedTupleType)):
             stack.extend((path + _key_seg(f.encode_name), f.type) for f in reversed(t.fields))
         elif isinstance(t, (ins.ListType, ins.SetType, ins.FrozenSetType, ins.VarTupleType)):
             stack.append((path + "[]", t.item_type))
@@ -1157,4 +1345,364 @@ def _unsupported_part(cls: Any) -> tuple[str, Any] | None:
             stack.extend((path, x) for x in t.types)
         elif isinstance(t, ins.Metadata):
             stack.append((path, t.type))
+
+
+def _unsupported_part(cls: Any) -> tuple[str, Any] | None:
+    """The JSON path and type of the first part of ``cls`` that no hook handles, if any."""
+    for path, t in _type_parts(cls):
+        if isinstance(t, msgspec.inspect.CustomType) and not _hooks_handle(t.cls):
+            return path, t.cls
     return None
+
+
+def _key_types_ok(t: Any) -> bool:
+    """Whether a dict key of msgspec type info ``t`` can be a JSON object key (a string or a number)."""
+    ins = msgspec.inspect
+    if isinstance(t, ins.Metadata):
+        return _key_types_ok(t.type)
+    if isinstance(t, ins.UnionType):
+        return all(_key_types_ok(x) for x in t.types)
+    return not isinstance(t, (
+        ins.BoolType, ins.NoneType, ins.TupleType, ins.VarTupleType, ins.ListType, ins.SetType,
+        ins.FrozenSetType, ins.DictType, ins.StructType, ins.DataclassType, ins.TypedDictType,
+        ins.NamedTupleType))
+
+
+def _bad_dict_key(cls: Any) -> str | None:
+    """The JSON path of the first dict in ``cls`` whose keys JSON cannot hold, if any."""
+    for path, t in _type_parts(cls):
+        if isinstance(t, msgspec.inspect.DictType) and not _key_types_ok(t.key_type):
+            return path
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Sets in sorted order. The type says where sets can be: a type with sets and no
+# dict is encoded by msgspec with order="deterministic" (sets sorted in C; it would
+# sort dict keys too, so not with dicts); otherwise the sets, and only the objects
+# and containers on the way to them, are replaced by sorted copies before encoding.
+# Untyped parts (Any, a plain-values state) are written as they are.
+# ---------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+class _Node:
+    """Where sets are below one part of a type: ``kind`` says how to reach them."""
+
+    __slots__ = ("cls", "item", "kind", "subs")
+
+    def __init__(self, kind: str, cls: Any = None) -> None:
+        self.kind = kind  # set, obj, keys (TypedDict), seq, tuple, dict, union
+        self.cls = cls
+        self.item: _Node | None = None
+        self.subs: dict[Any, _Node] = {}
+
+
+_FAILED = object()
+
+
+class SetPlan:
+    """How to write the sets of values of one type in sorted order (see :func:`set_plan`).
+
+    ``native``: the type holds no dict, so msgspec's ``order="deterministic"``
+    does it all. ``spots``: the dicts sit at fixed places (not inside lists,
+    sets or dicts): those are encoded as they are (``msgspec.Raw``, their own
+    sets sorted here) and the rest is left to msgspec's order. Otherwise
+    ``root``: the sets, and what holds them, are replaced by sorted copies.
+    """
+
+    def __init__(self, root: _Node, native: bool, spots: _Node | None) -> None:
+        self.root = root
+        self.native = native
+        self.spots = spots
+
+    def apply(self, value: Any, tree: _Node | None = None) -> Any:
+        """``value`` rewritten along ``tree`` (default: sets to sorted lists); ``_FAILED`` if it cannot be."""
+        was_enabled = gc.isenabled()
+        gc.disable()  # many short-lived copies: collecting while they are made only costs time
+        try:
+            return _apply(value, self.root if tree is None else tree)
+        except Exception:  # e.g. a class object.__new__ cannot copy
+            return _FAILED
+        finally:
+            if was_enabled:
+                gc.enable()
+
+
+def _sorted_items(items: list[Any]) -> list[Any]:
+    try:
+        return sorted(items)
+    except TypeError:  # not comparable (None and ints, Enums...): by their JSON text, still stable
+        try:
+            return sorted(items, key=_encoder.encode)
+        except Exception:
+            return items
+
+
+_SLOTS: dict[type, tuple[str, ...]] = {}
+
+
+def _slots_of(cls: type) -> tuple[str, ...]:
+    """The slots to copy for a shallow copy of an instance of ``cls`` (not the mixin's own)."""
+    got = _SLOTS.get(cls)
+    if got is None:
+        names: list[str] = []
+        for klass in cls.__mro__:
+            if klass.__module__.startswith("snapmixin"):
+                continue  # the mixin's private state: not encoded, not copied
+            slots = klass.__dict__.get("__slots__", ())
+            names.extend(n for n in ((slots,) if isinstance(slots, str) else slots)
+                         if n not in ("__dict__", "__weakref__"))
+        got = _SLOTS[cls] = tuple(names)
+    return got
+
+
+def _copy_with(obj: Any, changes: dict[str, Any]) -> Any:
+    """A shallow copy of ``obj`` (no ``__init__`` run) with some attributes replaced, to encode."""
+    if isinstance(obj, msgspec.Struct):
+        return msgspec.structs.replace(obj, **changes)
+    cls = type(obj)
+    new = object.__new__(cls)
+    d = getattr(obj, "__dict__", None)
+    if d is not None:
+        new.__dict__.update(d)
+    for slot in _slots_of(cls):
+        try:
+            object.__setattr__(new, slot, object.__getattribute__(obj, slot))
+        except AttributeError:
+            pass
+    for name, value in changes.items():
+        object.__setattr__(new, name, value)
+    return new
+
+
+def _apply(v: Any, n: _Node) -> Any:
+    kind = n.kind
+    if kind == "raw":  # a dict (or an untyped part) at a fixed place: written as it is
+        return msgspec.Raw(_encoder.encode(_apply(v, n.item) if n.item is not None else v))
+    if kind == "set":
+        if not isinstance(v, (set, frozenset)):
+            return v
+        item = n.item
+        return _sorted_items([_apply(x, item) for x in v] if item is not None else list(v))
+    if kind == "obj":
+        if not isinstance(v, n.cls):
+            return v
+        changes = {}
+        for name, sub in n.subs.items():
+            old = getattr(v, name, _MISSING)
+            if old is not _MISSING:
+                new = _apply(old, sub)
+                if new is not old:
+                    changes[name] = new
+        return _copy_with(v, changes) if changes else v
+    if kind in ("seq", "tuple"):
+        if not isinstance(v, (list, tuple)):
+            return v
+        out = None
+        pairs = (enumerate(v) if kind == "seq"
+                 else ((i, v[i]) for i in n.subs if i < len(v)))
+        for i, x in pairs:
+            part = n.item if kind == "seq" else n.subs[i]
+            if part is None:  # pragma: no cover - a seq node always has its item
+                continue
+            new = _apply(x, part)
+            if new is not x:
+                if out is None:
+                    out = list(v)
+                out[i] = new
+        return out if out is not None else v
+    if kind in ("dict", "keys"):
+        if not isinstance(v, dict):
+            return v
+        outd = None
+        for key, x in v.items():
+            value_part = n.item if kind == "dict" else n.subs.get(key)
+            if value_part is None:
+                continue
+            new = _apply(x, value_part)
+            if new is not x:
+                if outd is None:
+                    outd = dict(v)
+                outd[key] = new
+        return outd if outd is not None else v
+    for sub in n.subs.values():  # a union: the first member the value is an instance of
+        if _fits(v, sub):
+            return _apply(v, sub)
+    return v
+
+
+def _fits(v: Any, n: _Node) -> bool:
+    if n.kind == "raw":
+        return n.cls is None or isinstance(v, n.cls)
+    if n.kind == "set":
+        return isinstance(v, (set, frozenset))
+    if n.kind == "obj":
+        return isinstance(v, n.cls)
+    if n.kind in ("seq", "tuple"):
+        return isinstance(v, (list, tuple))
+    if n.kind in ("dict", "keys"):
+        return isinstance(v, dict)
+    return any(_fits(v, s) for s in n.subs.values())
+
+
+def _type_kids(t: Any) -> list[tuple[str, Any, Any]]:
+    """``(how, key, child)`` for each part of a msgspec type info node."""
+    ins = msgspec.inspect
+    if isinstance(t, (ins.StructType, ins.DataclassType)):
+        return [("obj", f.name, f.type) for f in t.fields]
+    if isinstance(t, ins.TypedDictType):
+        return [("keys", f.encode_name, f.type) for f in t.fields]
+    if isinstance(t, ins.NamedTupleType):
+        return [("tuple", i, f.type) for i, f in enumerate(t.fields)]
+    if isinstance(t, (ins.ListType, ins.VarTupleType)):
+        return [("seq", None, t.item_type)]
+    if isinstance(t, (ins.SetType, ins.FrozenSetType)):
+        return [("set", None, t.item_type)]
+    if isinstance(t, ins.TupleType):
+        return [("tuple", i, x) for i, x in enumerate(t.item_types)]
+    if isinstance(t, ins.DictType):
+        return [("dict", None, t.value_type)]
+    if isinstance(t, ins.UnionType):
+        return [("union", i, x) for i, x in enumerate(t.types)]
+    if isinstance(t, ins.Metadata):
+        return [("meta", None, t.type)]
+    return []
+
+
+def _node_kind(t: Any) -> str:
+    ins = msgspec.inspect
+    if isinstance(t, (ins.SetType, ins.FrozenSetType)):
+        return "set"
+    if isinstance(t, (ins.StructType, ins.DataclassType)):
+        return "obj"
+    if isinstance(t, ins.TypedDictType):
+        return "keys"
+    if isinstance(t, (ins.NamedTupleType, ins.TupleType)):
+        return "tuple"
+    if isinstance(t, (ins.ListType, ins.VarTupleType)):
+        return "seq"
+    if isinstance(t, ins.DictType):
+        return "dict"
+    return "union"
+
+
+#: Set element types msgspec's own sorting handles alike (one comparable type, no fallback order).
+_SIMPLE_ITEMS = (msgspec.inspect.StrType, msgspec.inspect.IntType, msgspec.inspect.FloatType,
+                 msgspec.inspect.DateType, msgspec.inspect.TimeDeltaType, msgspec.inspect.UUIDType,
+                 msgspec.inspect.DecimalType, msgspec.inspect.BytesType)
+
+
+_PLANS: dict[Any, SetPlan | None] = {}
+
+
+def set_plan(cls: Any) -> SetPlan | None:
+    """How to write the sets of a value of type ``cls`` sorted; None when the type declares none."""
+    try:
+        return _PLANS[cls]
+    except (KeyError, TypeError):
+        pass
+    plan = _build_set_plan(cls)
+    try:
+        _PLANS[cls] = plan
+    except TypeError:  # pragma: no cover - an unhashable type
+        pass
+    return plan
+
+
+def _build_set_plan(cls: Any) -> SetPlan | None:
+    ins = msgspec.inspect
+    try:
+        info = msgspec.inspect.type_info(cls)
+    except Exception:
+        return None
+    nodes: dict[int, Any] = {}
+    stack = [info]
+    while stack:  # every node of the type graph, once
+        t = stack.pop()
+        if id(t) not in nodes:
+            nodes[id(t)] = t
+            stack.extend(child for _, _, child in _type_kids(t))
+    reach = {i for i, t in nodes.items() if isinstance(t, (ins.SetType, ins.FrozenSetType))}
+    if not reach:
+        return None
+    changed = True
+    while changed:  # which nodes lead to a set (types may be recursive)
+        changed = False
+        for i, t in nodes.items():
+            if i not in reach and any(id(c) in reach for _, _, c in _type_kids(t)):
+                reach.add(i)
+                changed = True
+    built: dict[int, _Node] = {}
+
+    def node(t: Any) -> _Node:
+        while isinstance(t, ins.Metadata):
+            t = t.type
+        got = built.get(id(t))
+        if got is not None:
+            return got
+        n = built[id(t)] = _Node(_node_kind(t), getattr(t, "cls", None))
+        for how, key, c in _type_kids(t):
+            if id(c) not in reach:
+                continue
+            if how in ("seq", "set", "dict"):
+                n.item = node(c)
+            else:
+                n.subs[key] = node(c)
+        return n
+
+    if id(info) not in reach:  # pragma: no cover - a set somewhere is reached from the root
+        return None
+    plain_custom = (pathlib.PurePath, *_AS_BASE, str, int, float)  # hooks that return no dict
+
+    def dict_like(t: Any) -> bool:
+        return (isinstance(t, (ins.DictType, ins.TypedDictType, ins.AnyType))
+                or (isinstance(t, ins.CustomType) and not issubclass(t.cls, plain_custom)))
+
+    simple_sets = all(isinstance(t.item_type, _SIMPLE_ITEMS) for t in nodes.values()
+                      if isinstance(t, (ins.SetType, ins.FrozenSetType)))
+    dreach = {i for i, t in nodes.items() if dict_like(t)}
+    native = simple_sets and not dreach
+    spots = None
+    if simple_sets and dreach:
+        changed = True
+        while changed:  # which nodes lead to a dict
+            changed = False
+            for i, t in nodes.items():
+                if i not in dreach and any(id(c) in dreach for _, _, c in _type_kids(t)):
+                    dreach.add(i)
+                    changed = True
+        spots = _spot_tree(info, dict_like, dreach, node, reach)
+    return SetPlan(node(info), native, spots)
+
+
+def _spot_tree(info: Any, dict_like: Callable[[Any], bool], dreach: set[int],
+               node: Callable[[Any], _Node], reach: set[int]) -> _Node | None:
+    """The tree to the dicts of a type, when each sits at a fixed place; else None."""
+    ins = msgspec.inspect
+    visiting: set[int] = set()
+
+    def build(t: Any) -> _Node | None:
+        while isinstance(t, ins.Metadata):
+            t = t.type
+        if dict_like(t):
+            n = _Node("raw", dict if isinstance(t, (ins.DictType, ins.TypedDictType)) else None)
+            n.item = node(t) if id(t) in reach else None
+            return n
+        if id(t) in visiting:
+            return None  # a recursive type: dicts at any depth
+        visiting.add(id(t))
+        n = _Node(_node_kind(t), getattr(t, "cls", None))
+        for how, key, c in _type_kids(t):
+            if id(c) not in dreach:
+                continue
+            if how in ("seq", "set", "dict"):
+                return None  # dicts inside a list, set or dict: as many as there are items
+            sub = build(c)
+            if sub is None:
+                return None
+            n.subs[key] = sub
+        return n
+
+    return build(info)
