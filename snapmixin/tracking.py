@@ -229,14 +229,16 @@ def _place(value: Any, root: Root, todo: list[tuple[Any, ...]]) -> Any:
         new_list = TrackedList.__new__(TrackedList)
         new_list._root = root
         new_list._refs = 1
-        todo.append((_FILL, new_list, list.copy(value)))
+        if value:
+            todo.append((_FILL, new_list, list.copy(value)))
         return new_list
     if t is dict:
         new_dict = TrackedDict.__new__(TrackedDict)
         new_dict._root = root
         new_dict._refs = 1
         new_dict._deep = False
-        todo.append((_FILL, new_dict, dict.copy(value)))
+        if value:
+            todo.append((_FILL, new_dict, dict.copy(value)))
         return new_dict
     if t is set:
         new_set = TrackedSet.__new__(TrackedSet)
@@ -272,7 +274,7 @@ def _fill(job: tuple[Any, ...], root: Root, todo: list[tuple[Any, ...]]) -> None
     kind, node = job[0], job[1]
     if kind == _FILL:  # a new container: place each item of the source
         if type(node) is TrackedList:
-            list.extend(node, [_place(v, root, todo) for v in job[2]])
+            list.extend(node, [v if type(v) in SCALARS else _place(v, root, todo) for v in job[2]])
         else:
             deep = False
             for k, v in job[2].items():
@@ -299,11 +301,20 @@ def _fill(job: tuple[Any, ...], root: Root, todo: list[tuple[Any, ...]]) -> None
             node._deep = deep
     else:  # an object just given a state: its fields report to root
         obj, st, previous = node, job[2], job[3]
+        note = hooks.note
         for name in hooks.fields(obj):
             v = getattr(obj, name, _MISSING)
             if v is _MISSING:
                 continue
-            if type(v) not in SCALARS:
+            t = type(v)
+            if t not in SCALARS:
+                if (previous is not None and (t is TrackedList or t is TrackedDict or t is TrackedSet)
+                        and v._root is previous):
+                    v._root = root  # stored while __init__ ran: move it, never copy
+                    if v and t is not TrackedSet:
+                        _reroot(v, previous, root, False)
+                    note(obj, st, name, v)
+                    continue
                 if previous is not None and _root_of(v) is previous:
                     _set_root(v, root)  # stored while __init__ ran: move it, never copy
                     _reroot(v, previous, root, False)
@@ -312,7 +323,7 @@ def _fill(job: tuple[Any, ...], root: Root, todo: list[tuple[Any, ...]]) -> None
                     if new is not v:
                         object.__setattr__(obj, name, new)
                         v = new
-            hooks.note(obj, st, name, v)
+            note(obj, st, name, v)
 
 
 def adopt_fields(obj: Any, st: Any, previous: Any) -> None:
