@@ -26,9 +26,11 @@ and ``mark_mutated()``. What does not: assignments while ``__init__`` (and
 (``x = []; obj.items = x; x.append(1)``: the object stores a tracked copy);
 slices and copies (plain values); anything inside other types (tuples,
 ``collections.deque``, subclasses of list/dict/set such as ``defaultdict``,
-numpy arrays...): call ``mark_mutated()``. A nested Snapshottable object
-belongs to one tree: stored into a second tree while still in the first, it
-is copied (as a list would be); removed from its tree, it is free again.
+numpy arrays...): call ``mark_mutated()``. A nested Snapshottable object (or
+a tracked container) moved inside its tree keeps its identity and stays
+tracked until no place in the tree holds it any more; it belongs to one tree:
+stored into a second tree while still in the first, it is copied (as a plain
+list would be); removed from its tree, it is free again.
 
 Not thread-safe: mutate an object from one thread at a time (or under your
 own lock). ``asnapshot`` captures the state in the calling thread, at the
@@ -55,7 +57,7 @@ from . import migrate as _migrate
 from . import tracking
 from .errors import SnapError, SnapshotNotFound
 from .store import ANY, SnapshotInfo, SnapStore
-from .tracking import NEVER, SCALARS, Root, detach, track
+from .tracking import NEVER, SCALARS, Root, track, untrack
 
 __all__ = ["Snapshottable"]
 
@@ -112,6 +114,7 @@ class _State(Root):
         "last_time",
         "n",
         "obj",
+        "refs",
         "root",
         "save_requested",
         "saved_seq",
@@ -124,6 +127,9 @@ class _State(Root):
         super().__init__()
         self.obj = obj  # a cycle (object <-> state) that the garbage collector handles
         self.root: _State = self
+        # Places that hold the object in a tree (list slots, dict values, attributes of objects
+        # in it): 0 while it is the root of its own tree (see tracking's "Places").
+        self.refs = 0
         # Attributes holding a non-scalar value (a tracked container, a nested object...): an
         # assignment of a scalar to one of these must detach what it replaces. Scalar
         # assignments to other names skip that look-up.
@@ -367,66 +373,55 @@ def _direct(cls: type, name: str) -> bool:
     return found
 
 
+def _new_state(obj: Any, root: Root | None) -> tuple[_State, Any]:
+    """Give ``obj`` a fresh state reporting to ``root`` (None: to itself), fields not looked at.
+
+    Returns the state and the placeholder counter its fields reported to while
+    its ``__init__`` ran (None when it had none).
+    """
+    previous = _slot(obj)
+    st = _State(obj)
+    if root is not None:
+        st.root = root  # type: ignore[assignment]
+    object.__setattr__(obj, _SLOT, st)
+    return st, (previous if type(previous) is _Init else None)
+
+
 def _adopt(obj: Snapshottable, root: Root | None) -> _State:
     """Give ``obj`` a state and turn its containers into tracked ones (no mutation counted)."""
-    st = _State(obj)
-    object.__setattr__(obj, _SLOT, st)
-    _relink(obj, st, root)
+    st, previous = _new_state(obj, root)
+    tracking.adopt_fields(obj, st, previous)
     return st
 
 
-def _relink(obj: Snapshottable, st: _State, root: Root | None) -> None:
-    """Report ``obj``'s mutations to ``root`` (None: to itself), down its whole subtree."""
-    target = st if root is None else root
-    st.root = target  # type: ignore[assignment]
-    for name in _field_names(obj):
-        value = getattr(obj, name, _MISSING)
-        if value is _MISSING or type(value) in SCALARS:
-            if value is not _MISSING and st.d is not None and name in st.d and _direct(type(obj), name):
-                st.fast.add(name)
-            continue
+def _note(obj: Any, st: _State, name: str, value: Any) -> None:
+    """Bookkeeping of the fast path, for a field just linked into the tree."""
+    if type(value) in SCALARS:
+        if st.d is not None and name in st.d and _direct(type(obj), name):
+            st.fast.add(name)
+    else:
         st.held.add(name)
         st.fast.discard(name)
-        if isinstance(value, (tracking.TrackedList, tracking.TrackedDict, tracking.TrackedSet)):
-            tracking.link(value, target)
-        elif isinstance(value, Snapshottable):
-            _attach(value, target)  # already stored here (during __init__, say): move, never copy
-        else:
-            new = track(value, target)
-            if new is not value:
-                object.__setattr__(obj, name, new)
 
 
-def _attach(obj: Any, root: Root | None) -> None:
+def _state_or_none(obj: Any) -> _State | None:
     st = _slot(obj)
-    if type(st) is not _State:
-        _adopt(obj, root)
-    else:
-        _relink(obj, st, root)
-
-
-def _store(obj: Any, root: Root | None) -> Any:
-    """What to store for a Snapshottable ``obj`` put into the tree of ``root``.
-
-    A free object (its own root: new, restored, or removed from a tree) is
-    attached as is. One that still belongs to another tree is copied, like a
-    list or dict would be: attaching it would silently take it away from the
-    tree it is in (``dataclasses.replace(game)`` would steal ``game``'s units).
-    """
-    st = _slot(obj)
-    if type(st) is _State and st.root is not st and st.root is not root:
-        obj = copy.deepcopy(obj)
-    _attach(obj, root)
-    return obj
+    return st if type(st) is _State else None
 
 
 def _is_snapshottable(value: Any) -> bool:
     return isinstance(value, Snapshottable)
 
 
-tracking.attach_object = _attach
-tracking.store_object = _store
-tracking.is_tracked_object = _is_snapshottable
+tracking.hooks.is_object = _is_snapshottable
+tracking.hooks.state = _state_or_none
+tracking.hooks.adopt = _new_state
+tracking.hooks.fields = _field_names
+tracking.hooks.note = _note
+# An object that belongs to another tree is stored as a copy, as a list would be: taking it
+# would silently remove it from the tree it is in (`dataclasses.replace(game)` would steal
+# `game`'s units).
+tracking.hooks.copy = copy.deepcopy
 
 
 def _as_store(where: SnapStore | str | os.PathLike[str]) -> SnapStore:
@@ -477,12 +472,10 @@ def _prepare(cls: type, *, check_codec: bool = True) -> None:
             init(self, *args, **kwargs)
         finally:
             st.depth -= 1
-        if st.depth == 0:
-            early = _slot(self)
-            new = _adopt(self, None)  # a fresh count: nothing done in __init__ counts
-            if type(early) is _State and early.root is not early:
-                # __init__ put the object into a tree (`parent.kids.append(self)`): stay there.
-                _relink(self, new, early.root)
+        if st.depth == 0 and type(_slot(self)) is _Init:
+            # A fresh count: nothing done in __init__ counts. (An object that __init__ put
+            # into a tree, `parent.kids.append(self)`, has its state there already.)
+            _adopt(self, None)
 
     __init__.__wrapped__ = init  # type: ignore[attr-defined]
     __init__.__snapmixin_init__ = True  # type: ignore[attr-defined]
@@ -534,24 +527,27 @@ class Snapshottable:
         if type(value) in SCALARS:
             if name in st.fast:
                 st.d[name] = value  # type: ignore[index]  # `fast` is empty when `d` is None
-            elif name in st.held:  # replaces a container or an object: detach it
+            elif name in st.held:  # replaces a container or an object: it loses this place
                 old = getattr(self, name, _MISSING)
                 _setattr(self, name, value)
                 st.held.discard(name)
-                detach(old)
+                untrack(old)
             else:
                 _setattr(self, name, value)
                 if st.d is not None and _direct(type(self), name):
                     st.fast.add(name)
         else:
+            # `held`: the instance itself holds `old` (getattr may find a class-level default,
+            # which must still be written: every field is in the instance, always).
             old = getattr(self, name, _MISSING)
-            if old is value:
+            if old is value and name in st.held:
                 return  # `obj.tags |= {...}`: the in-place operator counted already
-            if old is not _MISSING:
-                detach(old)  # first: `obj.kids = list(obj.kids)` re-attaches the objects it holds
-            value = track(value, st.root)
+            value = track(value, st.root)  # the new place first: `obj.kids = list(obj.kids)`
             _setattr(self, name, value)
-            st.held.add(name)
+            if name in st.held:
+                untrack(old)
+            else:
+                st.held.add(name)
             st.fast.discard(name)
         r = st.root
         r.seq += 1
@@ -562,8 +558,10 @@ class Snapshottable:
         old = getattr(self, name, _MISSING)
         object.__delattr__(self, name)
         st = _state(self)
-        st.held.discard(name)
-        detach(old)
+        if name in st.held:
+            st.held.discard(name)
+            untrack(old)
+        st.fast.discard(name)
         st.root.mutated()
 
     # -- pickle and copy: fields only, never the store binding ---------------
@@ -670,9 +668,10 @@ class Snapshottable:
         kept in ``history/`` (even with ``keep=1``, until a later commit prunes it).
         """
         root = _state(self).root
+        seq = root.capture()  # inside a batch: what follows counts as a new mutation
         if root.store is not None and not force and root.written():
-            return root.pending
-        return root.save(root.pending, force=force)
+            return seq
+        return root.save(seq, force=force)
 
     def asnapshot(self, *, force: bool = False) -> Coroutine[Any, Any, int]:
         """:meth:`snapshot` for asyncio: ``await obj.asnapshot()``; returns the seq written.
@@ -689,7 +688,7 @@ class Snapshottable:
         if store is None:
             root.save(root.pending)  # raises the not-bound error
             raise AssertionError("unreachable")  # pragma: no cover
-        seq = root.pending
+        seq = root.capture()
         if not force and root.written():
             return _value(seq)
         data = store.encode(root.obj)
