@@ -11,12 +11,13 @@ The state makes lineage checkable: ``entries`` lists unique ids, one or more
 added by every commit (``<writer>.<incarnation>.<object>.<n>``); a state
 descends from every commit whose ids it contains. Writers never remove an id,
 so the only legitimate ways for a committed id to leave the current lineage
-are a rollback (the parent logs those) and nothing else.
+are a rollback (the parent logs those) and a forced snapshot (logged as such).
 
 Each writer loops: add ids, commit. On ``SnapshotConflict`` (another writer
 committed since this one restored or last wrote; or a rollback happened) it
-reopens and continues: the ids it had added but not committed are dropped,
-they were never reported committed. After each commit *returned*, the writer
+reopens (or, rarely, overwrites with ``snapshot(force=True)``) and continues:
+the ids it had added but not committed are dropped, they were never reported
+committed. After each commit *returned*, the writer
 appends one line to the process's side log and fsyncs it, before doing
 anything else: that line is the only "success" anyone is told. Lines (JSON):
 
@@ -24,6 +25,8 @@ anything else: that line is the only "success" anyone is told. Lines (JSON):
   writer, its seq, the SHA-256 (32 hex digits) of the canonical JSON of the
   state written, the ids that commit added, the generation token when the
   writer knows it (raw writers), and ``time.monotonic()`` after it returned;
+  with ``"force": [ids]`` when it was a ``snapshot(force=True)`` (a rare answer
+  to a conflict: a deliberate overwrite, like a rollback; the ids are its state's);
 - ``{"k": "K", "w"}``: a SnapshotConflict (not fsynced: counts only);
 - ``{"k": "R", "w"}``: a SeqRegression (counted; the writer reopens too);
 - ``{"k": "X", "msg"}``: anything else: a failure of the run (exit 3).
@@ -45,6 +48,7 @@ from snapmixin import Snapshottable, SnapStore
 from snapmixin.errors import SeqRegression, SnapshotConflict
 
 LOCK_TIMEOUT = 60.0  # other processes hold the lock only while one write runs
+FORCE_RATE = 0.01    # share of a Snapshottable's conflicts answered with snapshot(force=True)
 
 
 def canon_hash(value: Any) -> str:
@@ -133,20 +137,28 @@ class Writer:
                 obj.commits += 1
             state = plain(obj)
             self.pause()
+            force = False
             try:
                 seq = obj.snapshot()
             except SnapshotConflict:
                 log.write({"k": "K", "w": self.name}, durable=False)
                 if plain(obj) != state:
                     self.proc.fail(f"{self.name}: SnapshotConflict changed the object's state")
-                obj = Ledger.open(self.store())
-                continue
+                if self.rng.random() >= FORCE_RATE:
+                    obj = Ledger.open(self.store())
+                    continue
+                # Now and then, overwrite on purpose: what it replaces must stay in history.
+                force = True
+                seq = obj.snapshot(force=True)
             except SeqRegression:
                 log.write({"k": "R", "w": self.name}, durable=False)
                 obj = Ledger.open(self.store())
                 continue
-            log.write({"k": "C", "w": self.name, "seq": seq, "h": canon_hash(state), "new": new,
-                       "gen": None, "t": time.monotonic()})
+            rec: dict[str, Any] = {"k": "C", "w": self.name, "seq": seq, "h": canon_hash(state), "new": new,
+                                   "gen": None, "t": time.monotonic()}
+            if force:  # the parent treats it like a rollback: what it replaced is not in its lineage
+                rec["force"] = state["entries"]
+            log.write(rec)
 
     # -- a raw SnapStore writer with expect= -------------------------------------------------
     def run_raw(self) -> None:

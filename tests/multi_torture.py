@@ -28,11 +28,12 @@ is checked:
    b. superseded by a later commit that saw it: its ids are in the current
       state or in a kept generation (every state carries the ids of every commit
       it descends from), or
-   c. rolled away on purpose: a rollback ended after it was committed, and the
-      rollback's target generation does not hold its ids;
+   c. rolled away on purpose: a rollback (or a ``snapshot(force=True)``, which
+      writers use now and then to answer a conflict) ended after it was
+      committed, and the state it made current does not hold its ids;
 3. with ``keep=10000`` (nothing pruned) the stronger form: every logged commit
    is still there (a.), rolled away or not: no generation is ever silently
-   overwritten, not by a rollback either;
+   overwritten, not by a rollback or a forced snapshot either;
 4. no kept generation lists an id twice (a commit is never applied twice).
 
 A commit that returned but whose log line a kill prevented is simply not
@@ -72,6 +73,7 @@ class Stats:
     regressions: int = 0       # SeqRegression seen by writers
     kills: int = 0             # SIGKILLs of writer processes mid-run (not counting the end of a series)
     rollbacks: int = 0         # rollbacks that committed
+    forced: int = 0            # snapshot(force=True) commits (a rare answer to a conflict)
     rollbacks_refused: int = 0  # rollback command exited non-zero (e.g. the target was pruned meanwhile)
     kept_present: int = 0      # commits found as such (current or history)
     superseded: int = 0        # commits not kept but seen by a later kept commit
@@ -84,6 +86,7 @@ class Stats:
         return (f"{self.rounds} rounds (directories), {self.incarnations} writer processes, "
                 f"{self.commits} commits, {self.conflicts} conflicts, {self.regressions} seq regressions, "
                 f"{self.kills} kills, {self.rollbacks} rollbacks ({self.rollbacks_refused} refused), "
+                f"{self.forced} forced snapshots, "
                 f"commits kept {self.kept_present} / superseded {self.superseded} / rolled away "
                 f"{self.rolled_away}, lost updates: {self.lost_updates}, failures: {len(self.failures)}")
 
@@ -139,8 +142,13 @@ def gen_state(path: Path) -> dict[str, Any] | None:
     return state if isinstance(state, dict) else None
 
 
-def rollback(directory: Path, rng: random.Random, stats: Stats) -> Rollback | None:
-    """Roll back to a random kept generation with the CLI (in a forked process)."""
+def rollback(directory: Path, keep: int, rng: random.Random, stats: Stats) -> Rollback | None:
+    """Roll back to a random kept generation with the CLI (in a forked process).
+
+    ``--keep`` is the writers' keep: without it the command counts the kept
+    generations before it takes the lock, and commits landing meanwhile get
+    pruned (``test_concurrency.py::test_rollback_default_keep_prunes_commits_landing_meanwhile``).
+    """
     store = SnapStore(directory)
     hist = store.history()
     if len(hist) < 2:
@@ -165,7 +173,8 @@ def rollback(directory: Path, rng: random.Random, stats: Stats) -> Rollback | No
 
             out = io.StringIO()
             with redirect_stdout(out), redirect_stderr(out):
-                code = cli.main(["rollback", str(directory), "--seq", str(target.seq), "--wait", "60"])
+                code = cli.main(["rollback", str(directory), "--seq", str(target.seq), "--wait", "60",
+                                 "--keep", str(keep)])
             os.write(w, out.getvalue().encode()[-4000:])
         finally:
             os._exit(code)
@@ -234,6 +243,11 @@ def check_series(directory: Path, keep: int, commits: list[dict[str, Any]], roll
             fail(f"{where}: {info.path.name} lists an id twice")
         seen_ids.update(ids)
     stats.commits += len(commits)
+    deliberate = list(rollbacks)  # what rolled commits away on purpose: rollbacks, forced snapshots
+    for c in commits:
+        if "force" in c:
+            stats.forced += 1
+            deliberate.append(Rollback(c["t"], frozenset(c["force"])))
     for c in commits:
         new = set(c["new"])
         if (c["seq"], c["h"]) in kept:
@@ -246,7 +260,7 @@ def check_series(directory: Path, keep: int, commits: list[dict[str, Any]], roll
             continue
         if new <= seen_ids:
             stats.superseded += 1
-        elif any(r.t_end > c["t"] and not new <= r.target_ids for r in rollbacks):
+        elif any(r.t_end > c["t"] and not new <= r.target_ids for r in deliberate):
             stats.rolled_away += 1
         else:
             stats.lost_updates += 1
@@ -294,7 +308,7 @@ def run_series(base: Path, index: int, keep: int, seconds: float, writers: int, 
             stats.kills += 1
             start(s)
         elif r < kill_rate + rollback_rate and keep > 1:
-            rb = rollback(directory, rng, stats)
+            rb = rollback(directory, keep, rng, stats)
             if rb is not None:
                 rollbacks.append(rb)
     for s in slots:

@@ -654,3 +654,38 @@ def test_a_stale_object_with_a_higher_seq_does_not_overwrite(tmp_path: Path, kee
     a.items.append("a3")
     assert a.snapshot() == 3
     assert SnapStore(d).restore() == ({"items": ["a1", "a2", "a3"]}, 3)
+
+
+# -- rollback while writers run (issue 10, part 2) ------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="cli rollback computes its keep (kept + 2) before taking the lock: "
+                   "commits landing meanwhile make it prune the oldest generations (WP-C's lane: cli.py)")
+def test_rollback_default_keep_prunes_commits_landing_meanwhile(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the multi-writer torture (keep=10000, rollbacks mid-run): generations were missing.
+    ``rollback`` without ``--keep`` promises to keep every generation; three commits by a running
+    program between the command's listing and its commit must not make it prune three old ones."""
+    from snapmixin import cli
+
+    d = tmp_path / "store"
+    program = SnapStore(d, keep=100)
+    for i in range(6):
+        program.create({"i": i}, i)
+    before = {(g.seq, g.checksum) for g in program.history()}
+
+    class Racing(SnapStore):
+        fired = False
+
+        def _commit(self, *args: Any, **kwargs: Any) -> Any:
+            if not Racing.fired:  # the program commits while the rollback is on its way
+                Racing.fired = True
+                for i in range(6, 9):
+                    program.create({"i": i}, i)
+            return super()._commit(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "SnapStore", Racing)
+    assert cli.main(["rollback", str(d), "--seq", "2"]) == 0
+    assert Racing.fired
+    after = {(g.seq, g.checksum) for g in program.history()}
+    assert before <= after, f"generations lost: {sorted(before - after)}"
+    assert len(after) == 6 + 3 + 1  # every commit, and the rollback's own generation
