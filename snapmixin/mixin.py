@@ -44,6 +44,7 @@ import dataclasses
 import logging
 import math
 import os
+import threading
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterator
@@ -53,7 +54,7 @@ from typing import Any, ClassVar, TypeVar
 from . import migrate as _migrate
 from . import tracking
 from .errors import SnapError, SnapshotNotFound
-from .store import SnapStore
+from .store import ANY, SnapshotInfo, SnapStore
 from .tracking import NEVER, SCALARS, Root, detach, track
 
 __all__ = ["Snapshottable"]
@@ -96,6 +97,8 @@ class _State(Root):
 
     __slots__ = (
         "alock",
+        "base",
+        "base_damaged",
         "calls",
         "count_due",
         "d",
@@ -105,6 +108,7 @@ class _State(Root):
         "fast",
         "held",
         "inflight",
+        "landed",
         "last_time",
         "n",
         "obj",
@@ -113,6 +117,7 @@ class _State(Root):
         "saved_seq",
         "seconds",
         "store",
+        "wlock",
     )
 
     def __init__(self, obj: Snapshottable) -> None:
@@ -128,6 +133,15 @@ class _State(Root):
         self.d: dict[str, Any] | None = getattr(obj, "__dict__", None)
         self.fast: set[str] = set()
         self.store: SnapStore | None = None
+        # The generation this object restored or last wrote: its next commit must replace that
+        # one (store.create's expect=), or another writer's commit would be overwritten. ANY: no
+        # precondition. `base_damaged`: `base` is a damaged file, replaced after open(fallback=True).
+        self.base: Any = ANY
+        self.base_damaged = False
+        self.landed = 0  # the highest seq a write of this object committed (set in worker threads)
+        # One write of this object at a time, in any thread: a sync snapshot waits for an
+        # asnapshot() whose worker thread still runs (even one whose awaiting task was cancelled).
+        self.wlock = threading.Lock()
         self.saved_seq = 0
         self.last_time = time.monotonic()
         self.calls: dict[object, int] = {}
@@ -189,19 +203,21 @@ class _State(Root):
             # (or at the next mutation, whichever comes first).
             self.deferred = True
             self.due = self.seq + 1
-        elif self.failed or self.save_requested or self.policy_due():
-            self.save(self.seq)
         else:
-            self.refresh_due()
+            self.sync()
+            if self.failed or self.save_requested or self.policy_due():
+                self.save(self.seq)
+            else:
+                self.refresh_due()
 
-    def save(self, seq: int) -> int:
+    def save(self, seq: int, *, force: bool = False) -> int:
         obj: Snapshottable = self.obj
         store = self.store
         if store is None:
             raise SnapError(f"{type(obj).__qualname__} object is not bound to a store: "
                             "use open(path) or bind(path) first")
         try:
-            store._commit(store.encode(obj), seq, schema_version=_version(type(obj)))
+            self.write(store, store.encode(obj), seq, force=force)
         except BaseException:
             self.failed = True  # the next mutation (or snapshot()) tries again
             self.refresh_due()
@@ -209,7 +225,33 @@ class _State(Root):
         self.mark_saved(seq)
         return seq
 
-    async def asave(self, store: SnapStore, data: bytes, seq: int) -> int:
+    def write(self, store: SnapStore, data: bytes, seq: int, *, force: bool = False) -> SnapshotInfo:
+        """Commit encoded ``data`` if the store still holds :attr:`base` (any thread).
+
+        The outcome is recorded under the store's lock, the moment it commits, so
+        a write whose awaiting task was cancelled still tells the object."""
+        with self.wlock:
+            return store._commit(data, seq, schema_version=_version(type(self.obj)),
+                                 expect=self.base, force=force,
+                                 replace_damaged=self.base_damaged, on_commit=self.landed_at)
+
+    def landed_at(self, info: SnapshotInfo) -> None:
+        # Called in the writing thread: plain attribute stores only (the GIL makes each atomic).
+        self.base = info.generation
+        self.base_damaged = False
+        if info.seq > self.landed:
+            self.landed = info.seq
+
+    def sync(self) -> None:
+        """Take in what writes finished in worker threads since (a cancelled asnapshot())."""
+        if self.landed > self.saved_seq and not self.inflight:
+            self.mark_saved(self.landed)
+
+    def unsaved(self) -> bool:
+        self.sync()
+        return self.failed or self.pending > self.saved_seq
+
+    async def asave(self, store: SnapStore, data: bytes, seq: int, *, force: bool = False) -> int:
         """The I/O half of ``asnapshot``: commit already-encoded ``data`` in a worker thread.
 
         Writes of one tree run one after the other, in the order they were asked for.
@@ -220,8 +262,7 @@ class _State(Root):
             if self.alock is None or self.alock[0] is not loop:
                 self.alock = (loop, asyncio.Lock())
             async with self.alock[1]:
-                await asyncio.to_thread(store._commit, data, seq,
-                                        schema_version=_version(type(self.obj)))
+                await asyncio.to_thread(self.write, store, data, seq, force=force)
         except BaseException:
             self.inflight -= 1
             self.failed = True  # the next mutation (or snapshot()) tries again
@@ -252,6 +293,10 @@ class _State(Root):
         self.saved_seq = max(self.saved_seq, seq)
         self.last_time = time.monotonic()
         self.refresh_due()
+
+
+async def _value(seq: int) -> int:
+    return seq
 
 
 def _version(cls: type) -> int:
@@ -389,8 +434,12 @@ def _as_store(where: SnapStore | str | os.PathLike[str]) -> SnapStore:
 _PREPARED: weakref.WeakSet[type] = weakref.WeakSet()
 
 
-def _prepare(cls: type) -> None:
-    """Checks and set-up done once per class, at its first instance."""
+def _prepare(cls: type, *, check_codec: bool = True) -> None:
+    """Checks and set-up done once per class, at its first instance.
+
+    ``check_codec=False`` when the class is opened with a store that has a codec of its own:
+    the default adapters' up-front refusal does not apply to that codec's types.
+    """
     params = getattr(cls, "__dataclass_params__", None)
     if params is not None and params.frozen:
         raise TypeError(f"{cls.__qualname__} is a frozen dataclass: a Snapshottable must be mutable "
@@ -408,7 +457,8 @@ def _prepare(cls: type) -> None:
             "use @attrs.define(on_setattr=attrs.setters.NO_OP)")
     from . import codec as _codec
 
-    _codec.codec_for(cls)  # refuse, with a helpful message, a type no codec can save
+    if check_codec:
+        _codec.codec_for(cls)  # refuse, with a helpful message, a type no codec can save
     init = cls.__init__  # type: ignore[misc]
 
     def __init__(self: Snapshottable, *args: Any, **kwargs: Any) -> None:
@@ -531,22 +581,41 @@ class Snapshottable:
     # -- public API --------------------------------------------------------
     @classmethod
     def open(cls: type[S], where: SnapStore | str | os.PathLike[str],
-             default: Callable[[], S] | None = None) -> S:
+             default: Callable[[], S] | None = None, *, fallback: bool = False) -> S:
         """Restore the latest snapshot from ``where`` (a directory or a SnapStore), bound to it.
 
-        When there is no snapshot yet, ``default()`` (or ``cls()``) is returned,
-        bound. Damage raises ``CorruptSnapshot``; a state that does not fit
-        the class raises ``DecodeError``.
+        ``~`` in a path is expanded. When there is no snapshot yet, ``default()``
+        (or ``cls()``) is returned, bound. Damage raises ``CorruptSnapshot``; with
+        ``fallback=True`` the newest intact generation is restored instead (a
+        warning in the ``snapmixin`` log), and the next snapshot replaces the
+        damaged one, which is kept as ``history/damaged-<time>.json``. A state
+        that does not fit the class raises ``DecodeError``.
+
+        The object's snapshots commit only while the store still holds the
+        generation it restored (or, later, the one it last wrote): if another
+        writer committed in between, ``snapshot()`` raises ``SnapshotConflict``.
         """
         store = _as_store(where)
         if cls not in _PREPARED:
-            _prepare(cls)
+            _prepare(cls, check_codec=store.codec is None)
+        base: Any = None
+        damaged = False
         try:
             obj: S
-            obj, seq = store._restore(cls, fallback=False, schema_version=_version(cls),
-                                      migrations=cls.__snapmixin_migrations__)
-        except SnapshotNotFound:
-            obj = default() if default is not None else cls()
+            r = store._restore_gen(cls, fallback=fallback, schema_version=_version(cls),
+                                   migrations=cls.__snapmixin_migrations__)
+            obj, seq, base, damaged = r.state, r.info.seq, r.base, r.fell_back
+        except SnapshotNotFound as e:
+            if default is not None:
+                obj = default()
+            else:
+                try:
+                    obj = cls()
+                except TypeError as err:
+                    raise TypeError(f"{e} and {cls.__qualname__}() cannot be built without arguments "
+                                    f"({err}): pass default= to open(), e.g. "
+                                    f"{cls.__qualname__}.open(path, default=lambda: {cls.__qualname__}(...))"
+                                    ) from err
             if not isinstance(obj, cls):
                 raise TypeError(f"default() returned {type(obj).__qualname__}, not {cls.__qualname__}"
                                 ) from None
@@ -554,6 +623,7 @@ class Snapshottable:
         st = _state(obj)
         st.seq = st.saved_seq = seq
         st.store = store
+        st.base, st.base_damaged = base, damaged
         st.last_time = time.monotonic()
         st.refresh_due()
         return obj
@@ -569,24 +639,40 @@ class Snapshottable:
             owner = type(st.root.obj).__qualname__ if isinstance(st.root, _State) else "another object"
             raise TypeError(f"this {type(self).__qualname__} object is nested in a {owner} object and is "
                             "saved with it: bind that one instead (or remove this one from it first)")
-        st.store = _as_store(where)
+        store = _as_store(where)
+        try:  # the generation this object will replace: whatever the store holds now
+            base: Any = store._current_generation()[1]
+        except (OSError, SnapError):
+            base = ANY  # unreadable now: the first write reports what is wrong
+        st.store = store
+        st.base, st.base_damaged = base, False
         st.last_time = time.monotonic()
         st.refresh_due()
         return self
 
-    def snapshot(self) -> int:
-        """Write a durable snapshot now; return the seq written."""
-        root = _state(self).root
-        return root.save(root.pending)
+    def snapshot(self, *, force: bool = False) -> int:
+        """Write a durable snapshot now; return its seq. Nothing is written when nothing is unsaved.
 
-    def asnapshot(self) -> Coroutine[Any, Any, int]:
+        Raises ``SnapshotConflict`` (nothing written; the object keeps its changes
+        and its unsaved count) when another writer committed to the store since
+        this object restored or last wrote. ``force=True`` overwrites whatever the
+        store holds, with no staleness or seq check; the generation it replaces is
+        kept in ``history/`` (even with ``keep=1``, until a later commit prunes it).
+        """
+        root = _state(self).root
+        if root.store is not None and not force and not root.unsaved():
+            return root.pending
+        return root.save(root.pending, force=force)
+
+    def asnapshot(self, *, force: bool = False) -> Coroutine[Any, Any, int]:
         """:meth:`snapshot` for asyncio: ``await obj.asnapshot()``; returns the seq written.
 
         The state is captured (encoded) by this call itself, before it returns the
         awaitable, so mutations made afterwards, while the write is in flight or
         before the task even starts, are not in the file, not even half. Only the
         file I/O runs in a worker thread. An unbound object or a state that
-        cannot be encoded raises here, at the call.
+        cannot be encoded raises here, at the call. A write whose awaiting task is
+        cancelled goes on in its thread; the object learns its outcome when it lands.
         """
         root = _state(self).root
         store = root.store
@@ -594,13 +680,22 @@ class Snapshottable:
             root.save(root.pending)  # raises the not-bound error
             raise AssertionError("unreachable")  # pragma: no cover
         seq = root.pending
+        if not force and not root.unsaved():
+            return _value(seq)
         data = store.encode(root.obj)
-        return root.asave(store, data, seq)
+        return root.asave(store, data, seq, force=force)
 
     @property
     def snapshot_seq(self) -> int:
         """Mutations counted so far, continuing from the restored snapshot's seq."""
         return _state(self).root.pending
+
+    @property
+    def snapshot_unsaved(self) -> int:
+        """Mutations counted but not yet in a snapshot (0 right after a snapshot or an open)."""
+        root = _state(self).root
+        root.sync()
+        return max(0, root.pending - root.saved_seq)
 
     @contextmanager
     def snapshot_batch(self) -> Iterator[None]:
@@ -627,5 +722,5 @@ class Snapshottable:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         root = _state(self).root
-        if exc_type is None and root.store is not None and root.pending > root.saved_seq:
+        if exc_type is None and root.store is not None and root.unsaved():
             self.snapshot()
