@@ -619,6 +619,7 @@ def test_two_objects_both_saving_seq_1(tmp_path: Path, keep: int) -> None:
     with pytest.raises(SnapshotConflict) as ei:
         b.snapshot()
     assert isinstance(ei.value, SnapError) and str(d) in str(ei.value)
+    assert "reopen" in str(ei.value).lower()  # the message says how to recover
     assert b.items == ["from b"] and b.snapshot_seq == 1  # b keeps its changes
     assert SnapStore(d).restore() == ({"items": ["from a"]}, 1)  # a's state is not lost
     with pytest.raises(SnapshotConflict):
@@ -654,6 +655,28 @@ def test_a_stale_object_with_a_higher_seq_does_not_overwrite(tmp_path: Path, kee
     a.items.append("a3")
     assert a.snapshot() == 3
     assert SnapStore(d).restore() == ({"items": ["a1", "a2", "a3"]}, 3)
+
+
+@pytest.mark.parametrize("keep", [1, 5])
+def test_force_overwrites_and_keeps_what_it_replaced(tmp_path: Path, keep: int) -> None:
+    """snapshot(force=True) is the documented way to overwrite: the stale object's state becomes
+    current, and the generation it replaced is kept in history/ (even with keep=1), not lost."""
+    d = tmp_path / "store"
+    a = Bag.open(SnapStore(d, keep=keep))
+    b = Bag.open(SnapStore(d, keep=keep))
+    a.items.append("a")
+    a.snapshot()
+    b.items.append("b")
+    with pytest.raises(SnapshotConflict):
+        b.snapshot()
+    b.snapshot(force=True)
+    assert SnapStore(d).restore()[0] == {"items": ["b"]}
+    kept = [json.loads(SnapStore(d)._read(str(g.path), verify=True).state) for g in SnapStore(d).history()]
+    assert {"items": ["a"]} in kept, kept
+    # and a, now stale, is refused in its turn
+    a.items.append("a2")
+    with pytest.raises(SnapshotConflict):
+        a.snapshot()
 
 
 # -- rollback while writers run (issue 10, part 2) ------------------------------------------------
