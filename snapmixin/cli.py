@@ -29,8 +29,18 @@ from typing import Any, TextIO
 
 from . import __version__, fsio
 from . import codec as _codec
-from .errors import SeqRegression, SnapError, SnapshotNotFound, StoreLocked
-from .store import FORMAT, FORMAT_VERSION, HISTORY, SEQ_MAX, SEQFILE, SNAPSHOT, SnapStore, _checksum
+from .errors import SeqRegression, SnapError, SnapshotConflict, SnapshotNotFound, StoreLocked
+from .store import (
+    FORMAT,
+    FORMAT_VERSION,
+    HISTORY,
+    SEQ_MAX,
+    SEQFILE,
+    SNAPSHOT,
+    SnapStore,
+    _checksum,
+    _history_name,
+)
 
 __all__ = ["main"]
 
@@ -272,32 +282,47 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     if not candidates:
         raise SnapshotNotFound(store._not_found_message(), path=store._dir)
     n = args.seq
-    current = store._current_head()
+    current, token = store._current_generation()
     current_path = store._p(SNAPSHOT)
-    if current is not None and current.seq == n:
+    present = fsio.kind(store.fs, current_path) is not None
+    # The current generation, checked whole: a damaged one of seq n is repaired, not "nothing to do".
+    cur = _check(store, current_path, None, current=True) if present else None
+    if cur is not None and cur.ok and cur.seq == n:
         print(f"{current_path}: seq {n} is already the current generation; nothing to do")
         return 0
-    target = next((p for p, hint in candidates if hint == n), None)
+    # The latest commit of that seq other than the current file (history is in commit order).
+    target = next((p for p, hint in candidates if hint == n and p != current_path), None)
     if target is None:
         kept = [f"{current.seq} (current)"] if current is not None else []
         kept += [str(h) for h in dict.fromkeys(h for _, h in candidates if h is not None)
                  if current is None or h != current.seq]
-        raise _Failure(f"{store._dir}: no kept generation has seq {n}; kept: "
-                       + (", ".join(kept) if kept else "none"))
+        raise _Failure(f"{store._dir}: no kept generation has seq {n}"
+                       + (" other than the damaged current one" if cur is not None and cur.seq == n else "")
+                       + "; kept: " + (", ".join(kept) if kept else "none"))
     c = _check(store, target, n, current=False)
     if not c.ok or c.state is None or c.schema_version is None:
         raise _Failure(f"cannot roll back to seq {n}: {c.error}; nothing was changed")
-    if current is None and fsio.kind(store.fs, current_path) is not None:
-        print(f"warning: {current_path} cannot be read and is replaced, not kept in {HISTORY}/",
-              file=sys.stderr)
+    damaged = present and (cur is None or not cur.ok)
+    if damaged:
+        print(f"warning: {current_path} cannot be read and is replaced; it is kept as "
+              f"{store._p(HISTORY)}/damaged-<time>.json, not as a generation", file=sys.stderr)
     keep = args.keep if args.keep is not None else len(store._history_entries()) + 2
     writer = SnapStore(args.dir, keep=keep, lock_timeout=args.wait)
-    info = writer._commit(_codec.compact(c.state), n, schema_version=c.schema_version,
-                          archive=True, allow_regression=True)
+    try:
+        # expect: a writer that commits while we look is not overwritten (run rollback again).
+        # A new commit of the old state (a new commit time): the generation rolled away from
+        # stays in history/ under its own name, so rolling back to it again undoes this.
+        info = writer._commit(_codec.compact(c.state), n, schema_version=c.schema_version,
+                              archive=not damaged, allow_regression=True, expect=token,
+                              replace_damaged=damaged)
+    except SnapshotConflict as e:
+        raise _Failure(f"{current_path}: another writer committed while rolling back; nothing was "
+                       f"changed: check the directory and run rollback again ({e})") from e
     kept_as = ""
-    if current is not None:
+    if current is not None and not damaged:
         kept_as = (f"; the previous current generation (seq {current.seq}) is kept as "
-                   f"{store._p(HISTORY, f'snapshot-{current.seq:020d}.json')}")
+                   f"{store._p(HISTORY, _history_name(current))} "
+                   f"(`{_prog()} rollback {store.path} --seq {current.seq}` undoes this)")
     print(f"{info.path}: rolled back to seq {info.seq} (schema {info.schema_version}) from {target}{kept_as}")
     return 0
 

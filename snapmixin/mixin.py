@@ -248,8 +248,14 @@ class _State(Root):
             self.mark_saved(self.landed)
 
     def unsaved(self) -> bool:
+        """Whether a mutation (or a failed write) is not in a snapshot yet."""
         self.sync()
         return self.failed or self.pending > self.saved_seq
+
+    def written(self) -> bool:
+        """Whether :meth:`Snapshottable.snapshot` has nothing to write: nothing unsaved, and the
+        store holds a generation (an object opened on an empty store is not in it yet)."""
+        return self.base is not None and not self.unsaved()
 
     async def asave(self, store: SnapStore, data: bytes, seq: int, *, force: bool = False) -> int:
         """The I/O half of ``asnapshot``: commit already-encoded ``data`` in a worker thread.
@@ -651,7 +657,11 @@ class Snapshottable:
         return self
 
     def snapshot(self, *, force: bool = False) -> int:
-        """Write a durable snapshot now; return its seq. Nothing is written when nothing is unsaved.
+        """Write a durable snapshot now; return its seq.
+
+        Nothing is written when nothing is unsaved (no mutation since the object
+        was restored or last saved); an object opened on an empty store is
+        written, so that the store holds it.
 
         Raises ``SnapshotConflict`` (nothing written; the object keeps its changes
         and its unsaved count) when another writer committed to the store since
@@ -660,7 +670,7 @@ class Snapshottable:
         kept in ``history/`` (even with ``keep=1``, until a later commit prunes it).
         """
         root = _state(self).root
-        if root.store is not None and not force and not root.unsaved():
+        if root.store is not None and not force and root.written():
             return root.pending
         return root.save(root.pending, force=force)
 
@@ -680,7 +690,7 @@ class Snapshottable:
             root.save(root.pending)  # raises the not-bound error
             raise AssertionError("unreachable")  # pragma: no cover
         seq = root.pending
-        if not force and not root.unsaved():
+        if not force and root.written():
             return _value(seq)
         data = store.encode(root.obj)
         return root.asave(store, data, seq, force=force)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from snapmixin import Snapshottable, SnapStore, migration, snapshot_every
-from snapmixin.errors import MigrationError, SnapError, StoreLocked
+from snapmixin.errors import MigrationError, SnapError
 from snapmixin.fsio import FileOps
 from snapmixin.tracking import TrackedDict, TrackedList, TrackedSet
 from tests.crashfs import DiskFull
@@ -556,25 +556,32 @@ def test_an_object_that_joins_a_tree_in_its_init_stays_in_it() -> None:
     assert kid.snapshot_seq == family.snapshot_seq
 
 
-def test_a_failure_after_an_asnapshot_started_is_not_forgotten_when_it_ends(tmp_path: Path) -> None:
+def test_a_snapshot_during_an_asnapshot_of_the_same_object_waits_for_it(tmp_path: Path) -> None:
+    # Changed on purpose (issue 10: writers of one process wait their turn): this snapshot()
+    # raised StoreLocked (and was retried at the next mutation); it now waits for the write in
+    # flight, then writes after it.
     d = tmp_path / "late"
     fs = GateFS()
-    game = Game.open(SnapStore(d, fs=fs))  # no policy: only a failure makes mutations write
+    game = Game.open(SnapStore(d, fs=fs))  # no policy
     game.level = 2
+    got: list[object] = []
 
     async def main() -> None:
         task = asyncio.create_task(game.asnapshot())  # seq 1
         await asyncio.to_thread(fs.entered.wait, 10)
         game.level = 3
-        with pytest.raises(StoreLocked):
-            game.snapshot()  # seq 2 fails: the write in flight holds the lock
+        t = threading.Thread(target=lambda: got.append(game.snapshot()))  # seq 2: waits
+        t.start()
         fs.release.set()
         assert await task == 1
+        await asyncio.to_thread(t.join, 10)
 
     asyncio.run(main())
-    assert on_disk(d)["seq"] == 1
-    game.level = 4  # seq 3: the failed snapshot is retried now
-    assert on_disk(d)["seq"] == 3 and on_disk(d)["state"]["level"] == 4
+    assert got == [2]
+    assert on_disk(d)["seq"] == 2 and on_disk(d)["state"]["level"] == 3
+    assert game.snapshot_unsaved == 0
+    game.level = 4
+    assert game.snapshot() == 3 and on_disk(d)["seq"] == 3
 
 
 def test_a_plain_store_sees_plain_values_of_a_tracked_object(tmp_path: Path) -> None:
