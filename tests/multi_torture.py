@@ -142,54 +142,52 @@ def gen_state(path: Path) -> dict[str, Any] | None:
     return state if isinstance(state, dict) else None
 
 
-def rollback(directory: Path, keep: int, rng: random.Random, stats: Stats) -> Rollback | None:
-    """Roll back to a random kept generation with the CLI (in a forked process).
+def rollback(directory: Path, rng: random.Random, stats: Stats, attempts: int = 20) -> Rollback | None:
+    """Roll back to a random kept generation with the CLI (in a forked process), as a user would:
+    no ``--keep`` (the command keeps every generation). A writer committing while the command
+    looks makes it refuse, and so does a target pruned meanwhile (keep=3): counted, not failures;
+    like a user, try again (up to ``attempts`` times, choosing again)."""
+    for _ in range(attempts):
+        store = SnapStore(directory)
+        hist = store.history()
+        if len(hist) < 2:
+            return None
+        counts: dict[int, int] = {}
+        for info in hist:
+            counts[info.seq] = counts.get(info.seq, 0) + 1
+        choices = [i for i in hist[1:] if counts[i.seq] == 1]  # --seq names one generation
+        if not choices:
+            return None
+        target = rng.choice(choices)
+        state = gen_state(target.path)
+        if state is None:
+            continue  # pruned meanwhile
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 9
+            try:
+                os.close(r)
+                from snapmixin import cli
 
-    ``--keep`` is the writers' keep: without it the command counts the kept
-    generations before it takes the lock, and commits landing meanwhile get
-    pruned (``test_concurrency.py::test_rollback_default_keep_prunes_commits_landing_meanwhile``).
-    """
-    store = SnapStore(directory)
-    hist = store.history()
-    if len(hist) < 2:
-        return None
-    counts: dict[int, int] = {}
-    for info in hist:
-        counts[info.seq] = counts.get(info.seq, 0) + 1
-    choices = [i for i in hist[1:] if counts[i.seq] == 1]  # --seq must name one generation
-    if not choices:
-        return None
-    target = rng.choice(choices)
-    state = gen_state(target.path)
-    if state is None:
-        return None
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 9
-        try:
-            os.close(r)
-            from snapmixin import cli
-
-            out = io.StringIO()
-            with redirect_stdout(out), redirect_stderr(out):
-                code = cli.main(["rollback", str(directory), "--seq", str(target.seq), "--wait", "60",
-                                 "--keep", str(keep)])
-            os.write(w, out.getvalue().encode()[-4000:])
-        finally:
-            os._exit(code)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        said = f.read().decode(errors="replace").strip()
-    _, raw = os.waitpid(pid, 0)
-    t_end = time.monotonic()
-    code = status_of(raw)
-    if code != 0:  # e.g. the target was pruned meanwhile (keep=3): not a failure, but shown
+                out = io.StringIO()
+                with redirect_stdout(out), redirect_stderr(out):
+                    code = cli.main(["rollback", str(directory), "--seq", str(target.seq), "--wait", "60"])
+                os.write(w, out.getvalue().encode()[-4000:])
+            finally:
+                os._exit(code)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            said = f.read().decode(errors="replace").strip()
+        _, raw = os.waitpid(pid, 0)
+        t_end = time.monotonic()
+        code = status_of(raw)
+        if code == 0:
+            stats.rollbacks += 1
+            return Rollback(t_end, frozenset(state.get("entries", [])))
         stats.rollbacks_refused += 1
         stats.refusals.append(f"rollback --seq {target.seq} exited {code}: {said}")
-        return None
-    stats.rollbacks += 1
-    return Rollback(t_end, frozenset(state.get("entries", [])))
+    return None
 
 
 def read_logs(logs: list[Path], stats: Stats, where: str) -> list[dict[str, Any]]:
@@ -308,7 +306,7 @@ def run_series(base: Path, index: int, keep: int, seconds: float, writers: int, 
             stats.kills += 1
             start(s)
         elif r < kill_rate + rollback_rate and keep > 1:
-            rb = rollback(directory, keep, rng, stats)
+            rb = rollback(directory, rng, stats)
             if rb is not None:
                 rollbacks.append(rb)
     for s in slots:

@@ -681,13 +681,12 @@ def test_force_overwrites_and_keeps_what_it_replaced(tmp_path: Path, keep: int) 
 
 # -- rollback while writers run (issue 10, part 2) ------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="cli rollback computes its keep (kept + 2) before taking the lock: "
-                   "commits landing meanwhile make it prune the oldest generations (WP-C's lane: cli.py)")
-def test_rollback_default_keep_prunes_commits_landing_meanwhile(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """Found by the multi-writer torture (keep=10000, rollbacks mid-run): generations were missing.
-    ``rollback`` without ``--keep`` promises to keep every generation; three commits by a running
-    program between the command's listing and its commit must not make it prune three old ones."""
+def test_rollback_with_commits_landing_meanwhile_loses_nothing(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the multi-writer torture (keep=10000, rollbacks mid-run): generations went missing.
+    The command counted the kept generations (keep = kept + 2) before taking the lock; three commits
+    by a running program in between made it prune three old ones. Now a rollback either refuses
+    (a writer committed while it looked: nothing written) or keeps every generation."""
     from snapmixin import cli
 
     d = tmp_path / "store"
@@ -707,8 +706,11 @@ def test_rollback_default_keep_prunes_commits_landing_meanwhile(tmp_path: Path,
             return super()._commit(*args, **kwargs)
 
     monkeypatch.setattr(cli, "SnapStore", Racing)
-    assert cli.main(["rollback", str(d), "--seq", "2"]) == 0
+    code = cli.main(["rollback", str(d), "--seq", "2"])
     assert Racing.fired
     after = {(g.seq, g.checksum) for g in program.history()}
     assert before <= after, f"generations lost: {sorted(before - after)}"
-    assert len(after) == 6 + 3 + 1  # every commit, and the rollback's own generation
+    if code == 0:  # rolled back over the program's commits: all of them kept, plus the rollback's
+        assert len(after) == 6 + 3 + 1 and program.restore() == ({"i": 2}, 2)
+    else:  # refused: nothing written, the program's last commit is current
+        assert code == 1 and len(after) == 6 + 3 and program.restore() == ({"i": 8}, 8)
