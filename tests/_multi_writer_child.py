@@ -144,7 +144,8 @@ class Writer:
                 log.write({"k": "K", "w": self.name}, durable=False)
                 if plain(obj) != state:
                     self.proc.fail(f"{self.name}: SnapshotConflict changed the object's state")
-                if self.rng.random() >= FORCE_RATE:
+                # (not in the negative control: a forced snapshot excuses what it replaces)
+                if self.proc.sabotage or self.rng.random() >= FORCE_RATE:
                     obj = Ledger.open(self.store())
                     continue
                 # Now and then, overwrite on purpose: what it replaces must stay in history.
