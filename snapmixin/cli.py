@@ -6,7 +6,8 @@ Commands::
     verify DIR           check every generation (current, history/, the seed's files); exit 1 if any is bad
     history DIR          the kept generations, newest first
     rehash DIR           accept a hand-edited snapshot.json (new checksum, same seq, no history added)
-    rollback DIR --seq N make kept generation N the current one (the current one stays in history/)
+    rollback DIR --seq N make kept generation N the current one (the current one stays in history/;
+                         --file NAME picks one of several kept generations of seq N)
 
 ``show``, ``verify`` and ``history`` take ``--json``. Exit codes: 0 success,
 1 a check failed or the directory is missing or damaged, 2 bad usage. Errors
@@ -287,16 +288,20 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     present = fsio.kind(store.fs, current_path) is not None
     # The current generation, checked whole: a damaged one of seq n is repaired, not "nothing to do".
     cur = _check(store, current_path, None, current=True) if present else None
-    if cur is not None and cur.ok and cur.seq == n:
+    if cur is not None and cur.ok and cur.seq == n and args.file is None:
         print(f"{current_path}: seq {n} is already the current generation; nothing to do")
         return 0
-    # The latest commit of that seq other than the current file (history is in commit order).
-    target = next((p for p, hint in candidates if hint == n and p != current_path), None)
+    # The latest commit of that seq other than the current file (history is in commit order),
+    # or the file named.
+    name = os.path.basename(args.file) if args.file else None
+    target = next((p for p, hint in candidates if hint == n and p != current_path
+                   and (name is None or os.path.basename(p) == name)), None)
     if target is None:
         kept = [f"{current.seq} (current)"] if current is not None else []
         kept += [str(h) for h in dict.fromkeys(h for _, h in candidates if h is not None)
                  if current is None or h != current.seq]
         raise _Failure(f"{store._dir}: no kept generation has seq {n}"
+                       + (f" in a file named {name}" if name else "")
                        + (" other than the damaged current one" if cur is not None and cur.seq == n else "")
                        + "; kept: " + (", ".join(kept) if kept else "none"))
     c = _check(store, target, n, current=False)
@@ -484,10 +489,17 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"how long to wait for a busy writer's lock (default {DEFAULT_WAIT:g})")
     p.set_defaults(func=_cmd_rehash)
     p = command("rollback", "make kept generation N the current one",
-                "Make the kept generation with seq N the current one, durably; the current one is "
-                "kept in history/ (so a rollback can be undone with another rollback). Stop the "
-                "programs that write to DIR first: their next snapshot replaces the rolled-back one.")
+                "Make the kept generation with seq N the current one, durably: a new commit of its "
+                "state. The current one is kept in history/ under a name of its own (so a rollback "
+                "can be undone with another rollback, even after later saves); when several kept "
+                "generations have seq N, the latest commit is taken, or the one --file names. With "
+                "N the current seq and the current file damaged, it is repaired from a kept copy. "
+                "Stop the programs that write to DIR first: a program still holding the state "
+                "rolled away from gets SnapshotConflict at its next snapshot.")
     p.add_argument("--seq", type=_seq, required=True, metavar="N", help="the seq of the generation")
+    p.add_argument("--file", default=None, metavar="NAME",
+                   help="the history/ file to roll back to, when several kept generations have seq N "
+                        "(as `history` lists them)")
     p.add_argument("--keep", type=_keep, default=None, metavar="K",
                    help="generations to keep afterwards, the current one included (default: all "
                         "that are present, plus the one rolled away from; nothing is pruned)")

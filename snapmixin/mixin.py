@@ -13,7 +13,7 @@
     game.snapshot()                   # durable when it returns
 
 The names the mixin adds to a class are ``open``, ``bind``, ``snapshot``,
-``asnapshot``, ``snapshot_seq``, ``snapshot_batch`` and ``mark_mutated`` (and
+``asnapshot``, ``snapshot_seq``, ``snapshot_unsaved``, ``snapshot_batch`` and ``mark_mutated`` (and
 the context-manager methods). Its private state lives in one slot,
 ``_snapmixin``, which is not a dataclass field, so it never reaches the JSON,
 ``repr`` or ``==``.

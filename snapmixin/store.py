@@ -5,7 +5,9 @@ On-disk format, version 1::
     DIR/
       snapshot.json   the commit record (pretty JSON, "state" last)
       snapshot.seq    "42\\n": a copy of the seq for people and shell scripts
-      history/        with keep > 1: snapshot-<seq as 20 digits>.json, same envelope
+      history/        older generations: snapshot-<seq, 20 digits>-<commit time>.json, same
+                      envelope; names never reused, ordered by commit time (0.1.0's
+                      snapshot-<seq>.json names are read as the oldest)
       .lock           advisory lock, held only while a write runs
 
 ``snapshot.json`` is the single commit point. Its ``checksum`` is
@@ -17,8 +19,9 @@ top-level ``state`` key and hashing that span.
 Commit protocol of :meth:`SnapStore.create`:
 
 1. encode the state (nothing touches the disk before this succeeds);
-2. take the lock; remove temp files left by crashed writers; read the stored seq
-   and refuse a lower one;
+2. take the lock; remove temp files left by crashed writers; read the current
+   generation; refuse a stale writer (``expect=``), a lower seq, or the stored
+   seq with another state;
 3. with history: hard-link the current ``snapshot.json`` into ``history/``
    (it is already durable, so this is a new name, not a copy) and fsync ``history/``;
 4. write the envelope to a new temp file, fsync it, rename it over
@@ -503,7 +506,7 @@ class SnapStore:
         if token is None:
             now = "holds no snapshot"
         elif current is None:
-            now = f"holds another generation ({token})"
+            now = f"holds a snapshot this writer did not read (damaged or replaced: {token})"
         else:
             when = _iso(current.created_at) if current.created_at else "by minisnap"
             now = f"holds seq {current.seq} (generation {token}, written {when})"
