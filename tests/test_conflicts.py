@@ -8,7 +8,9 @@ import asyncio
 import errno
 import json
 import logging
+import multiprocessing
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -202,6 +204,38 @@ def test_threads_with_their_own_objects_exactly_one_wins(tmp_path: Path) -> None
     assert all(isinstance(r, (SnapshotConflict, SeqRegression)) for r in outcome if not isinstance(r, int))
     w = winners[0]
     assert Doc.open(d) == objs[w]  # one writer's whole state
+
+
+def _process_writer(d: str, i: int, barrier: Any, results: Any) -> None:
+    doc = Doc.open(SnapStore(d, lock_timeout=60))
+    doc.title = f"process {i}"
+    doc.lines.extend([str(i)] * (i + 1))
+    barrier.wait()
+    try:
+        results.put((i, doc.snapshot()))
+    except SnapError as e:
+        results.put((i, type(e).__name__))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork")
+def test_processes_with_their_own_objects_exactly_one_wins(tmp_path: Path) -> None:
+    d = tmp_path / "s"
+    Doc.open(d).snapshot()
+    ctx = multiprocessing.get_context("fork")
+    n = 4
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=_process_writer, args=(os.fspath(d), i, barrier, results))
+             for i in range(n)]
+    for p in procs:
+        p.start()
+    got = dict(results.get(timeout=60) for _ in range(n))
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    winners = [i for i, r in got.items() if isinstance(r, int)]
+    assert len(winners) == 1 and set(got.values()) - {got[winners[0]]} <= {"SnapshotConflict"}, got
+    w = winners[0]
+    assert Doc.open(d) == Doc(title=f"process {w}", lines=[str(w)] * (w + 1))
 
 
 # -- SnapStore: generation identity and expect= --------------------------------------------------
@@ -430,6 +464,25 @@ def test_rollback_to_the_current_seq_repairs_a_damaged_current(tmp_path: Path,
     assert "nothing to do" not in out and "damaged" in err
     assert store.restore() == ({"v": 2}, 2)
     assert any(n.startswith("damaged-") for n in os.listdir(d / "history"))
+
+
+def test_rollback_does_not_overwrite_a_writer_that_commits_meanwhile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    d = tmp_path / "s"
+    store = SnapStore(d, keep=3)
+    for s in (1, 2):
+        store.create({"v": s}, s)
+    real = SnapStore._commit
+
+    def racing(self: SnapStore, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("allow_regression"):  # the rollback's own commit: a program saves first
+            real(SnapStore(d, keep=3), b'{"v":"program"}', 3)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(SnapStore, "_commit", racing)
+    assert cli("rollback", str(d), "--seq", "1") == 1
+    assert "another writer committed" in capsys.readouterr().err
+    assert store.restore() == ({"v": "program"}, 3)
 
 
 # -- a deleted snapshot.json -------------------------------------------------------------------------
