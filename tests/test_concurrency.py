@@ -539,6 +539,14 @@ def test_racing_commits_one_winner_per_generation(tmp_path: Path, kind: str) -> 
         assert {c["gen"] for c in commits} | {initial.generation} == set(parents) | {gens[-1].generation}
 
 
+#: Writers of one process queue on an in-process lock (issue 10, helper WP-D's part). On a branch
+#: without it these two tests are expected to fail (strictly: they must fail there, and pass with it).
+_IN_PROCESS_QUEUE = hasattr(SnapStore._Lock, "reserve")
+needs_in_process_queue = pytest.mark.xfail(not _IN_PROCESS_QUEUE, strict=True,
+                                           reason="the in-process writer queue (WP-D) is not merged here")
+
+
+@needs_in_process_queue
 def test_ten_acreates_gathered_in_one_loop_wait_their_turn(tmp_path: Path) -> None:
     """Issue 10: ten acreate()s gathered in one event loop with the default lock_timeout=0 gave nine
     StoreLocked. Writers of one process wait for each other, in the order they were called."""
@@ -562,6 +570,7 @@ def test_ten_acreates_gathered_in_one_loop_wait_their_turn(tmp_path: Path) -> No
     assert store.restore() == ({"i": 10}, 10)
 
 
+@needs_in_process_queue
 def test_gathered_tasks_with_expect_each_commit_once(tmp_path: Path) -> None:
     """Gathered writers in one loop, each with its own store object on one directory, commit in
     turn when each names the generation it replaces: ten rounds, ten commits, no refusal."""
