@@ -142,7 +142,7 @@ def gen_state(path: Path) -> dict[str, Any] | None:
     return state if isinstance(state, dict) else None
 
 
-def rollback(directory: Path, rng: random.Random, stats: Stats, attempts: int = 20) -> Rollback | None:
+def rollback(directory: Path, rng: random.Random, stats: Stats, attempts: int = 40) -> Rollback | None:
     """Roll back to a random kept generation with the CLI (in a forked process), as a user would:
     no ``--keep`` (the command keeps every generation). A writer committing while the command
     looks makes it refuse, and so does a target pruned meanwhile (keep=3): counted, not failures;
