@@ -34,6 +34,7 @@ anything else: that line is the only "success" anyone is told. Lines (JSON):
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -91,8 +92,8 @@ class Log:
 class Writer:
     """One writer of the shared directory (a thread of this process)."""
 
-    def __init__(self, proc: Process, name: str, raw: bool, seed: int) -> None:
-        self.proc, self.name, self.raw = proc, name, raw
+    def __init__(self, proc: Process, name: str, raw: bool, seed: int, use_asyncio: bool = False) -> None:
+        self.proc, self.name, self.raw, self.asyncio = proc, name, raw, use_asyncio
         self.rng = random.Random(seed)
         self.n = 0
 
@@ -110,6 +111,8 @@ class Writer:
         try:
             if self.raw:
                 self.run_raw()
+            elif self.asyncio:
+                asyncio.run(self.run_mixin_async())
             else:
                 self.run_mixin()
         except BaseException as e:  # reported to the parent
@@ -120,46 +123,78 @@ class Writer:
             time.sleep(self.rng.uniform(0, 0.004))
 
     # -- a Snapshottable object ---------------------------------------------------------------
-    def run_mixin(self) -> None:
-        log = self.proc.log
-        obj = Ledger.open(self.store())
-        while not self.proc.orphaned():
-            new = self.fresh_ids()
-            if self.rng.random() < 0.5:
-                with obj.snapshot_batch():
-                    obj.entries.extend(new)
-                    obj.last = self.name
-                    obj.commits += 1
-            else:
-                for e in new:
-                    obj.entries.append(e)
+    def mutate(self, obj: Ledger) -> tuple[list[str], dict[str, Any]]:
+        """Add fresh ids (one counted mutation or several); return them and the state to commit."""
+        new = self.fresh_ids()
+        if self.rng.random() < 0.5:
+            with obj.snapshot_batch():
+                obj.entries.extend(new)
                 obj.last = self.name
                 obj.commits += 1
-            state = plain(obj)
+        else:
+            for e in new:
+                obj.entries.append(e)
+            obj.last = self.name
+            obj.commits += 1
+        return new, plain(obj)
+
+    def conflicted(self, obj: Ledger, state: dict[str, Any]) -> bool:
+        """After a SnapshotConflict: True to force the snapshot (rarely), False to reopen."""
+        self.proc.log.write({"k": "K", "w": self.name}, durable=False)
+        if plain(obj) != state:
+            self.proc.fail(f"{self.name}: SnapshotConflict changed the object's state")
+        # Now and then, overwrite on purpose: what it replaces must stay in history.
+        # (Not in the negative control: a forced snapshot excuses what it replaces.)
+        return not self.proc.sabotage and self.rng.random() < FORCE_RATE
+
+    def committed(self, seq: int, new: list[str], state: dict[str, Any], force: bool) -> None:
+        rec: dict[str, Any] = {"k": "C", "w": self.name, "seq": seq, "h": canon_hash(state), "new": new,
+                               "gen": None, "t": time.monotonic()}
+        if force:  # the parent treats it like a rollback: what it replaced is not in its lineage
+            rec["force"] = state["entries"]
+        self.proc.log.write(rec)
+
+    def run_mixin(self) -> None:
+        obj = Ledger.open(self.store())
+        while not self.proc.orphaned():
+            new, state = self.mutate(obj)
             self.pause()
             force = False
             try:
                 seq = obj.snapshot()
             except SnapshotConflict:
-                log.write({"k": "K", "w": self.name}, durable=False)
-                if plain(obj) != state:
-                    self.proc.fail(f"{self.name}: SnapshotConflict changed the object's state")
-                # (not in the negative control: a forced snapshot excuses what it replaces)
-                if self.proc.sabotage or self.rng.random() >= FORCE_RATE:
+                if not self.conflicted(obj, state):
                     obj = Ledger.open(self.store())
                     continue
-                # Now and then, overwrite on purpose: what it replaces must stay in history.
                 force = True
                 seq = obj.snapshot(force=True)
             except SeqRegression:
-                log.write({"k": "R", "w": self.name}, durable=False)
+                self.proc.log.write({"k": "R", "w": self.name}, durable=False)
                 obj = Ledger.open(self.store())
                 continue
-            rec: dict[str, Any] = {"k": "C", "w": self.name, "seq": seq, "h": canon_hash(state), "new": new,
-                                   "gen": None, "t": time.monotonic()}
-            if force:  # the parent treats it like a rollback: what it replaced is not in its lineage
-                rec["force"] = state["entries"]
-            log.write(rec)
+            self.committed(seq, new, state, force)
+
+    async def run_mixin_async(self) -> None:
+        """The same with ``await obj.asnapshot()`` (the write runs in a worker thread)."""
+        obj = Ledger.open(self.store())
+        while not self.proc.orphaned():
+            new, state = self.mutate(obj)
+            if self.rng.random() < 0.3:
+                await asyncio.sleep(self.rng.uniform(0, 0.004))
+            force = False
+            try:
+                seq = await obj.asnapshot()
+            except SnapshotConflict:
+                if not self.conflicted(obj, state):
+                    obj = Ledger.open(self.store())
+                    continue
+                force = True
+                seq = await obj.asnapshot(force=True)
+            except SeqRegression:
+                self.proc.log.write({"k": "R", "w": self.name}, durable=False)
+                obj = Ledger.open(self.store())
+                continue
+            self.committed(seq, new, state, force)
 
     # -- a raw SnapStore writer with expect= -------------------------------------------------
     def run_raw(self) -> None:
@@ -224,7 +259,9 @@ def main(directory: str, log_path: str, keep: int, seed: int, name: str, n_mixin
     """
     proc = Process(directory, log_path, keep, sabotage)
     rng = random.Random(seed)
-    writers = [Writer(proc, f"{name}.m{i}", False, rng.randrange(2**32)) for i in range(n_mixin)]
+    # Snapshottable objects: every second one saves with asnapshot() in an event loop of its own.
+    writers = [Writer(proc, f"{name}.m{i}", False, rng.randrange(2**32), use_asyncio=i % 2 == 1)
+               for i in range(n_mixin)]
     writers += [Writer(proc, f"{name}.r{i}", True, rng.randrange(2**32)) for i in range(n_raw)]
     threads = [threading.Thread(target=w.run, daemon=True) for w in writers]
     for t in threads:

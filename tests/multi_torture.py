@@ -2,7 +2,8 @@
 ``python -m tests.torture --writers N ...``).
 
 Several processes (``--writers``, default 3), each with several writers in
-threads (``Snapshottable`` objects and raw ``SnapStore`` writers using
+threads (``Snapshottable`` objects saving with ``snapshot()`` or, every second
+one, ``await asnapshot()``, and raw ``SnapStore`` writers using
 ``create(..., expect=<generation>)``, see ``tests/_multi_writer_child.py``),
 share ONE store directory and commit in a loop; a writer that loses a race
 gets ``SnapshotConflict``, reopens and continues. Meanwhile the parent, at
