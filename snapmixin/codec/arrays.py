@@ -111,6 +111,8 @@ def _from_readable(np: Any, data: Any, dtype: Any, shape: tuple[int, ...]) -> An
     try:
         arr = np.array(items, dtype=dtype).reshape(shape)
     except (ValueError, OverflowError) as e:
+        if kind in "iu":
+            raise TypeError(f"an item is out of the range of {dtype.name} ({e})") from None
         raise TypeError(f"the items do not fit dtype {dtype.str}: {e}") from None
     if kind in "iu" and arr.ravel().tolist() != items:  # older numpy wraps out-of-range ints
         raise TypeError(f"an item is out of the range of {dtype.name}")

@@ -124,9 +124,12 @@ def dec_hook(tp: Any, obj: Any) -> Any:
     """Build an object of type ``tp`` (one msgspec does not know) from the decoded value ``obj``."""
     cls: Any = tp
     if not isclass(cls) and isclass(typing.get_origin(cls)):  # numpy's NDArray[np.float64]
-        hook = hook_for(typing.get_origin(cls))
+        origin = typing.get_origin(cls)
+        if isinstance(obj, origin):  # built already (converting a strict mirror to the class)
+            return obj
+        hook = hook_for(origin)
         if hook is not None:
-            return hook.decode(typing.get_origin(cls), obj)
+            return hook.decode(origin, obj)
     if isclass(cls):
         if isinstance(obj, cls):
             return obj
