@@ -8,7 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,7 +22,7 @@ from snapmixin.errors import DecodeError, EncodeError
 @dataclass
 class Holder:
     a: np.ndarray
-    typed: Optional[npt.NDArray[np.float64]] = None
+    typed: npt.NDArray[np.float64] | None = None
     many: list[np.ndarray] = field(default_factory=list)
     named: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -122,12 +122,12 @@ def test_arrays_at_any_depth_and_typed_annotations(tmp_path: Path) -> None:
 
 @dataclass
 class Scalars:
-    f: np.float64 = np.float64(0)
-    f32: np.float32 = np.float32(0)
-    i: np.int64 = np.int64(0)
-    u: np.uint64 = np.uint64(0)
-    b: np.bool_ = np.bool_(False)
-    anyf: np.floating = np.float64(0)  # type: ignore[type-arg]
+    f: np.float64 = np.float64(0)  # noqa: RUF009 - immutable scalars
+    f32: np.float32 = np.float32(0)  # noqa: RUF009
+    i: np.int64 = np.int64(0)  # noqa: RUF009
+    u: np.uint64 = np.uint64(0)  # noqa: RUF009
+    b: np.bool_ = np.bool_(False)  # noqa: RUF009
+    anyf: np.floating = np.float64(0)  # type: ignore[type-arg]  # noqa: RUF009
 
 
 def test_numpy_scalars_keep_their_type_and_bits(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
@@ -53,7 +52,7 @@ def _registrations() -> Iterator[None]:
 @dataclass
 class Leg:
     price: Money
-    share: Optional[Fraction] = None
+    share: Fraction | None = None
 
 
 @dataclass
@@ -63,7 +62,7 @@ class Ledger:
     by_name: dict[str, Money] = field(default_factory=dict)
     legs: list[Leg] = field(default_factory=list)
     pair: tuple[Money, Fraction] = (Money(0), Fraction(0))
-    maybe: Optional[Money] = None
+    maybe: Money | None = None
 
 
 def test_public_and_typed() -> None:
