@@ -14,7 +14,7 @@ import pytest
 import snapmixin
 from snapmixin import Snapshottable, SnapStore, transient
 from snapmixin.codec import transient_names
-from snapmixin.errors import DecodeError
+from snapmixin.errors import DecodeError, EncodeError
 from snapmixin.fields import TRANSIENT
 
 
@@ -115,3 +115,18 @@ def test_a_lock_field_does_not_make_class_set_up_refuse_the_class(tmp_path: Path
     again = Service.open(tmp_path / "svc")
     assert again.hits == 4 and again.memo == {} and again.lock is not svc.lock
     assert not again.lock.locked()
+
+
+def test_unresolvable_annotations_keep_their_clear_refusal(tmp_path: Path) -> None:
+    """Looking for transient fields and unions must not turn this refusal into a bare NameError."""
+    @dataclass
+    class Local:
+        n: int = 1
+
+    @dataclass
+    class Outer:
+        inner: Local = field(default_factory=Local)  # a local class: a string annotation here
+        lock: threading.Lock = transient(default_factory=threading.Lock)
+
+    with pytest.raises(EncodeError, match="cannot resolve the type annotations"):
+        SnapStore(tmp_path / "s").create(Outer(), 1)

@@ -77,7 +77,8 @@ def _hints(cls: type) -> dict[str, Any]:
 def needs_view(tp: Any) -> bool:
     """Whether ``tp`` holds a dataclass with transient fields or a union of dataclasses.
 
-    Raises ``NameError`` for annotations that cannot be resolved.
+    A class whose annotations cannot be resolved is not looked into (msgspec
+    writes it as it is; the type admission reports the annotations).
     """
     try:
         return _NEEDS[tp]
@@ -96,7 +97,10 @@ def needs_view(tp: Any) -> bool:
                 skip = transient_names(t)
                 if skip:
                     found = True
-                hints = _hints(t)
+                try:
+                    hints = _hints(t)
+                except Exception:  # unresolvable annotations: admission reports them (NameError)
+                    continue
                 saved = {f.name for f in dataclasses.fields(t)} - skip
                 stack.extend(h for name, h in hints.items() if name in saved)
             continue
