@@ -169,6 +169,8 @@ def test_object_and_structured_arrays_are_refused_clearly(tmp_path: Path) -> Non
     ({"dtype": "<f8", "shape": [1], "data": [1.0], "extra": 1}, "unknown key 'extra'"),
     ({"dtype": "<f8", "shape": [1]}, "exactly one of 'data' and 'data_b64'"),
     ([1.0, 2.0], "expected an object with 'dtype'"),
+    ({"dtype": "<U99999999", "shape": [1], "data": ["a"]}, "would take more than"),
+    ({"dtype": "<f8", "shape": [0, 2**62, 2**62], "data_b64": ""}, "cannot make an array of shape"),
 ])
 def test_a_damaged_array_is_a_decode_error_with_its_path(tmp_path: Path, bad: Any, why: str) -> None:
     store = SnapStore(tmp_path / "s")

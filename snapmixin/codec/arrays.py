@@ -40,6 +40,9 @@ __all__ = ["HOOK", "READABLE_MAX"]
 
 #: Arrays of at most this many items are written item by item ("data"); larger ones as base64.
 READABLE_MAX = 256
+#: ...and of at most this many bytes: a file's "data" never makes numpy allocate more than this
+#: (a hostile dtype such as "<U999999999" for one short string would otherwise take gigabytes).
+_READABLE_BYTES = 1 << 20
 
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
@@ -108,6 +111,9 @@ def _from_readable(np: Any, data: Any, dtype: Any, shape: tuple[int, ...]) -> An
         raise TypeError(f"an array of {dtype.name} is written as 'data_b64', not 'data'")
     if len(items) != math.prod(shape):
         raise TypeError(f"'data' holds {len(items)} items, the shape {list(shape)} needs {math.prod(shape)}")
+    if len(items) * dtype.itemsize > _READABLE_BYTES:
+        raise TypeError(f"'data' of {len(items)} items of {dtype.str} would take more than "
+                        f"{_READABLE_BYTES} bytes: such arrays are written as 'data_b64'")
     try:
         arr = np.array(items, dtype=dtype).reshape(shape)
     except (ValueError, OverflowError) as e:
@@ -138,7 +144,7 @@ def encode_array(obj: Any) -> dict[str, Any]:
         raise TypeError(f"numpy arrays of structured dtype {dtype} cannot be saved: use one array "
                         "per field, or teach snapmixin with register_type")
     out: dict[str, Any] = {"dtype": dtype.str, "shape": list(arr.shape)}
-    if arr.size <= READABLE_MAX:
+    if arr.size <= READABLE_MAX and arr.nbytes <= _READABLE_BYTES:
         items = _readable(np, arr)
         if items is not None:
             try:
@@ -197,7 +203,10 @@ def decode_array(cls: type, value: Any) -> Any:
         if len(raw) != need:
             raise TypeError(f"'data_b64' holds {len(raw)} bytes, dtype {dtype.str} and shape "
                             f"{list(dims)} need {need}")
-        little = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).reshape(dims)
+        try:
+            little = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).reshape(dims)
+        except ValueError as e:  # e.g. a shape numpy cannot have
+            raise TypeError(f"cannot make an array of shape {list(dims)}: {e}") from None
         arr = little.astype(dtype)  # a copy: writable, in the byte order the array had
     if issubclass(cls, np.ndarray):
         return arr
