@@ -130,3 +130,26 @@ def test_unresolvable_annotations_keep_their_clear_refusal(tmp_path: Path) -> No
 
     with pytest.raises(EncodeError, match="cannot resolve the type annotations"):
         SnapStore(tmp_path / "s").create(Outer(), 1)
+
+
+@dataclass
+class Node:
+    name: str
+    children: list[Node] = field(default_factory=list)
+    parent: Node | None = transient(default=None)  # a back link: not saved (it would loop)
+
+
+def test_a_recursive_class_with_a_transient_back_link(tmp_path: Path) -> None:
+    root = Node("root")
+    for i in range(3):
+        kid = Node(f"kid{i}", parent=root)
+        kid.children.append(Node(f"grandkid{i}", parent=kid))
+        root.children.append(kid)
+    store = SnapStore(tmp_path / "s")
+    store.create(root, 1)
+    assert state_of(tmp_path / "s")["children"][0] == {
+        "name": "kid0", "children": [{"name": "grandkid0", "children": []}]}
+    back = store.restore(Node)[0]
+    assert [k.name for k in back.children] == ["kid0", "kid1", "kid2"]
+    assert back.children[2].children[0].name == "grandkid2" and back.children[0].parent is None
+    assert type(back.children[1].children[0]) is Node

@@ -134,3 +134,30 @@ def test_int_tags_and_a_member_used_on_its_own(tmp_path: Path) -> None:
     store = SnapStore(tmp_path / "d")
     store.create(d, 1)
     assert store.restore(Drawing)[0] == d
+
+
+@dataclass
+class Checked:
+    kind: Literal["checked"] = "checked"
+    n: int = 0
+    doubled: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        if self.n < 0:
+            raise ValueError("n must not be negative")
+        self.doubled = 2 * self.n
+
+
+@dataclass
+class Box:
+    items: list[Checked | Cat] = field(default_factory=list)
+
+
+def test_post_init_runs_on_restore_and_its_refusal_is_a_decode_error(tmp_path: Path) -> None:
+    store = SnapStore(tmp_path / "b")
+    store.create(Box([Checked(n=4), Cat()]), 1)
+    back = store.restore(Box)[0]
+    assert back.items[0].doubled == 8 and back == Box([Checked(n=4), Cat()])
+    store.create({"items": [{"kind": "checked", "n": -1}]}, 2)
+    with pytest.raises(DecodeError, match="n must not be negative"):
+        store.restore(Box)

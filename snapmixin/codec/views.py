@@ -124,9 +124,9 @@ class _Real(NamedTuple):
     """How to rebuild an object of ``cls`` from its view: one step per field, in field order."""
 
     cls: type
-    # (name, how, what): "view" copies the view's attribute, "const" sets ``what``,
-    # "factory" calls ``what``
-    steps: tuple[tuple[str, str, Any], ...]
+    # (name, how, what): "view" copies the view's attribute (rebuilt if ``what``: its type
+    # holds views), "const" sets ``what``, "factory" calls ``what``
+    steps: list[tuple[str, str, Any]]
 
 
 _REAL: dict[type, _Real] = {}
@@ -232,11 +232,27 @@ class _Viewer:
             options.update(tag_field=tag[0], tag=tag[1])
         struct = msgspec.defstruct(cls.__name__, fields, **options)
         _STRUCTS[key] = struct  # before its fields: a class may hold itself
-        _REAL[struct] = _Real(cls, tuple(steps))
+        _REAL[struct] = _Real(cls, steps)
         annotations = struct.__annotations__
+        where = {name: i for i, (name, _, _) in enumerate(steps)}
         for name, hint in kept:  # read by msgspec when its first decoder is built
-            annotations[name] = self.build(hint)
+            annotations[name] = view = self.build(hint)
+            steps[where[name]] = (name, "view", _holds_views(view))  # else copied as it is
         return struct
+
+
+def _holds_views(tp: Any) -> bool:
+    """Whether values of the view type ``tp`` can hold view Structs (which rebuild must replace)."""
+    stack = [tp]
+    while stack:
+        t = stack.pop()
+        try:
+            if t in _REAL:
+                return True
+        except TypeError:  # unhashable: Annotated metadata, not a type
+            continue
+        stack.extend(a for a in typing.get_args(t) if a is not Ellipsis)
+    return False
 
 
 def _view(tp: Any, mode: str) -> Any:
@@ -280,7 +296,10 @@ def _build(v: Any) -> Any:
         cls = real.cls
         obj = typing.cast(Any, cls).__new__(cls)
         for name, how, what in real.steps:
-            value = _build(getattr(v, name)) if how == "view" else (what if how == "const" else what())
+            if how == "view":
+                value = _build(getattr(v, name)) if what else getattr(v, name)
+            else:
+                value = what if how == "const" else what()
             object.__setattr__(obj, name, value)
         post = getattr(cls, "__post_init__", None)
         if post is not None:
