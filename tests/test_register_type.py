@@ -189,3 +189,25 @@ def test_bad_arguments() -> None:
         register_type(list[int], encode=str, decode=str)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="callables"):
         register_type(Unknown, encode="str", decode=str)  # type: ignore[arg-type]
+    for native in (int, Leg):  # written by msgspec itself: a registration would never be used
+        with pytest.raises(TypeError, match="would never be used"):
+            register_type(native, encode=str, decode=str)  # type: ignore[arg-type]
+
+
+class Cents(int):
+    """A subclass of a builtin: the registration wins over "written as its base"."""
+
+
+@dataclass
+class Price:
+    amount: Cents
+
+
+def test_a_registered_subclass_of_a_builtin(tmp_path: Path) -> None:
+    register_type(Cents, encode=lambda c: f"{int(c) / 100:.2f}",
+                  decode=lambda s: Cents(round(float(s) * 100)))
+    store = SnapStore(tmp_path / "s")
+    store.create(Price(Cents(1999)), 1)
+    assert json.loads((tmp_path / "s" / "snapshot.json").read_text())["state"] == {"amount": "19.99"}
+    back = store.restore(Price)[0]
+    assert type(back.amount) is Cents and back.amount == 1999

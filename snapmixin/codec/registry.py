@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
+import msgspec
+
 from . import hooks
 
 __all__ = ["HOOK", "register_type"]
@@ -36,7 +38,8 @@ def register_type(tp: type[_T], *, encode: Callable[[_T], Any], decode: Callable
     and dicts of them, or any other value snapmixin can save); ``decode(value)``
     rebuilds the object from that value as read back from the file. Both are
     used for ``tp`` and its subclasses (the nearest registered class in the
-    MRO wins). Registering a type again replaces its registration; a
+    MRO wins). Types snapmixin writes natively (``int``, ``datetime``, dataclasses...)
+    are refused with ``TypeError``. Registering a type again replaces its registration; a
     registration wins over snapmixin's own handling of the type (numpy arrays,
     ``__snapshot_state__``). Register before the first class that holds the
     type is set up (module level, next to the import).
@@ -49,6 +52,15 @@ def register_type(tp: type[_T], *, encode: Callable[[_T], Any], decode: Callable
         raise TypeError(f"register_type() needs a class, not {tp!r}")
     if not callable(encode) or not callable(decode):
         raise TypeError("register_type() needs callables for encode= and decode=")
+    try:
+        info = msgspec.inspect.type_info(tp)
+    except Exception:  # a class msgspec cannot even describe: certainly not one it writes itself
+        info = None
+    if info is not None and not isinstance(info, msgspec.inspect.CustomType):
+        raise TypeError(
+            f"snapmixin saves {tp.__qualname__} itself (the JSON library writes it natively), so a "
+            "registration would never be used: register a subclass of your own, or, for a class "
+            "of yours, define __snapshot_state__ and __from_snapshot_state__")
     _TYPES[tp] = _Registration(tp, encode, decode)
     hooks.forget()
 
