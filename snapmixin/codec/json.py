@@ -50,6 +50,7 @@ __all__ = [
     "encode_as_is",
     "encode_sorted",
     "from_attributes",
+    "into_view",
     "json_of",
     "loads",
     "missing_key",
@@ -365,6 +366,16 @@ def from_attributes(value: Any, cls: Any) -> Any:
         return msgspec.convert(value, cls, from_attributes=True, dec_hook=dec_hook)
     except msgspec.ValidationError as e:
         raise _validation_failure(e) from e
+
+
+def into_view(value: Any, view: Any) -> Any:
+    """``value`` (an object with fields) converted to ``view``, a type of Structs with the same
+    fields, to be written: a value that does not fit is an :class:`EncodeFailure` with its path."""
+    try:
+        return msgspec.convert(value, view, from_attributes=True, dec_hook=dec_hook)
+    except msgspec.ValidationError as e:
+        failure = _validation_failure(e)
+        raise EncodeFailure(f"cannot encode the state: {failure.message}", failure.json_path) from e
 
 
 _PATH_RE = re.compile(r" - at `(\$[^`]*)`$")
