@@ -404,51 +404,86 @@ _SIGNALS = sorted(set(getattr(signal, "valid_signals", lambda: {signal.SIGINT})(
 
 
 class ProcessLocks:
-    """The in-process half of the writer lock: one owner per key (a directory's identity).
+    """The in-process half of the writer lock: one queue per key (a directory's identity).
 
     Threads and asyncio tasks (whose writes run in worker threads) of one process
-    wait here for their turn, for as long as it takes: the holder is a write of this
-    very process that is running. ``flock`` then only arbitrates between processes.
-    A thread asking for a key it already holds (a nested write, e.g. from a signal
-    handler) is refused at once: waiting would wait for itself.
+    wait here for their turn, first come first served, for as long as it takes: the
+    holder is a write of this very process that is running. ``flock`` then only
+    arbitrates between processes. A place can be reserved before the writer's thread
+    runs (``acreate()`` reserves it when called, so writes gathered in one event loop
+    commit in the order they were called). A thread asking for a key whose holder is
+    itself (a nested write, e.g. from a signal handler) is refused at once: waiting
+    would wait for itself.
 
-    Taking and giving back are single dictionary operations under one lock, done
-    with signals deferred by the caller, so an interrupt leaves the owner table exact.
+    Every change is one short step under one lock, done with signals deferred by
+    the caller, so an interrupt leaves the queues exact.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._owners: dict[object, tuple[int, int]] = {}  # key -> (token, thread id)
+        # key -> [[token, thread id (0: reserved, its thread not started yet)], ...]; the head holds it
+        self._queues: dict[object, list[list[int]]] = {}
 
-    def try_take(self, key: object, token: int) -> int | None:
-        """Take ``key`` for ``token`` (a number unique to one lock holder) and return None;
-        or, when it is held, return the thread id of its holder."""
-        me = (token, threading.get_ident())
+    def reserve(self, key: object, token: int) -> None:
+        """Take a place in the queue of ``key`` now, for a thread that will :meth:`try_take` later."""
         with self._cond:
-            holder = self._owners.setdefault(key, me)
-        return None if holder == me else holder[1]
+            self._queues.setdefault(key, []).append([token, 0])
+
+    def try_take(self, key: object, token: int, *, reserved: bool = False) -> int | None:
+        """Queue ``token`` for ``key`` (if not queued yet) and return None if it is its turn,
+        or the thread id of the holder (0: a reservation whose thread has not started).
+
+        With ``reserved``, a token no longer queued was abandoned (:meth:`abandon`):
+        ``LookupError``."""
+        me = threading.get_ident()
+        with self._cond:
+            q = self._queues.setdefault(key, [])
+            mine = next((e for e in q if e[0] == token), None)
+            if mine is None:
+                if reserved:
+                    if not q:
+                        del self._queues[key]
+                    raise LookupError("the reservation was abandoned")
+                mine = [token, me]
+                q.append(mine)
+            mine[1] = me
+            return None if q[0] is mine else q[0][1]
 
     def give_back(self, key: object, token: int) -> None:
-        """Release ``key`` if ``token`` holds it (idempotent)."""
+        """Leave the queue of ``key`` (holding it or waiting; idempotent)."""
         with self._cond:
-            holder = self._owners.get(key)
-            if holder is not None and holder[0] == token:
-                del self._owners[key]
+            q = self._queues.get(key)
+            if q is None:
+                return
+            q[:] = [e for e in q if e[0] != token]
+            if not q:
+                del self._queues[key]
+            self._cond.notify_all()
+
+    def abandon(self, key: object, token: int) -> None:
+        """Drop a reservation whose thread never started (it will not write); else nothing."""
+        with self._cond:
+            q = self._queues.get(key, [])
+            if any(e[0] == token and e[1] == 0 for e in q):
+                q[:] = [e for e in q if e[0] != token]
+                if not q:
+                    del self._queues[key]
                 self._cond.notify_all()
 
     def wait(self, key: object, timeout: float) -> None:
-        """Wait (interruptibly) until ``key`` is free or ``timeout`` seconds passed."""
+        """Wait (interruptibly) for a change in the queue of ``key``, at most ``timeout`` seconds."""
         with self._cond:
-            if key in self._owners:
-                self._cond.wait(timeout)
+            self._cond.wait(timeout)
 
-    def holds(self, key: object, token: int) -> bool:
-        holder = self._owners.get(key)
-        return holder is not None and holder[0] == token
+    def queued(self, key: object, token: int) -> bool:
+        """Whether ``token`` holds or waits for ``key``."""
+        with self._cond:
+            return any(e[0] == token for e in self._queues.get(key, ()))
 
     def busy(self) -> int:
-        """How many keys are held now (for tests: 0 when no write runs)."""
-        return len(self._owners)
+        """How many keys are held or waited for now (for tests: 0 when no write runs)."""
+        with self._cond:
+            return len(self._queues)
 
 
 #: Every writer of this process registers here (see :class:`ProcessLocks`).

@@ -33,6 +33,7 @@ A crash before the rename in step 4 leaves the old snapshot; after it, the new o
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import hashlib
 import itertools
@@ -93,6 +94,9 @@ _ENVELOPE_KEYS = frozenset({"format", "format_version", "seq", "schema_version",
 _DAMAGED_ENVELOPE_KEYS = 5
 _CHECKSUM_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _LOCK_TOKENS = itertools.count(1)
+#: The lock place reserved by :meth:`SnapStore.acreate` for the write running in this context.
+_RESERVED_TURN: contextvars.ContextVar[SnapStore._Lock | None] = contextvars.ContextVar(
+    "snapmixin_turn", default=None)
 
 
 @dataclass(frozen=True)
@@ -289,8 +293,16 @@ class SnapStore:
     async def acreate(self, state: Any, seq: int) -> SnapshotInfo:
         """:meth:`create` for asyncio: the state is encoded now, the I/O runs in a worker thread."""
         data = self.encode(state)
-        return await asyncio.to_thread(self._commit, data, _check_seq(seq),
-                                       schema_version=self._version_for(type(state)))
+        seq = _check_seq(seq)
+        # The place in this process's queue of writers is taken now, in the event loop, so
+        # that writes gathered together commit in the order they were called.
+        turn = SnapStore._Lock(self, "write a snapshot to")
+        try:
+            turn.reserve()
+            return await asyncio.to_thread(_with_turn, turn, self._commit, data, seq,
+                                           schema_version=self._version_for(type(state)))
+        finally:
+            turn.abandon()  # cancelled before its thread started: give the place back
 
     def _version_for(self, cls: Any) -> int | None:
         """The store's schema version if it has one, else the Snapshottable class's."""
@@ -308,6 +320,10 @@ class SnapStore:
         version = schema_version if schema_version is not None else (self.schema_version or 1)
         when = created_at if created_at is not None else datetime.now(timezone.utc)
         data, checksum, size = _envelope_parts(state_json, seq, version, when)
+        if self.max_size is not None and size > self.max_size:  # it could not be read back
+            raise EncodeError(f"{self._p(SNAPSHOT)}: the snapshot would be {size} bytes, more than this "
+                              f"store's max_size ({self.max_size}); the previous snapshot is untouched "
+                              "(SnapStore(max_size=...) raises the limit)", path=self._p(SNAPSHOT))
         fs = self.fs
         target = self._p(SNAPSHOT)
         with self._locked("write a snapshot to"):
@@ -481,6 +497,25 @@ class SnapStore:
             self.fd = -1
             self.key: object = None
             self.token = next(_LOCK_TOKENS)
+            self.reserved = False
+
+        def reserve(self) -> None:
+            """Take this writer's place in the in-process queue now (its thread takes the lock
+            later). Makes the directory: its identity is the queue's key."""
+            s = self.store
+            try:
+                fsio.make_dirs(s.fs, s._dir)
+                key = s.fs.dir_id(s._dir)
+            except OSError as e:
+                raise s._os_error(e, f"cannot {self.doing} it") from e
+            with fsio.DeferSignals():
+                fsio.PROCESS_LOCKS.reserve(key, self.token)
+                self.key, self.reserved = key, True
+
+        def abandon(self) -> None:
+            """Give the reserved place back if this writer's thread never started (idempotent)."""
+            if self.reserved and self.key is not None:
+                fsio.PROCESS_LOCKS.abandon(self.key, self.token)
 
         def __enter__(self) -> None:
             try:
@@ -506,16 +541,21 @@ class SnapStore:
 
         def _acquire(self) -> None:
             s = self.store
-            try:
-                if not self.probe:
-                    fsio.make_dirs(s.fs, s._dir)
-                self.key = s.fs.dir_id(s._dir)
-            except OSError as e:
-                raise s._os_error(e, f"cannot {self.doing} it") from e
-            # 1. the writers of this process, one at a time (they always wait)
+            if self.key is None:
+                try:
+                    if not self.probe:
+                        fsio.make_dirs(s.fs, s._dir)
+                    self.key = s.fs.dir_id(s._dir)
+                except OSError as e:
+                    raise s._os_error(e, f"cannot {self.doing} it") from e
+            # 1. the writers of this process, one at a time, in turn (they always wait)
             while True:
-                with fsio.DeferSignals():
-                    holder = fsio.PROCESS_LOCKS.try_take(self.key, self.token)
+                try:
+                    with fsio.DeferSignals():
+                        holder = fsio.PROCESS_LOCKS.try_take(self.key, self.token, reserved=self.reserved)
+                except LookupError:
+                    raise SnapError(f"{s._dir}: the write was cancelled before it started; nothing "
+                                    "was written", path=s._dir) from None
                 if holder is None:
                     break
                 if self.probe:
@@ -568,7 +608,7 @@ class SnapStore:
         def release(self) -> None:
             """Give back what is held (idempotent; safe to call from any way out)."""
             if self.fd < 0 and (self.key is None
-                                or not fsio.PROCESS_LOCKS.holds(self.key, self.token)):
+                                or not fsio.PROCESS_LOCKS.queued(self.key, self.token)):
                 return
             with fsio.DeferSignals():
                 fd, self.fd = self.fd, -1
@@ -583,6 +623,11 @@ class SnapStore:
                         fsio.PROCESS_LOCKS.give_back(self.key, self.token)
 
     def _locked(self, doing: str) -> SnapStore._Lock:
+        """The writer lock; the place :meth:`acreate` reserved for this write, if there is one."""
+        turn = _RESERVED_TURN.get()
+        if turn is not None and turn.store is self:
+            _RESERVED_TURN.set(None)  # one write per reservation
+            return turn
         return SnapStore._Lock(self, doing)
 
     def _sync_parent(self) -> None:
@@ -960,6 +1005,15 @@ class SnapStore:
                                   path=path)
         return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=Path(path),
                             size=size, checksum=checksum)
+
+
+def _with_turn(turn: SnapStore._Lock, call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run ``call`` (in a worker thread) with ``turn`` as the lock its write takes."""
+    _RESERVED_TURN.set(turn)
+    try:
+        return call(*args, **kwargs)
+    finally:
+        _RESERVED_TURN.set(None)
 
 
 def _class_version(cls: Any) -> int | None:
