@@ -134,11 +134,20 @@ class FileOps:
         """Make the directory's entries (renames, creations) durable."""
         if os.name == "nt":  # pragma: no cover - Windows cannot open a directory
             return
-        fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+        fd = -1
         try:
+            with DeferSignals():  # an interrupt lands before the open or after fd holds it
+                fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
             self._flush(fd)
         finally:
-            os.close(fd)
+            try:
+                with DeferSignals():
+                    fd, closing = -1, fd
+                    if closing >= 0:
+                        os.close(closing)
+            finally:  # only when an interrupt hit before the block above ran
+                if fd >= 0:
+                    os.close(fd)
 
     # -- files -------------------------------------------------------------
     def open_tmp(self, directory: str, target: str) -> tuple[int, str]:
@@ -214,8 +223,10 @@ class FileOps:
         with other hard links (which may lie outside the directory), and
         raises ``FileNotFoundError`` when the file does not exist yet.
         """
-        fd = os.open(path, os.O_WRONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY)
+        fd = -1
         try:
+            with DeferSignals():
+                fd = os.open(path, os.O_WRONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY)
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise NotRegularFile(errno.EINVAL, "not a regular file", path)
@@ -227,7 +238,14 @@ class FileOps:
                 offset += os.pwrite(fd, view[offset:], offset)
             os.ftruncate(fd, len(view))
         finally:
-            os.close(fd)
+            try:
+                with DeferSignals():
+                    fd, closing = -1, fd
+                    if closing >= 0:
+                        os.close(closing)
+            finally:
+                if fd >= 0:
+                    os.close(fd)
 
     def open_read(self, path: str) -> int:
         """Open for reading without following a symlink and without blocking on a FIFO."""
@@ -378,14 +396,20 @@ class DeferSignals:
                 handler(signum, frame)
 
     def _restore(self) -> None:
-        self._active = False
-        while self._saved:
-            sig, handler = self._saved[-1]
-            _sig.signal(sig, handler)
-            self._saved.pop()
+        # Still active meanwhile: a signal whose handler is not back yet is noted, not lost.
+        # A handler put back may fire before the others are: the finally goes on with them.
+        try:
+            while self._saved:
+                sig, handler = self._saved[-1]
+                _sig.signal(sig, handler)
+                self._saved.pop()
+        finally:
+            if self._saved:
+                self._restore()
+            self._active = False
 
     def __exit__(self, *exc: object) -> None:
-        if not self._active and not self._saved:
+        if not self._active:
             return
         saved = dict(self._saved)
         self._restore()
@@ -415,18 +439,21 @@ class ProcessLocks:
     itself (a nested write, e.g. from a signal handler) is refused at once: waiting
     would wait for itself.
 
-    Every change is one short step under one lock, done with signals deferred by
-    the caller, so an interrupt leaves the queues exact.
+    Every change is one short step under one plain ``threading.Lock`` (taken by
+    ``with`` on the C lock itself: no Python frame between taking it and the block
+    that releases it), done with signals deferred by the caller, so an interrupt
+    leaves the queues exact. Waiting is polling with a short backoff (no Condition:
+    an interrupt inside ``Condition.wait`` can leave its lock in the wrong state).
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
         # key -> [[token, thread id (0: reserved, its thread not started yet)], ...]; the head holds it
         self._queues: dict[object, list[list[int]]] = {}
 
     def reserve(self, key: object, token: int) -> None:
         """Take a place in the queue of ``key`` now, for a thread that will :meth:`try_take` later."""
-        with self._cond:
+        with self._lock:
             self._queues.setdefault(key, []).append([token, 0])
 
     def try_take(self, key: object, token: int, *, reserved: bool = False) -> int | None:
@@ -436,7 +463,7 @@ class ProcessLocks:
         With ``reserved``, a token no longer queued was abandoned (:meth:`abandon`):
         ``LookupError``."""
         me = threading.get_ident()
-        with self._cond:
+        with self._lock:
             q = self._queues.setdefault(key, [])
             mine = next((e for e in q if e[0] == token), None)
             if mine is None:
@@ -451,38 +478,31 @@ class ProcessLocks:
 
     def give_back(self, key: object, token: int) -> None:
         """Leave the queue of ``key`` (holding it or waiting; idempotent)."""
-        with self._cond:
+        with self._lock:
             q = self._queues.get(key)
             if q is None:
                 return
             q[:] = [e for e in q if e[0] != token]
             if not q:
                 del self._queues[key]
-            self._cond.notify_all()
 
     def abandon(self, key: object, token: int) -> None:
         """Drop a reservation whose thread never started (it will not write); else nothing."""
-        with self._cond:
+        with self._lock:
             q = self._queues.get(key, [])
             if any(e[0] == token and e[1] == 0 for e in q):
                 q[:] = [e for e in q if e[0] != token]
                 if not q:
                     del self._queues[key]
-                self._cond.notify_all()
-
-    def wait(self, key: object, timeout: float) -> None:
-        """Wait (interruptibly) for a change in the queue of ``key``, at most ``timeout`` seconds."""
-        with self._cond:
-            self._cond.wait(timeout)
 
     def queued(self, key: object, token: int) -> bool:
         """Whether ``token`` holds or waits for ``key``."""
-        with self._cond:
+        with self._lock:
             return any(e[0] == token for e in self._queues.get(key, ()))
 
     def busy(self) -> int:
         """How many keys are held or waited for now (for tests: 0 when no write runs)."""
-        with self._cond:
+        with self._lock:
             return len(self._queues)
 
 
@@ -515,25 +535,37 @@ def atomic_write(ops: FileOps, directory: str, name: str, data: Buffer | Sequenc
     """
     chunks: Sequence[Buffer] = (data,) if isinstance(data, (bytes, bytearray, memoryview)) else data
     for attempt in range(_EIO_ATTEMPTS):
-        fd, tmp = ops.open_tmp(directory, name)
+        fd, tmp = -1, ""
         written = False
         try:
             try:
+                with DeferSignals():  # an interrupt lands before the temp file exists or after fd holds it
+                    fd, tmp = ops.open_tmp(directory, name)
                 for chunk in chunks:
                     ops.write(fd, chunk)
                 if durable:
                     ops.fsync(fd)
             finally:
-                ops.close(fd)
+                try:
+                    with DeferSignals():
+                        fd, closing = -1, fd
+                        if closing >= 0:
+                            ops.close(closing)
+                finally:  # only when an interrupt hit before the block above ran
+                    if fd >= 0:
+                        fd, closing = -1, fd
+                        ops.close(closing)
             written = True
             ops.replace(tmp, os.path.join(directory, name))
         except OSError as e:
-            _discard(ops, tmp)
-            if not written and e.errno == errno.EIO and attempt + 1 < _EIO_ATTEMPTS:
+            if tmp:
+                _discard(ops, tmp)
+            if tmp and not written and e.errno == errno.EIO and attempt + 1 < _EIO_ATTEMPTS:
                 continue  # never fsync the same file again: a new temp file, the data written anew
             raise
         except BaseException:
-            _discard(ops, tmp)
+            if tmp:
+                _discard(ops, tmp)
             raise
         break
     if durable:
@@ -599,13 +631,15 @@ def read_regular(ops: FileOps, path: str, limit: int | None = None) -> bytes:
     Raises ``FileNotFoundError`` when missing and :class:`NotRegularFile` when
     the path is not a regular file. Never blocks on a FIFO.
     """
+    fd = -1
     try:
-        fd = ops.open_read(path)
-    except OSError as e:
-        if e.errno in (errno.ELOOP, errno.EMLINK) or (e.errno == errno.EISDIR):
-            raise NotRegularFile(e.errno, "not a regular file (symlink or directory)", path) from e
-        raise
-    try:
+        try:
+            with DeferSignals():  # an interrupt lands before the open or after fd holds it
+                fd = ops.open_read(path)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.EMLINK) or (e.errno == errno.EISDIR):
+                raise NotRegularFile(e.errno, "not a regular file (symlink or directory)", path) from e
+            raise
         st = ops.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(errno.EINVAL, "not a regular file", path)
@@ -621,7 +655,14 @@ def read_regular(ops: FileOps, path: str, limit: int | None = None) -> bytes:
             got += len(chunk)
         return b"".join(chunks)
     finally:
-        ops.close(fd)
+        try:
+            with DeferSignals():
+                fd, closing = -1, fd
+                if closing >= 0:
+                    ops.close(closing)
+        finally:  # only when an interrupt hit before the block above ran
+            if fd >= 0:
+                ops.close(fd)
 
 
 def cleanup_temps(ops: FileOps, directory: str) -> int:

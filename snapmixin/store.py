@@ -488,8 +488,9 @@ class SnapStore:
         records it runs with signal handlers deferred (:class:`fsio.DeferSignals`),
         so a ``KeyboardInterrupt`` lands before or after it, never in between;
         :meth:`release` is idempotent and runs on every way out (``__exit__``, a
-        failed ``__enter__``, and ``__del__`` for an interrupt that fires on entry
-        to ``__exit__`` itself, before any of its code ran).
+        failed ``__enter__``, and, while something is held, ``__del__`` for an
+        interrupt that fires on entry to ``__exit__`` itself, before any of its code
+        ran: see :class:`_HeldLock`).
         """
 
         def __init__(self, store: SnapStore, doing: str, *, probe: bool = False) -> None:
@@ -510,6 +511,7 @@ class SnapStore:
                 raise s._os_error(e, f"cannot {self.doing} it") from e
             with fsio.DeferSignals():
                 fsio.PROCESS_LOCKS.reserve(key, self.token)
+                self.__class__ = SnapStore._HeldLock
                 self.key, self.reserved = key, True
 
         def abandon(self) -> None:
@@ -527,12 +529,6 @@ class SnapStore:
         def __exit__(self, *exc: object) -> None:
             self.release()
 
-        def __del__(self) -> None:
-            try:
-                self.release()
-            except BaseException:  # pragma: no cover - nowhere to report it
-                pass
-
         def _refuse(self, why: str, cause: BaseException | None = None) -> StoreLocked:
             s = self.store
             err = StoreLocked(f"{s._dir}: {why}; cannot {self.doing} it now", path=s._p(LOCK))
@@ -549,9 +545,11 @@ class SnapStore:
                 except OSError as e:
                     raise s._os_error(e, f"cannot {self.doing} it") from e
             # 1. the writers of this process, one at a time, in turn (they always wait)
+            pause = 0.0005
             while True:
                 try:
                     with fsio.DeferSignals():
+                        self.__class__ = SnapStore._HeldLock
                         holder = fsio.PROCESS_LOCKS.try_take(self.key, self.token, reserved=self.reserved)
                 except LookupError:
                     raise SnapError(f"{s._dir}: the write was cancelled before it started; nothing "
@@ -563,7 +561,8 @@ class SnapStore:
                 if holder == threading.get_ident():
                     raise self._refuse("this thread is already writing to it (a write started "
                                        "from inside another write, e.g. a signal handler?)")
-                fsio.PROCESS_LOCKS.wait(self.key, 0.05)
+                time.sleep(pause)  # interruptible, holding nothing but a place in the queue
+                pause = min(pause * 2, 0.01)
             # 2. other processes: flock, for lock_timeout seconds
             timeout = 0.0 if self.probe else s.lock_timeout
             deadline = None if timeout is None or timeout == math.inf else time.monotonic() + timeout
@@ -594,9 +593,9 @@ class SnapStore:
             try:
                 self.key = s.fs.dir_id(s._dir)
                 with fsio.DeferSignals():
-                    if fsio.PROCESS_LOCKS.try_take(self.key, self.token) is not None:
-                        return False
                     try:
+                        if fsio.PROCESS_LOCKS.try_take(self.key, self.token) is not None:
+                            return False  # (not waiting: the finally leaves the queue)
                         fd = s.fs.lock(s._p(LOCK), 0)
                         s.fs.unlock(fd)
                     finally:
@@ -621,6 +620,19 @@ class SnapStore:
                 finally:
                     if self.key is not None:
                         fsio.PROCESS_LOCKS.give_back(self.key, self.token)
+                    self.__class__ = SnapStore._Lock
+
+    class _HeldLock(_Lock):
+        """A :class:`_Lock` while it holds or waits for something: only then has it a
+        ``__del__`` (the last resort for an interrupt that fired on entry to ``__exit__``,
+        before any of its code ran). A lock that holds nothing is its plain class again, so
+        the usual write has no finalizer, where a signal would be reported as ignored."""
+
+        def __del__(self) -> None:
+            try:
+                self.release()
+            except BaseException:  # pragma: no cover - nowhere to report it
+                pass
 
     def _locked(self, doing: str) -> SnapStore._Lock:
         """The writer lock; the place :meth:`acreate` reserved for this write, if there is one."""
