@@ -8,6 +8,17 @@ On-disk format, version 1::
       history/        with keep > 1: snapshot-<seq as 20 digits>.json, same envelope
       .lock           advisory lock, held only while a write runs
 
+Which layout a file has: a top-level object with ``"format": "snapmixin"`` is
+our envelope; without it, an object with 5 or more of the envelope's 7 key
+names (format, format_version, seq, schema_version, created_at, checksum,
+state) is one of ours with a damaged ``format`` (``CorruptSnapshot``); anything
+else is a minisnap layout (0.1.3 ``{"seq", "state"}`` in ``snapshot_<seq>.json``,
+0.1.1 a bare state, whatever its keys, with the seq in ``snapshot.seq``). A
+top-level key that appears twice in an envelope is damage. A file larger than
+the store's ``max_size``, or whose first 64 KiB hold a byte JSON text never
+contains, is refused as damage without being read whole. A read that fails
+(EIO...) is a ``SnapError`` carrying the ``OSError``, never ``CorruptSnapshot``.
+
 ``snapshot.json`` is the single commit point. Its ``checksum`` is
 ``"sha256:<hex>"``, the SHA-256 of the exact bytes of the ``state`` value as
 they stand in the file, from its first character to its last (no surrounding
