@@ -374,12 +374,11 @@ class DeferSignals:
         if threading.current_thread() is not threading.main_thread():
             return self
         self._active = True
+        getsignal = _sig.getsignal
         try:
-            for sig in _handled_signals():
-                handler = _sig.getsignal(sig)
-                if callable(handler):
-                    self._saved.append((sig, handler))
-                    _sig.signal(sig, self._note)
+            for sig, handler in [(n, h) for n in _SIGNALS if callable(h := getsignal(n))]:
+                self._saved.append((sig, handler))
+                _sig.signal(sig, self._note)
         except ValueError:  # not the main interpreter: handlers cannot be changed from here
             pass
         except BaseException:
@@ -418,13 +417,12 @@ class DeferSignals:
             saved[signum](signum, frame)
 
 
-def _handled_signals() -> list[int]:
-    return _SIGNALS
-
-
-# SIGKILL and SIGSTOP cannot have handlers; the others may get a Python one at any time.
-_SIGNALS = sorted(set(getattr(signal, "valid_signals", lambda: {signal.SIGINT})())
-                  - {getattr(signal, "SIGKILL", -1), getattr(signal, "SIGSTOP", -1)})
+# The signals whose Python handlers are deferred: the standard ones (SIGKILL and SIGSTOP
+# cannot have handlers). Real-time signals (SIGRTMIN..SIGRTMAX) are left out: Python
+# handlers on them are rare, and scanning them would double the cost of every deferral.
+_SIGNALS = sorted(n for n in getattr(signal, "valid_signals", lambda: {signal.SIGINT})()
+                  if n < getattr(signal, "SIGRTMIN", 1 << 30)
+                  and n not in (getattr(signal, "SIGKILL", -1), getattr(signal, "SIGSTOP", -1)))
 
 
 class ProcessLocks:

@@ -1104,6 +1104,8 @@ def _refuse_duplicates(data: bytes, top: Mapping[str, _codec.RawJSON], path: str
     Walks the top-level members only, skipping each value by the length of the value kept
     for its key; an occurrence whose text is not the kept value is a duplicate too."""
     view = memoryview(data)
+    if _canonical_members(data, view, top):
+        return
     i = _WS_RE.match(data, 0).end() + 1  # type: ignore[union-attr]  # past "{"
     seen: set[str] = set()
     while True:
@@ -1126,6 +1128,25 @@ def _refuse_duplicates(data: bytes, top: Mapping[str, _codec.RawJSON], path: str
                                   "(readers would disagree on its value): the file was edited or garbled",
                                   path=path)
         i = _WS_RE.match(data, i + len(raw)).end() + 1  # type: ignore[union-attr]  # past "," or "}"
+
+
+def _canonical_members(data: bytes, view: memoryview, top: Mapping[str, _codec.RawJSON]) -> bool:
+    """Fast path of :func:`_refuse_duplicates`: whether ``data`` is exactly the members of
+    ``top``, once each, as our writer lays them out (``{``, then ``\n  "key": value`` joined
+    by commas, then ``\n}``). Then no key can be there twice; False means "walk it"."""
+    i = 1
+    if not data.startswith(b"{"):
+        return False
+    for n, (key, raw) in enumerate(top.items()):
+        prefix = (b'\n  "' if n == 0 else b',\n  "') + key.encode() + b'": '
+        if not data.startswith(prefix, i) or '"' in key or "\\" in key or not key.isprintable():
+            return False
+        i += len(prefix)
+        value = memoryview(raw)
+        if view[i:i + len(value)] != value:
+            return False
+        i += len(value)
+    return data[i:] in (b"\n}\n", b"\n}")
 
 
 def _raise_if_unreadable(e: SnapError) -> None:
