@@ -6,7 +6,8 @@ Commands::
     verify DIR           check every generation (current, history/, the seed's files); exit 1 if any is bad
     history DIR          the kept generations, newest first
     rehash DIR           accept a hand-edited snapshot.json (new checksum, same seq, no history added)
-    rollback DIR --seq N make kept generation N the current one (the current one stays in history/)
+    rollback DIR --seq N make kept generation N the current one (the current one stays in history/;
+                         --file NAME picks one of several kept generations of seq N)
 
 ``show``, ``verify`` and ``history`` take ``--json``. Exit codes: 0 success,
 1 a check failed or the directory is missing or damaged, 2 bad usage. Errors
@@ -29,8 +30,18 @@ from typing import Any, TextIO
 
 from . import __version__, fsio
 from . import codec as _codec
-from .errors import SeqRegression, SnapError, SnapshotNotFound, StoreLocked
-from .store import FORMAT, FORMAT_VERSION, HISTORY, SEQ_MAX, SEQFILE, SNAPSHOT, SnapStore, _checksum
+from .errors import SeqRegression, SnapError, SnapshotConflict, SnapshotNotFound, StoreLocked
+from .store import (
+    FORMAT,
+    FORMAT_VERSION,
+    HISTORY,
+    SEQ_MAX,
+    SEQFILE,
+    SNAPSHOT,
+    SnapStore,
+    _checksum,
+    _history_name,
+)
 
 __all__ = ["main"]
 
@@ -287,32 +298,51 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     if not candidates:
         raise SnapshotNotFound(store._not_found_message(), path=store._dir)
     n = args.seq
-    current = store._current_head()
+    current, token = store._current_generation()
     current_path = store._p(SNAPSHOT)
-    if current is not None and current.seq == n:
+    present = fsio.kind(store.fs, current_path) is not None
+    # The current generation, checked whole: a damaged one of seq n is repaired, not "nothing to do".
+    cur = _check(store, current_path, None, current=True) if present else None
+    if cur is not None and cur.ok and cur.seq == n and args.file is None:
         print(f"{current_path}: seq {n} is already the current generation; nothing to do")
         return 0
-    target = next((p for p, hint in candidates if hint == n), None)
+    # The latest commit of that seq other than the current file (history is in commit order),
+    # or the file named.
+    name = os.path.basename(args.file) if args.file else None
+    target = next((p for p, hint in candidates if hint == n and p != current_path
+                   and (name is None or os.path.basename(p) == name)), None)
     if target is None:
         kept = [f"{current.seq} (current)"] if current is not None else []
         kept += [str(h) for h in dict.fromkeys(h for _, h in candidates if h is not None)
                  if current is None or h != current.seq]
-        raise _Failure(f"{store._dir}: no kept generation has seq {n}; kept: "
-                       + (", ".join(kept) if kept else "none"))
+        raise _Failure(f"{store._dir}: no kept generation has seq {n}"
+                       + (f" in a file named {name}" if name else "")
+                       + (" other than the damaged current one" if cur is not None and cur.seq == n else "")
+                       + "; kept: " + (", ".join(kept) if kept else "none"))
     c = _check(store, target, n, current=False)
     if not c.ok or c.state is None or c.schema_version is None:
         raise _Failure(f"cannot roll back to seq {n}: {c.error}; nothing was changed")
-    if current is None and fsio.kind(store.fs, current_path) is not None:
-        print(f"warning: {current_path} cannot be read and is replaced, not kept in {HISTORY}/",
-              file=sys.stderr)
+    damaged = present and (cur is None or not cur.ok)
+    if damaged:
+        print(f"warning: {current_path} cannot be read and is replaced; it is kept as "
+              f"{store._p(HISTORY)}/damaged-<time>.json, not as a generation", file=sys.stderr)
     keep = args.keep if args.keep is not None else len(store._history_entries()) + 2
     writer = SnapStore(args.dir, keep=keep, lock_timeout=args.wait)
-    info = writer._commit(_codec.compact(c.state), n, schema_version=c.schema_version,
-                          archive=True, allow_regression=True)
+    try:
+        # expect: a writer that commits while we look is not overwritten (run rollback again).
+        # A new commit of the old state (a new commit time): the generation rolled away from
+        # stays in history/ under its own name, so rolling back to it again undoes this.
+        info = writer._commit(_codec.compact(c.state), n, schema_version=c.schema_version,
+                              archive=not damaged, allow_regression=True, expect=token,
+                              replace_damaged=damaged)
+    except SnapshotConflict as e:
+        raise _Failure(f"{current_path}: another writer committed while rolling back; nothing was "
+                       f"changed: check the directory and run rollback again ({e})") from e
     kept_as = ""
-    if current is not None:
+    if current is not None and not damaged:
         kept_as = (f"; the previous current generation (seq {current.seq}) is kept as "
-                   f"{store._p(HISTORY, f'snapshot-{current.seq:020d}.json')}")
+                   f"{store._p(HISTORY, _history_name(current))} "
+                   f"(`{_prog()} rollback {store.path} --seq {current.seq}` undoes this)")
     print(f"{info.path}: rolled back to seq {info.seq} (schema {info.schema_version}) from {target}{kept_as}")
     return 0
 
@@ -484,10 +514,17 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"how long to wait for a busy writer's lock (default {DEFAULT_WAIT:g})")
     p.set_defaults(func=_cmd_rehash)
     p = command("rollback", "make kept generation N the current one",
-                "Make the kept generation with seq N the current one, durably; the current one is "
-                "kept in history/ (so a rollback can be undone with another rollback). Stop the "
-                "programs that write to DIR first: their next snapshot replaces the rolled-back one.")
+                "Make the kept generation with seq N the current one, durably: a new commit of its "
+                "state. The current one is kept in history/ under a name of its own (so a rollback "
+                "can be undone with another rollback, even after later saves); when several kept "
+                "generations have seq N, the latest commit is taken, or the one --file names. With "
+                "N the current seq and the current file damaged, it is repaired from a kept copy. "
+                "Stop the programs that write to DIR first: a program still holding the state "
+                "rolled away from gets SnapshotConflict at its next snapshot.")
     p.add_argument("--seq", type=_seq, required=True, metavar="N", help="the seq of the generation")
+    p.add_argument("--file", default=None, metavar="NAME",
+                   help="the history/ file to roll back to, when several kept generations have seq N "
+                        "(as `history` lists them)")
     p.add_argument("--keep", type=_keep, default=None, metavar="K",
                    help="generations to keep afterwards, the current one included (default: all "
                         "that are present, plus the one rolled away from; nothing is pruned)")

@@ -26,6 +26,7 @@ __all__ = [
     "MigrationError",
     "SeqRegression",
     "SnapError",
+    "SnapshotConflict",
     "SnapshotNotFound",
     "StoreLocked",
 ]
@@ -82,6 +83,25 @@ class SeqRegression(SnapError):
         super().__init__(message, path=path)
         self.stored = stored
         self.offered = offered
+
+
+class SnapshotConflict(SnapError):
+    """A writer whose view of the store is stale: nothing was written.
+
+    Raised when the store's current generation is not the one the writer
+    expected to replace (another object, store or process committed since it
+    restored or last wrote), or when a seq equal to the stored one comes with
+    a different state. ``expected`` and ``current`` hold the two generation
+    identities (``None``: no generation). To recover, reopen (restore the
+    current state and redo the change), or overwrite on purpose with
+    ``snapshot(force=True)``.
+    """
+
+    def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None,
+                 expected: str | None = None, current: str | None = None) -> None:
+        super().__init__(message, path=path)
+        self.expected = expected
+        self.current = current
 
 
 class InvalidSeq(SnapError, ValueError):

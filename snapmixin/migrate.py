@@ -101,6 +101,31 @@ def check_chain(migrations: Mapping[int, Migration], version: int, owner: str) -
             f"version {', '.join(map(str, missing))} (add @migration(from_version={missing[0]}))")
 
 
+def _copy_json(value: Any) -> Any:
+    """A deep copy of plain JSON values (dicts, lists, scalars) without recursion, so that
+    it copies as deep as the JSON library reads; anything else goes to ``copy.deepcopy``."""
+    if not isinstance(value, (dict, list)):
+        return copy.deepcopy(value)
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any]] = [(value, root, 0)]  # (source, destination container, key)
+    while stack:
+        src, dst, key = stack.pop()
+        if isinstance(src, dict):
+            new: Any = {}
+            for k, v in src.items():
+                new[k] = None
+                stack.append((v, new, k))
+        elif isinstance(src, list):
+            new = [None] * len(src)
+            stack.extend((v, new, i) for i, v in enumerate(src))
+        elif isinstance(src, (str, int, float, bool, type(None))):
+            new = src
+        else:
+            new = copy.deepcopy(src)
+        dst[key] = new
+    return root[0]
+
+
 def run(state: Any, found: int, current: int, migrations: Mapping[int, Migration], where: str) -> Any:
     """Upgrade ``state`` from version ``found`` to ``current``, step by step.
 
@@ -114,7 +139,7 @@ def run(state: Any, found: int, current: int, migrations: Mapping[int, Migration
             f"{where} was written by schema version {found}, newer than this code's version {current}: "
             "upgrade the program (or restore an older generation) rather than read it half-understood",
             path=where)
-    state = copy.deepcopy(state)
+    state = _copy_json(state)
     for k in range(found, current):
         step = migrations.get(k)
         if step is None:

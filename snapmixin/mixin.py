@@ -13,7 +13,7 @@
     game.snapshot()                   # durable when it returns
 
 The names the mixin adds to a class are ``open``, ``bind``, ``snapshot``,
-``asnapshot``, ``snapshot_seq``, ``snapshot_batch`` and ``mark_mutated`` (and
+``asnapshot``, ``snapshot_seq``, ``snapshot_unsaved``, ``snapshot_batch`` and ``mark_mutated`` (and
 the context-manager methods). Its private state lives in one slot,
 ``_snapmixin``, which is not a dataclass field, so it never reaches the JSON,
 ``repr`` or ``==``.
@@ -26,9 +26,11 @@ and ``mark_mutated()``. What does not: assignments while ``__init__`` (and
 (``x = []; obj.items = x; x.append(1)``: the object stores a tracked copy);
 slices and copies (plain values); anything inside other types (tuples,
 ``collections.deque``, subclasses of list/dict/set such as ``defaultdict``,
-numpy arrays...): call ``mark_mutated()``. A nested Snapshottable object
-belongs to one tree: stored into a second tree while still in the first, it
-is copied (as a list would be); removed from its tree, it is free again.
+numpy arrays...): call ``mark_mutated()``. A nested Snapshottable object (or
+a tracked container) moved inside its tree keeps its identity and stays
+tracked until no place in the tree holds it any more; it belongs to one tree:
+stored into a second tree while still in the first, it is copied (as a plain
+list would be); removed from its tree, it is free again.
 
 Not thread-safe: mutate an object from one thread at a time (or under your
 own lock). ``asnapshot`` captures the state in the calling thread, at the
@@ -44,6 +46,7 @@ import dataclasses
 import logging
 import math
 import os
+import threading
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterator
@@ -53,8 +56,8 @@ from typing import Any, ClassVar, TypeVar
 from . import migrate as _migrate
 from . import tracking
 from .errors import SnapError, SnapshotNotFound
-from .store import SnapStore
-from .tracking import NEVER, SCALARS, Root, detach, track
+from .store import ANY, SnapshotInfo, SnapStore
+from .tracking import NEVER, SCALARS, Root, track, untrack
 
 __all__ = ["Snapshottable"]
 
@@ -96,6 +99,8 @@ class _State(Root):
 
     __slots__ = (
         "alock",
+        "base",
+        "base_damaged",
         "calls",
         "count_due",
         "d",
@@ -105,20 +110,26 @@ class _State(Root):
         "fast",
         "held",
         "inflight",
+        "landed",
         "last_time",
         "n",
         "obj",
+        "refs",
         "root",
         "save_requested",
         "saved_seq",
         "seconds",
         "store",
+        "wlock",
     )
 
     def __init__(self, obj: Snapshottable) -> None:
         super().__init__()
         self.obj = obj  # a cycle (object <-> state) that the garbage collector handles
         self.root: _State = self
+        # Places that hold the object in a tree (list slots, dict values, attributes of objects
+        # in it): 0 while it is the root of its own tree (see tracking's "Places").
+        self.refs = 0
         # Attributes holding a non-scalar value (a tracked container, a nested object...): an
         # assignment of a scalar to one of these must detach what it replaces. Scalar
         # assignments to other names skip that look-up.
@@ -128,6 +139,15 @@ class _State(Root):
         self.d: dict[str, Any] | None = getattr(obj, "__dict__", None)
         self.fast: set[str] = set()
         self.store: SnapStore | None = None
+        # The generation this object restored or last wrote: its next commit must replace that
+        # one (store.create's expect=), or another writer's commit would be overwritten. ANY: no
+        # precondition. `base_damaged`: `base` is a damaged file, replaced after open(fallback=True).
+        self.base: Any = ANY
+        self.base_damaged = False
+        self.landed = 0  # the highest seq a write of this object committed (set in worker threads)
+        # One write of this object at a time, in any thread: a sync snapshot waits for an
+        # asnapshot() whose worker thread still runs (even one whose awaiting task was cancelled).
+        self.wlock = threading.Lock()
         self.saved_seq = 0
         self.last_time = time.monotonic()
         self.calls: dict[object, int] = {}
@@ -189,19 +209,21 @@ class _State(Root):
             # (or at the next mutation, whichever comes first).
             self.deferred = True
             self.due = self.seq + 1
-        elif self.failed or self.save_requested or self.policy_due():
-            self.save(self.seq)
         else:
-            self.refresh_due()
+            self.sync()
+            if self.failed or self.save_requested or self.policy_due():
+                self.save(self.seq)
+            else:
+                self.refresh_due()
 
-    def save(self, seq: int) -> int:
+    def save(self, seq: int, *, force: bool = False) -> int:
         obj: Snapshottable = self.obj
         store = self.store
         if store is None:
             raise SnapError(f"{type(obj).__qualname__} object is not bound to a store: "
                             "use open(path) or bind(path) first")
         try:
-            store._commit(store.encode(obj), seq, schema_version=_version(type(obj)))
+            self.write(store, store.encode(obj), seq, force=force)
         except BaseException:
             self.failed = True  # the next mutation (or snapshot()) tries again
             self.refresh_due()
@@ -209,7 +231,39 @@ class _State(Root):
         self.mark_saved(seq)
         return seq
 
-    async def asave(self, store: SnapStore, data: bytes, seq: int) -> int:
+    def write(self, store: SnapStore, data: bytes, seq: int, *, force: bool = False) -> SnapshotInfo:
+        """Commit encoded ``data`` if the store still holds :attr:`base` (any thread).
+
+        The outcome is recorded under the store's lock, the moment it commits, so
+        a write whose awaiting task was cancelled still tells the object."""
+        with self.wlock:
+            return store._commit(data, seq, schema_version=_version(type(self.obj)),
+                                 expect=self.base, force=force,
+                                 replace_damaged=self.base_damaged, on_commit=self.landed_at)
+
+    def landed_at(self, info: SnapshotInfo) -> None:
+        # Called in the writing thread: plain attribute stores only (the GIL makes each atomic).
+        self.base = info.generation
+        self.base_damaged = False
+        if info.seq > self.landed:
+            self.landed = info.seq
+
+    def sync(self) -> None:
+        """Take in what writes finished in worker threads since (a cancelled asnapshot())."""
+        if self.landed > self.saved_seq and not self.inflight:
+            self.mark_saved(self.landed)
+
+    def unsaved(self) -> bool:
+        """Whether a mutation (or a failed write) is not in a snapshot yet."""
+        self.sync()
+        return self.failed or self.pending > self.saved_seq
+
+    def written(self) -> bool:
+        """Whether :meth:`Snapshottable.snapshot` has nothing to write: nothing unsaved, and the
+        store holds a generation (an object opened on an empty store is not in it yet)."""
+        return self.base is not None and not self.unsaved()
+
+    async def asave(self, store: SnapStore, data: bytes, seq: int, *, force: bool = False) -> int:
         """The I/O half of ``asnapshot``: commit already-encoded ``data`` in a worker thread.
 
         Writes of one tree run one after the other, in the order they were asked for.
@@ -220,8 +274,7 @@ class _State(Root):
             if self.alock is None or self.alock[0] is not loop:
                 self.alock = (loop, asyncio.Lock())
             async with self.alock[1]:
-                await asyncio.to_thread(store._commit, data, seq,
-                                        schema_version=_version(type(self.obj)))
+                await asyncio.to_thread(self.write, store, data, seq, force=force)
         except BaseException:
             self.inflight -= 1
             self.failed = True  # the next mutation (or snapshot()) tries again
@@ -252,6 +305,10 @@ class _State(Root):
         self.saved_seq = max(self.saved_seq, seq)
         self.last_time = time.monotonic()
         self.refresh_due()
+
+
+async def _value(seq: int) -> int:
+    return seq
 
 
 def _version(cls: type) -> int:
@@ -316,66 +373,55 @@ def _direct(cls: type, name: str) -> bool:
     return found
 
 
+def _new_state(obj: Any, root: Root | None) -> tuple[_State, Any]:
+    """Give ``obj`` a fresh state reporting to ``root`` (None: to itself), fields not looked at.
+
+    Returns the state and the placeholder counter its fields reported to while
+    its ``__init__`` ran (None when it had none).
+    """
+    previous = _slot(obj)
+    st = _State(obj)
+    if root is not None:
+        st.root = root  # type: ignore[assignment]
+    object.__setattr__(obj, _SLOT, st)
+    return st, (previous if type(previous) is _Init else None)
+
+
 def _adopt(obj: Snapshottable, root: Root | None) -> _State:
     """Give ``obj`` a state and turn its containers into tracked ones (no mutation counted)."""
-    st = _State(obj)
-    object.__setattr__(obj, _SLOT, st)
-    _relink(obj, st, root)
+    st, previous = _new_state(obj, root)
+    tracking.adopt_fields(obj, st, previous)
     return st
 
 
-def _relink(obj: Snapshottable, st: _State, root: Root | None) -> None:
-    """Report ``obj``'s mutations to ``root`` (None: to itself), down its whole subtree."""
-    target = st if root is None else root
-    st.root = target  # type: ignore[assignment]
-    for name in _field_names(obj):
-        value = getattr(obj, name, _MISSING)
-        if value is _MISSING or type(value) in SCALARS:
-            if value is not _MISSING and st.d is not None and name in st.d and _direct(type(obj), name):
-                st.fast.add(name)
-            continue
+def _note(obj: Any, st: _State, name: str, value: Any) -> None:
+    """Bookkeeping of the fast path, for a field just linked into the tree."""
+    if type(value) in SCALARS:
+        if st.d is not None and name in st.d and _direct(type(obj), name):
+            st.fast.add(name)
+    else:
         st.held.add(name)
         st.fast.discard(name)
-        if isinstance(value, (tracking.TrackedList, tracking.TrackedDict, tracking.TrackedSet)):
-            tracking.link(value, target)
-        elif isinstance(value, Snapshottable):
-            _attach(value, target)  # already stored here (during __init__, say): move, never copy
-        else:
-            new = track(value, target)
-            if new is not value:
-                object.__setattr__(obj, name, new)
 
 
-def _attach(obj: Any, root: Root | None) -> None:
+def _state_or_none(obj: Any) -> _State | None:
     st = _slot(obj)
-    if type(st) is not _State:
-        _adopt(obj, root)
-    else:
-        _relink(obj, st, root)
-
-
-def _store(obj: Any, root: Root | None) -> Any:
-    """What to store for a Snapshottable ``obj`` put into the tree of ``root``.
-
-    A free object (its own root: new, restored, or removed from a tree) is
-    attached as is. One that still belongs to another tree is copied, like a
-    list or dict would be: attaching it would silently take it away from the
-    tree it is in (``dataclasses.replace(game)`` would steal ``game``'s units).
-    """
-    st = _slot(obj)
-    if type(st) is _State and st.root is not st and st.root is not root:
-        obj = copy.deepcopy(obj)
-    _attach(obj, root)
-    return obj
+    return st if type(st) is _State else None
 
 
 def _is_snapshottable(value: Any) -> bool:
     return isinstance(value, Snapshottable)
 
 
-tracking.attach_object = _attach
-tracking.store_object = _store
-tracking.is_tracked_object = _is_snapshottable
+tracking.hooks.is_object = _is_snapshottable
+tracking.hooks.state = _state_or_none
+tracking.hooks.adopt = _new_state
+tracking.hooks.fields = _field_names
+tracking.hooks.note = _note
+# An object that belongs to another tree is stored as a copy, as a list would be: taking it
+# would silently remove it from the tree it is in (`dataclasses.replace(game)` would steal
+# `game`'s units).
+tracking.hooks.copy = copy.deepcopy
 
 
 def _as_store(where: SnapStore | str | os.PathLike[str]) -> SnapStore:
@@ -389,8 +435,12 @@ def _as_store(where: SnapStore | str | os.PathLike[str]) -> SnapStore:
 _PREPARED: weakref.WeakSet[type] = weakref.WeakSet()
 
 
-def _prepare(cls: type) -> None:
-    """Checks and set-up done once per class, at its first instance."""
+def _prepare(cls: type, *, check_codec: bool = True) -> None:
+    """Checks and set-up done once per class, at its first instance.
+
+    ``check_codec=False`` when the class is opened with a store that has a codec of its own:
+    the default adapters' up-front refusal does not apply to that codec's types.
+    """
     params = getattr(cls, "__dataclass_params__", None)
     if params is not None and params.frozen:
         raise TypeError(f"{cls.__qualname__} is a frozen dataclass: a Snapshottable must be mutable "
@@ -408,7 +458,8 @@ def _prepare(cls: type) -> None:
             "use @attrs.define(on_setattr=attrs.setters.NO_OP)")
     from . import codec as _codec
 
-    _codec.codec_for(cls)  # refuse, with a helpful message, a type no codec can save
+    if check_codec:
+        _codec.codec_for(cls)  # refuse, with a helpful message, a type no codec can save
     init = cls.__init__  # type: ignore[misc]
 
     def __init__(self: Snapshottable, *args: Any, **kwargs: Any) -> None:
@@ -421,12 +472,10 @@ def _prepare(cls: type) -> None:
             init(self, *args, **kwargs)
         finally:
             st.depth -= 1
-        if st.depth == 0:
-            early = _slot(self)
-            new = _adopt(self, None)  # a fresh count: nothing done in __init__ counts
-            if type(early) is _State and early.root is not early:
-                # __init__ put the object into a tree (`parent.kids.append(self)`): stay there.
-                _relink(self, new, early.root)
+        if st.depth == 0 and type(_slot(self)) is _Init:
+            # A fresh count: nothing done in __init__ counts. (An object that __init__ put
+            # into a tree, `parent.kids.append(self)`, has its state there already.)
+            _adopt(self, None)
 
     __init__.__wrapped__ = init  # type: ignore[attr-defined]
     __init__.__snapmixin_init__ = True  # type: ignore[attr-defined]
@@ -478,24 +527,27 @@ class Snapshottable:
         if type(value) in SCALARS:
             if name in st.fast:
                 st.d[name] = value  # type: ignore[index]  # `fast` is empty when `d` is None
-            elif name in st.held:  # replaces a container or an object: detach it
+            elif name in st.held:  # replaces a container or an object: it loses this place
                 old = getattr(self, name, _MISSING)
                 _setattr(self, name, value)
                 st.held.discard(name)
-                detach(old)
+                untrack(old)
             else:
                 _setattr(self, name, value)
                 if st.d is not None and _direct(type(self), name):
                     st.fast.add(name)
         else:
+            # `held`: the instance itself holds `old` (getattr may find a class-level default,
+            # which must still be written: every field is in the instance, always).
             old = getattr(self, name, _MISSING)
-            if old is value:
+            if old is value and name in st.held:
                 return  # `obj.tags |= {...}`: the in-place operator counted already
-            if old is not _MISSING:
-                detach(old)  # first: `obj.kids = list(obj.kids)` re-attaches the objects it holds
-            value = track(value, st.root)
+            value = track(value, st.root)  # the new place first: `obj.kids = list(obj.kids)`
             _setattr(self, name, value)
-            st.held.add(name)
+            if name in st.held:
+                untrack(old)
+            else:
+                st.held.add(name)
             st.fast.discard(name)
         r = st.root
         r.seq += 1
@@ -506,8 +558,10 @@ class Snapshottable:
         old = getattr(self, name, _MISSING)
         object.__delattr__(self, name)
         st = _state(self)
-        st.held.discard(name)
-        detach(old)
+        if name in st.held:
+            st.held.discard(name)
+            untrack(old)
+        st.fast.discard(name)
         st.root.mutated()
 
     # -- pickle and copy: fields only, never the store binding ---------------
@@ -531,22 +585,41 @@ class Snapshottable:
     # -- public API --------------------------------------------------------
     @classmethod
     def open(cls: type[S], where: SnapStore | str | os.PathLike[str],
-             default: Callable[[], S] | None = None) -> S:
+             default: Callable[[], S] | None = None, *, fallback: bool = False) -> S:
         """Restore the latest snapshot from ``where`` (a directory or a SnapStore), bound to it.
 
-        When there is no snapshot yet, ``default()`` (or ``cls()``) is returned,
-        bound. Damage raises ``CorruptSnapshot``; a state that does not fit
-        the class raises ``DecodeError``.
+        ``~`` in a path is expanded. When there is no snapshot yet, ``default()``
+        (or ``cls()``) is returned, bound. Damage raises ``CorruptSnapshot``; with
+        ``fallback=True`` the newest intact generation is restored instead (a
+        warning in the ``snapmixin`` log), and the next snapshot replaces the
+        damaged one, which is kept as ``history/damaged-<time>.json``. A state
+        that does not fit the class raises ``DecodeError``.
+
+        The object's snapshots commit only while the store still holds the
+        generation it restored (or, later, the one it last wrote): if another
+        writer committed in between, ``snapshot()`` raises ``SnapshotConflict``.
         """
         store = _as_store(where)
         if cls not in _PREPARED:
-            _prepare(cls)
+            _prepare(cls, check_codec=store.codec is None)
+        base: Any = None
+        damaged = False
         try:
             obj: S
-            obj, seq = store._restore(cls, fallback=False, schema_version=_version(cls),
-                                      migrations=cls.__snapmixin_migrations__)
-        except SnapshotNotFound:
-            obj = default() if default is not None else cls()
+            r = store._restore_gen(cls, fallback=fallback, schema_version=_version(cls),
+                                   migrations=cls.__snapmixin_migrations__)
+            obj, seq, base, damaged = r.state, r.info.seq, r.base, r.fell_back
+        except SnapshotNotFound as e:
+            if default is not None:
+                obj = default()
+            else:
+                try:
+                    obj = cls()
+                except TypeError as err:
+                    raise TypeError(f"{e} and {cls.__qualname__}() cannot be built without arguments "
+                                    f"({err}): pass default= to open(), e.g. "
+                                    f"{cls.__qualname__}.open(path, default=lambda: {cls.__qualname__}(...))"
+                                    ) from err
             if not isinstance(obj, cls):
                 raise TypeError(f"default() returned {type(obj).__qualname__}, not {cls.__qualname__}"
                                 ) from None
@@ -554,6 +627,7 @@ class Snapshottable:
         st = _state(obj)
         st.seq = st.saved_seq = seq
         st.store = store
+        st.base, st.base_damaged = base, damaged
         st.last_time = time.monotonic()
         st.refresh_due()
         return obj
@@ -569,38 +643,68 @@ class Snapshottable:
             owner = type(st.root.obj).__qualname__ if isinstance(st.root, _State) else "another object"
             raise TypeError(f"this {type(self).__qualname__} object is nested in a {owner} object and is "
                             "saved with it: bind that one instead (or remove this one from it first)")
-        st.store = _as_store(where)
+        store = _as_store(where)
+        try:  # the generation this object will replace: whatever the store holds now
+            base: Any = store._current_generation()[1]
+        except (OSError, SnapError):
+            base = ANY  # unreadable now: the first write reports what is wrong
+        st.store = store
+        st.base, st.base_damaged = base, False
         st.last_time = time.monotonic()
         st.refresh_due()
         return self
 
-    def snapshot(self) -> int:
-        """Write a durable snapshot now; return the seq written."""
-        root = _state(self).root
-        return root.save(root.pending)
+    def snapshot(self, *, force: bool = False) -> int:
+        """Write a durable snapshot now; return its seq.
 
-    def asnapshot(self) -> Coroutine[Any, Any, int]:
+        Nothing is written when nothing is unsaved (no mutation since the object
+        was restored or last saved); an object opened on an empty store is
+        written, so that the store holds it.
+
+        Raises ``SnapshotConflict`` (nothing written; the object keeps its changes
+        and its unsaved count) when another writer committed to the store since
+        this object restored or last wrote. ``force=True`` overwrites whatever the
+        store holds, with no staleness or seq check; the generation it replaces is
+        kept in ``history/`` (even with ``keep=1``, until a later commit prunes it).
+        """
+        root = _state(self).root
+        seq = root.capture()  # inside a batch: what follows counts as a new mutation
+        if root.store is not None and not force and root.written():
+            return seq
+        return root.save(seq, force=force)
+
+    def asnapshot(self, *, force: bool = False) -> Coroutine[Any, Any, int]:
         """:meth:`snapshot` for asyncio: ``await obj.asnapshot()``; returns the seq written.
 
         The state is captured (encoded) by this call itself, before it returns the
         awaitable, so mutations made afterwards, while the write is in flight or
         before the task even starts, are not in the file, not even half. Only the
         file I/O runs in a worker thread. An unbound object or a state that
-        cannot be encoded raises here, at the call.
+        cannot be encoded raises here, at the call. A write whose awaiting task is
+        cancelled goes on in its thread; the object learns its outcome when it lands.
         """
         root = _state(self).root
         store = root.store
         if store is None:
             root.save(root.pending)  # raises the not-bound error
             raise AssertionError("unreachable")  # pragma: no cover
-        seq = root.pending
+        seq = root.capture()
+        if not force and root.written():
+            return _value(seq)
         data = store.encode(root.obj)
-        return root.asave(store, data, seq)
+        return root.asave(store, data, seq, force=force)
 
     @property
     def snapshot_seq(self) -> int:
         """Mutations counted so far, continuing from the restored snapshot's seq."""
         return _state(self).root.pending
+
+    @property
+    def snapshot_unsaved(self) -> int:
+        """Mutations counted but not yet in a snapshot (0 right after a snapshot or an open)."""
+        root = _state(self).root
+        root.sync()
+        return max(0, root.pending - root.saved_seq)
 
     @contextmanager
     def snapshot_batch(self) -> Iterator[None]:
@@ -627,5 +731,5 @@ class Snapshottable:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         root = _state(self).root
-        if exc_type is None and root.store is not None and root.pending > root.saved_seq:
+        if exc_type is None and root.store is not None and root.unsaved():
             self.snapshot()

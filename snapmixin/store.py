@@ -5,7 +5,9 @@ On-disk format, version 1::
     DIR/
       snapshot.json   the commit record (pretty JSON, "state" last)
       snapshot.seq    "42\\n": a copy of the seq for people and shell scripts
-      history/        with keep > 1: snapshot-<seq as 20 digits>.json, same envelope
+      history/        older generations: snapshot-<seq, 20 digits>-<commit time>.json, same
+                      envelope; names never reused, ordered by commit time (0.1.0's
+                      snapshot-<seq>.json names are read as the oldest)
       .lock           advisory lock, held only while a write runs
 
 Which layout a file has: a top-level object with ``"format": "snapmixin"`` is
@@ -28,8 +30,9 @@ top-level ``state`` key and hashing that span.
 Commit protocol of :meth:`SnapStore.create`:
 
 1. encode the state (nothing touches the disk before this succeeds);
-2. take the lock; remove temp files left by crashed writers; read the stored seq
-   and refuse a lower one;
+2. take the lock; remove temp files left by crashed writers; read the current
+   generation; refuse a stale writer (``expect=``), a lower seq, or the stored
+   seq with another state;
 3. with history: hard-link the current ``snapshot.json`` into ``history/``
    (it is already durable, so this is a new name, not a copy) and fsync ``history/``;
 4. write the envelope to a new temp file, fsync it, rename it over
@@ -55,9 +58,9 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
@@ -72,11 +75,12 @@ from .errors import (
     MigrationError,
     SeqRegression,
     SnapError,
+    SnapshotConflict,
     SnapshotNotFound,
     StoreLocked,
 )
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MAX_SIZE", "SEQ_MAX", "SnapStore", "SnapshotInfo"]
+__all__ = ["ANY", "FORMAT", "FORMAT_VERSION", "MAX_SIZE", "SEQ_MAX", "SnapStore", "SnapshotInfo"]
 
 log = logging.getLogger("snapmixin")
 
@@ -94,7 +98,15 @@ LOCK = ".lock"
 _HEAD_BYTES = 64 * 1024
 _STATE_KEY = b'\n  "state": '
 # re.ASCII: \d must not match other scripts' digits (int() reads a FULLWIDTH DIGIT ONE as 1)
+#: History names of snapmixin 0.1.0 (by seq only; reused when a seq came back): read, listed and
+#: pruned as the oldest generations, never written any more.
 _HISTORY_RE = re.compile(r"^snapshot-(\d{20})\.json$", re.ASCII)
+#: History names now: seq, then the generation's commit time (UTC, microseconds). Commit times of
+#: one directory only go up (a commit is stamped later than the generation it replaces), so a name
+#: is never reused and the stamp orders history by commit, whatever the seqs did (a rollback).
+_HISTORY2_RE = re.compile(r"^snapshot-(\d{20})-(\d{8}T\d{12}Z)\.json$", re.ASCII)
+#: A damaged ``snapshot.json`` replaced on purpose (after ``open(fallback=True)``) is kept here.
+_DAMAGED_PREFIX = "damaged-"
 _MINISNAP13_RE = re.compile(r"^snapshot_(\d{1,20})\.json$", re.ASCII)
 #: The keys of our envelope. How a top-level JSON object is told apart (see the module doc):
 #: ``"format": "snapmixin"`` makes it ours; without that, ``_DAMAGED_ENVELOPE_KEYS`` or more of
@@ -122,6 +134,67 @@ class SnapshotInfo:
     checksum: str | None = None
     #: ``"snapmixin-1"``, or ``"minisnap-0.1.1"`` / ``"minisnap-0.1.3"`` for the seed's layouts.
     layout: str = "snapmixin-1"
+    #: The generation's identity: an opaque token, equal for two infos exactly when they describe
+    #: the same commit (the ``expect=`` of :meth:`SnapStore.create`). Format version 1 files do not
+    #: store one: it is derived from their header (seq, created_at, checksum). A header that
+    #: carries its own (a later format version) or a backend's ETag is passed in as is.
+    generation: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.generation is None:
+            object.__setattr__(self, "generation", _derive_generation(self))
+
+
+class _Any:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+#: ``expect=`` default: commit whatever generation the store holds (no precondition).
+ANY: Any = _Any()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _derive_generation(info: SnapshotInfo) -> str:
+    """The identity of a generation whose file does not name one (format version 1, minisnap):
+    seq, commit time in microseconds and checksum. Cheap: every header read makes one."""
+    if info.checksum is not None and info.created_at is not None:
+        when = info.created_at if info.created_at.tzinfo else info.created_at.replace(tzinfo=timezone.utc)
+        return f"{info.seq:x}-{(when - _EPOCH) // _MICROSECOND:x}-{info.checksum[7:39]}"
+    # the seed's layouts hold only a seq and a state: the best identity is seq and size
+    return f"{info.layout}-{info.seq:x}-{info.size:x}"
+
+
+def _damaged_generation(st: os.stat_result) -> str:
+    """The identity of a current ``snapshot.json`` that cannot be read: the file itself."""
+    return f"damaged-{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
+
+
+def _stamp(dt: datetime) -> str:
+    """``created_at`` in a history name: fixed width, so names sort by commit time."""
+    u = dt.astimezone(timezone.utc)
+    return (f"{u.year:04d}{u.month:02d}{u.day:02d}T{u.hour:02d}{u.minute:02d}{u.second:02d}"
+            f"{u.microsecond:06d}Z")
+
+
+def _history_name(info: SnapshotInfo) -> str:
+    """The name under ``history/`` of the generation ``info`` (unique: seq and commit time)."""
+    if info.created_at is None:  # a minisnap 0.1.1 bare state: no commit time to name it by
+        return f"snapshot-{info.seq:020d}.json"
+    return f"snapshot-{info.seq:020d}-{_stamp(info.created_at)}.json"
+
+
+@dataclass
+class _Restored:
+    state: Any
+    info: SnapshotInfo
+    base: str | None  # the current generation's identity when it was read
+    fell_back: bool  # the current one was damaged; ``base`` names it
 
 
 @dataclass
@@ -136,6 +209,16 @@ def _check_seq(seq: object) -> int:
     if not 0 <= seq <= SEQ_MAX:
         raise InvalidSeq(f"seq must be between 0 and 2**63 - 1, not {seq}")
     return seq
+
+
+def _check_expect(expect: Any) -> Any:
+    if expect is ANY or expect is None or isinstance(expect, str):
+        return expect
+    raise TypeError(f"expect must be a generation identity (str) or None, not {type(expect).__name__}")
+
+
+def _token_or_none(expect: Any) -> str | None:
+    return expect if isinstance(expect, str) else None
 
 
 def _checksum(state: bytes | memoryview) -> str:
@@ -234,7 +317,7 @@ class SnapStore:
             raise ValueError(f"max_size must be a number of bytes >= 1 or None, not {max_size!r}")
         self.max_size = max_size
         self._parent_synced = False
-        self.path = Path(path)
+        self.path = Path(path).expanduser()
         self.keep = keep
         self.codec = codec
         self.lock_timeout = lock_timeout
@@ -280,7 +363,7 @@ class SnapStore:
         except _codec.EncodeFailure as e:
             raise EncodeError(f"{self._p(SNAPSHOT)}: {e.message}; the previous snapshot is untouched",
                               path=self._p(SNAPSHOT), json_path=e.json_path) from e
-        except RecursionError as e:
+        except RecursionError as e:  # a user's codec (the codec's own adapters name the depth)
             raise EncodeError(f"{self._p(SNAPSHOT)}: cannot encode the state: nested too deeply "
                               f"(or a value refers to itself): {e}; the previous snapshot is untouched",
                               path=self._p(SNAPSHOT)) from e
@@ -289,29 +372,45 @@ class SnapStore:
                               "the previous snapshot is untouched", path=self._p(SNAPSHOT)) from e
 
     # ------------------------------------------------------------------ write
-    def create(self, state: Any, seq: int) -> SnapshotInfo:
+    def create(self, state: Any, seq: int, *, expect: str | None = ANY) -> SnapshotInfo:
         """Durably store ``(state, seq)``; return its :class:`SnapshotInfo`.
 
-        When this returns the snapshot survives a crash or power loss. Raises
-        ``SeqRegression`` for a seq lower than the stored one, ``EncodeError``
-        for a state JSON cannot hold, ``StoreLocked`` when another writer holds
-        the lock, ``SnapError`` (with the ``OSError`` as cause) when the file
-        system fails; in every case the previous snapshot is intact.
-        """
-        return self._commit(self.encode(state), _check_seq(seq),
-                            schema_version=self._version_for(type(state)))
+        When this returns the snapshot survives a crash or power loss.
 
-    async def acreate(self, state: Any, seq: int) -> SnapshotInfo:
+        ``expect`` is an optional precondition, checked under the lock: a
+        generation identity (``SnapshotInfo.generation``, as returned by
+        ``create()`` or ``latest()``) commits only if that generation is still
+        the current one; ``None`` commits only if the store holds no
+        generation. Omitted, any current generation is replaced (subject to
+        the seq rules). A mismatch raises ``SnapshotConflict``.
+
+        Seq rules: a seq lower than the stored one is ``SeqRegression``; the
+        stored seq again with a different state (or schema version) is
+        ``SnapshotConflict``; the stored seq again with the identical state
+        writes nothing and returns the current generation's info. Also raises
+        ``InvalidSeq`` for a seq outside 0..2**63-1, ``EncodeError`` for a
+        state JSON cannot hold, ``StoreLocked`` when another process holds the
+        lock, ``SnapError`` (with the ``OSError`` as cause) when the file
+        system fails; in every error case nothing was written and the previous
+        snapshot is intact.
+        """
+        _check_seq(seq)
+        return self._commit(self.encode(state), seq, schema_version=self._version_for(type(state)),
+                            expect=_check_expect(expect))
+
+    async def acreate(self, state: Any, seq: int, *, expect: str | None = ANY) -> SnapshotInfo:
         """:meth:`create` for asyncio: the state is encoded now, the I/O runs in a worker thread."""
+        _check_seq(seq)
         data = self.encode(state)
-        seq = _check_seq(seq)
+        expect = _check_expect(expect)
         # The place in this process's queue of writers is taken now, in the event loop, so
         # that writes gathered together commit in the order they were called.
         turn = SnapStore._Lock(self, "write a snapshot to")
         try:
             turn.reserve()
             return await asyncio.to_thread(_with_turn, turn, self._commit, data, seq,
-                                           schema_version=self._version_for(type(state)))
+                                           schema_version=self._version_for(type(state)),
+                                           expect=expect)
         finally:
             turn.abandon()  # cancelled before its thread started: give the place back
 
@@ -321,42 +420,95 @@ class SnapStore:
 
     def _commit(self, state_json: bytes, seq: int, *, created_at: datetime | None = None,
                 schema_version: int | None = None, archive: bool = True,
-                allow_regression: bool = False) -> SnapshotInfo:
+                allow_regression: bool = False, expect: Any = ANY, force: bool = False,
+                replace_damaged: bool = False,
+                on_commit: Callable[[SnapshotInfo], None] | None = None) -> SnapshotInfo:
         """Write an envelope for already-encoded state (the protocol in the module doc).
 
         ``archive=False`` replaces the current generation without keeping it in
         history (the CLI's ``rehash``); ``allow_regression`` lets a deliberate
-        rollback write a lower seq.
+        rollback write a lower seq. ``expect`` is :meth:`create`'s precondition.
+        ``force`` overwrites whatever is current (no precondition, no seq rule)
+        and keeps what it replaces in ``history/`` even with ``keep=1`` (pruned
+        by age from the next commit on). ``replace_damaged`` (with ``expect``
+        naming the damaged current generation, after a fallback restore) lets
+        the seq go below the damaged one's and keeps the damaged file as
+        ``history/damaged-<time>.json``. ``on_commit`` is called with the new
+        generation's info under the lock as soon as it is committed (also
+        when the commit was a no-op, and when only the directory fsync after the
+        rename failed), so a writer nobody awaits any more still records it.
         """
+        _check_seq(seq)
         version = schema_version if schema_version is not None else (self.schema_version or 1)
         when = created_at if created_at is not None else datetime.now(timezone.utc)
-        data, checksum, size = _envelope_parts(state_json, seq, version, when)
-        if self.max_size is not None and size > self.max_size:  # it could not be read back
-            raise EncodeError(f"{self._p(SNAPSHOT)}: the snapshot would be {size} bytes, more than this "
-                              f"store's max_size ({self.max_size}); the previous snapshot is untouched "
-                              "(SnapStore(max_size=...) raises the limit)", path=self._p(SNAPSHOT))
         fs = self.fs
         target = self._p(SNAPSHOT)
+        try:
+            data, checksum, size = _envelope_parts(state_json, seq, version, when)
+        except _codec.EncodeFailure as e:  # a state within a level or two of the nesting limit
+            raise EncodeError(f"{target}: {e.message}; the previous snapshot is untouched",
+                              path=target, json_path=e.json_path) from e
+        if self.max_size is not None and size > self.max_size:  # it could not be read back
+            raise EncodeError(f"{target}: the snapshot would be {size} bytes, more than this "
+                              f"store's max_size ({self.max_size}); the previous snapshot is untouched "
+                              "(SnapStore(max_size=...) raises the limit)", path=target)
         with self._locked("write a snapshot to"):
             try:
                 fsio.cleanup_temps(fs, self._dir)
-                current = self._current_head()
-                stored = current.seq if current is not None else self._stored_seq_fallback()
-                if stored is not None and seq < stored and not allow_regression:
+                current, token = self._current_generation()
+                if force:
+                    expect = ANY
+                if expect is not ANY and expect != token:
+                    raise self._conflict(expect, token, current, seq)
+                damaged = replace_damaged and expect is not ANY and token is not None
+                deliberate = force or allow_regression or damaged
+                if current is not None and not damaged:
+                    stored: int | None = current.seq
+                elif token is not None and not damaged:
+                    # snapshot.json damaged, or the seed's 0.1.3 layout: the highest seq known.
+                    # (No snapshot.json at all means no snapshot: history/ and snapshot.seq
+                    # left behind are no seq floor.)
+                    stored = self._stored_seq_fallback()
+                else:
+                    stored = None
+                if (current is not None and seq == current.seq and archive and not deliberate):
+                    if current.checksum == checksum and current.schema_version == version:
+                        if on_commit is not None:  # the same state again: nothing to write
+                            on_commit(current)
+                        return current
+                    raise SnapshotConflict(
+                        f"{target}: refusing seq {seq} with a different state: the store already "
+                        f"holds seq {seq} (generation {current.generation}, written "
+                        f"{_iso(current.created_at) if current.created_at else 'by minisnap'}), "
+                        "so another writer committed the same seq first; nothing was written. "
+                        "Reopen to continue from the stored state, or snapshot(force=True) to "
+                        "overwrite it", path=target, expected=_token_or_none(expect),
+                        current=token)
+                if stored is not None and seq < stored and not deliberate:
                     raise SeqRegression(
                         f"{target}: refusing seq {seq}, lower than the stored seq {stored} (another "
                         "writer got there first, or the state was restored from an older snapshot)",
                         path=target, stored=stored, offered=seq)
+                if (created_at is None and current is not None and current.created_at is not None
+                        and when <= current.created_at):
+                    # Commit times only go up in a directory (a clock stepped back, or two commits
+                    # within its resolution): history names and the commit order rely on it.
+                    when = current.created_at + timedelta(microseconds=1)
+                    data, checksum, size = _envelope_parts(state_json, seq, version, when)
                 # The first snapshot of another schema version keeps the previous generation
                 # (even with keep=1), so an upgrade (or a downgrade) can be undone by hand.
                 pin = (current is not None and current.layout == "snapmixin-1"
                        and current.schema_version != version)
                 archived = None
-                if current is not None and archive and current.seq != seq and (self.keep > 1 or pin):
+                if damaged:
+                    archived = self._keep_damaged(when)
+                elif current is not None and archive and (self.keep > 1 or pin or force):
                     self._archive(current)
-                    archived = self._p(HISTORY, f"snapshot-{current.seq:020d}.json")
+                    archived = self._p(HISTORY, _history_name(current))
                 elif current is not None and current.seq == seq:
                     self._drop_stale_archive(current)
+                info = SnapshotInfo(seq=seq, created_at=when, schema_version=version, path=Path(target),
+                                    size=size, checksum=checksum)
                 try:
                     fsio.atomic_write(fs, self._dir, SNAPSHOT, data)
                 except OSError as e:
@@ -364,6 +516,8 @@ class SnapStore:
                     mine = (seq, checksum, when)
                     if head is not None and (head.seq, head.checksum, head.created_at) == mine:
                         # The rename happened; only the directory fsync after it failed.
+                        if on_commit is not None:
+                            on_commit(info)
                         raise SnapError(
                             f"{target}: the snapshot (seq {seq}) was written but fsyncing {self._dir} "
                             f"failed: {e.strerror or e}; restore() returns it, but it may not survive "
@@ -376,13 +530,80 @@ class SnapStore:
                     raise
                 # Committed. What follows is housekeeping: a failure there must not
                 # make the caller believe the snapshot was not written.
-                self._housekeeping(seq, version)
+                if on_commit is not None:
+                    on_commit(info)
+                if force and current is not None and archived is not None:
+                    log.warning("%s: snapshot(force=True) replaced seq %d (generation %s); it is kept "
+                                "as %s", self._dir, current.seq, current.generation, archived)
+                self._housekeeping(seq, version, spare=archived if force else None)
             except SnapError:
                 raise
             except OSError as e:
                 raise self._os_error(e, f"cannot write the snapshot (seq {seq})") from e
-        return SnapshotInfo(seq=seq, created_at=when, schema_version=version, path=Path(target),
-                            size=size, checksum=checksum)
+        return info
+
+    def _current_generation(self) -> tuple[SnapshotInfo | None, str | None]:
+        """``snapshot.json``'s header (None when missing or damaged) and the current generation's
+        identity: its own, a damaged file's, the newest minisnap 0.1.3 file's, or None (no
+        snapshot). A read that fails with an I/O error raises it (see :meth:`_current_head`)."""
+        head = self._current_head()
+        if head is not None:
+            return head, head.generation
+        try:
+            return None, _damaged_generation(self.fs.lstat(self._p(SNAPSHOT)))
+        except FileNotFoundError:
+            pass
+        try:
+            names = self.fs.listdir(self._dir)
+        except FileNotFoundError:
+            return None, None
+        legacy = max(((int(m.group(1)), n) for n in names if (m := _MINISNAP13_RE.match(n))),
+                     default=None)
+        if legacy is None:
+            return None, None
+        p = self._p(legacy[1])
+        try:
+            return None, self._read(p, verify=False, head_only=True, seq_hint=legacy[0]).info.generation
+        except SnapError:
+            return None, _damaged_generation(self.fs.lstat(p))
+
+    def _conflict(self, expect: Any, token: str | None, current: SnapshotInfo | None,
+                  seq: int) -> SnapshotConflict:
+        target = self._p(SNAPSHOT)
+        if token is None:
+            now = "holds no snapshot"
+        elif current is None:
+            now = f"holds a snapshot this writer did not read (damaged or replaced: {token})"
+        else:
+            when = _iso(current.created_at) if current.created_at else "by minisnap"
+            now = f"holds seq {current.seq} (generation {token}, written {when})"
+        wanted = "no snapshot" if expect is None else f"generation {expect}"
+        return SnapshotConflict(
+            f"{target}: stale writer: the store {now}, but this writer expected {wanted}: another "
+            f"writer committed since this one restored or last wrote; nothing was written (seq {seq}). "
+            "Reopen to continue from the stored state (your unsaved changes are not in it), or "
+            "snapshot(force=True) to overwrite it (the replaced generation is kept in history/)",
+            path=target, expected=expect, current=token)
+
+    def _keep_damaged(self, when: datetime) -> str | None:
+        """Keep the damaged ``snapshot.json`` about to be replaced as ``history/damaged-<time>.json``
+        (a second name, not a copy; never pruned, never restored). Returns its path, or None."""
+        hist = self._p(HISTORY)
+        self.fs.makedirs(hist)
+        if not stat.S_ISDIR(self.fs.lstat(hist).st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, "history/ is not a directory (a symlink?)", hist)
+        dst = os.path.join(hist, f"{_DAMAGED_PREFIX}{_stamp(when)}.json")
+        try:
+            self.fs.link(self._p(SNAPSHOT), dst)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            log.warning("%s: could not keep the damaged %s as %s (%s); it is replaced", self._dir,
+                        SNAPSHOT, dst, e.strerror or e)
+            return None
+        self.fs.fsync_dir(hist)
+        log.warning("%s: the damaged %s is replaced; kept as %s", self._dir, SNAPSHOT, dst)
+        return dst
 
     def _write_seqfile(self, seq: int) -> None:
         """Update the derived ``snapshot.seq`` (not fsynced: ``restore()`` repairs it).
@@ -397,13 +618,13 @@ class SnapStore:
         except OSError:
             fsio.atomic_write(self.fs, self._dir, SEQFILE, data, durable=False)
 
-    def _housekeeping(self, seq: int, version: int) -> None:
+    def _housekeeping(self, seq: int, version: int, *, spare: str | None = None) -> None:
         try:
             self._write_seqfile(seq)
         except OSError as e:
             log.warning("%s: could not update %s (restore will repair it): %s", self._dir, SEQFILE, e)
         try:
-            self._prune(version)
+            self._prune(version, spare=spare)
         except OSError as e:
             log.warning("%s: could not prune %s/: %s", self._dir, HISTORY, e)
 
@@ -413,7 +634,9 @@ class SnapStore:
         if not stat.S_ISDIR(self.fs.lstat(hist).st_mode):  # never archive through a symlink
             raise NotADirectoryError(errno.ENOTDIR, "history/ is not a directory (a symlink?)", hist)
         fsio.cleanup_temps(self.fs, hist)  # left by a writer that died copying (no hard links)
-        name = f"snapshot-{current.seq:020d}.json"
+        # A name of its own (seq and commit time): the only file that can stand there already is
+        # this very generation, archived by a writer that died before committing.
+        name = _history_name(current)
         dst = os.path.join(hist, name)
         try:
             self.fs.unlink(dst)
@@ -438,7 +661,7 @@ class SnapStore:
         archiving it and committing. A create() of the same seq replaces ``current`` without
         archiving it, so that name would outlive it: a duplicate seq in history(), and a place
         that pruning counts, so a real older generation would be pruned in its stead."""
-        p = self._p(HISTORY, f"snapshot-{current.seq:020d}.json")
+        p = self._p(HISTORY, _history_name(current))
         try:
             info = self._read(p, verify=False, head_only=True).info
         except SnapError as e:
@@ -448,25 +671,37 @@ class SnapStore:
             self.fs.unlink(p)
 
     def _history_entries(self) -> list[tuple[int, str]]:
-        """``(seq, path)`` of the files in ``history/`` whose names parse, newest first."""
+        """``(seq, path)`` of the files in ``history/`` whose names parse, the latest commit first.
+
+        Names carry the commit time, so the order is the order of commits, not of seqs (after a
+        rollback a lower seq is the newer generation). snapmixin 0.1.0's names (seq only) come
+        last, as the oldest, by seq.
+        """
         try:
             if not stat.S_ISDIR(self.fs.lstat(self._p(HISTORY)).st_mode):
                 return []  # a symlink (perhaps out of the directory) or a file: not ours to read or prune
             names = self.fs.listdir(self._p(HISTORY))
         except (FileNotFoundError, NotADirectoryError):
             return []
-        out = []
+        stamped: list[tuple[str, int, str]] = []
+        old: list[tuple[int, str]] = []
         for name in names:
-            m = _HISTORY_RE.match(name)
+            m = _HISTORY2_RE.match(name)
             if m and int(m.group(1)) <= SEQ_MAX:  # 20 digits can say more than 2**63 - 1
-                out.append((int(m.group(1)), self._p(HISTORY, name)))
-        out.sort(reverse=True)
-        return out
+                stamped.append((m.group(2), int(m.group(1)), self._p(HISTORY, name)))
+                continue
+            m = _HISTORY_RE.match(name)
+            if m and int(m.group(1)) <= SEQ_MAX:
+                old.append((int(m.group(1)), self._p(HISTORY, name)))
+        stamped.sort(reverse=True)
+        old.sort(reverse=True)
+        return [(s, p) for _, s, p in stamped] + old
 
-    def _prune(self, version: int) -> None:
-        """Keep the newest ``keep - 1`` generations in history, and the last one of each other
-        schema version (so an upgrade can be undone by hand)."""
-        entries = self._history_entries()
+    def _prune(self, version: int, *, spare: str | None = None) -> None:
+        """Keep the ``keep - 1`` generations committed last in history, and the last one of each
+        other schema version (so an upgrade can be undone by hand). ``spare`` (what a forced
+        write just replaced) is kept this time whatever ``keep`` says."""
+        entries = [(s, p) for s, p in self._history_entries() if p != spare]
         keep_n = self.keep - 1
         if len(entries) <= keep_n:
             return
@@ -685,14 +920,31 @@ class SnapStore:
         return SNAPSHOT in names or any(_MINISNAP13_RE.match(n) for n in names)
 
     def latest(self) -> SnapshotInfo | None:
-        """The current generation's info (state not decoded, checksum not verified), or None."""
-        gens = self._candidates()
+        """The current generation's info (state not decoded, checksum not verified), or None.
+
+        None when there is no ``snapshot.json`` (nor a minisnap 0.1.3 file), even if
+        ``history/`` still holds older generations.
+        """
+        gens = self._live(self._candidates())
         for p, hint in gens[:1]:
             return self._read(p, verify=False, head_only=True, seq_hint=hint).info
         return None
 
+    def _live(self, candidates: list[tuple[str, int | None]]) -> list[tuple[str, int | None]]:
+        """``candidates`` if the directory holds a current generation, else [].
+
+        ``snapshot.json`` is the commit record: deleted (by hand: no writer ever leaves a
+        directory without it once it has one), the store holds no snapshot. What is left in
+        ``history/`` is listed by :meth:`history` and can be made current again with the CLI's
+        ``rollback``, but is neither restored nor a seq floor.
+        """
+        if candidates and (candidates[0][0] == self._p(SNAPSHOT)
+                           or any(_MINISNAP13_RE.match(os.path.basename(p)) for p, _ in candidates)):
+            return candidates
+        return []
+
     def history(self) -> list[SnapshotInfo]:
-        """The kept generations, newest first: the current one, then ``history/``.
+        """The kept generations, the latest commit first: the current one, then ``history/``.
 
         A generation that cannot be read is skipped (``verify`` in the CLI lists it).
         """
@@ -733,16 +985,26 @@ class SnapStore:
 
     def _restore(self, cls: Any, *, fallback: bool, schema_version: int | None = None,
                  migrations: Mapping[int, _migrate.Migration] | None = None) -> tuple[Any, int]:
+        r = self._restore_gen(cls, fallback=fallback, schema_version=schema_version,
+                              migrations=migrations)
+        return r.state, r.info.seq
+
+    def _restore_gen(self, cls: Any, *, fallback: bool, schema_version: int | None = None,
+                     migrations: Mapping[int, _migrate.Migration] | None = None) -> _Restored:
+        """:meth:`restore`, and what a writer continuing from it needs: the restored generation's
+        info, and ``base``, the identity of the current generation when it was read (the restored
+        one's, or with a fallback the damaged one's, which the writer replaces)."""
         if schema_version is None and self.schema_version is None and _class_version(cls) is not None:
             # A Snapshottable class carries its own schema version and migrations.
             schema_version = _class_version(cls)
             migrations = getattr(cls, "__snapmixin_migrations__", None)
         version = schema_version if schema_version is not None else self.schema_version
         steps = migrations if migrations is not None else self.migrations
-        candidates = self._candidates()
+        candidates = self._live(self._candidates())
         if not candidates:
             raise SnapshotNotFound(self._not_found_message(), path=self._dir)
         first_error: CorruptSnapshot | None = None
+        base: str | None = None
         for i, (p, hint) in enumerate(candidates):
             try:
                 gen = self._read(p, verify=True, seq_hint=hint)
@@ -751,14 +1013,26 @@ class SnapStore:
             except CorruptSnapshot as e:
                 if not fallback:
                     raise
+                cause = e.__cause__
+                if isinstance(cause, OSError) and not isinstance(cause, fsio.NotRegularFile):
+                    # An I/O error is not damage: the file may be intact, and restoring an older
+                    # generation would let the next save destroy it.
+                    raise SnapError(f"{p}: cannot read: {cause.strerror or cause} (an I/O error, not "
+                                    "damage: not falling back to an older generation)",
+                                    path=p) from cause
                 log.warning("%s; trying an older generation", e)
-                first_error = first_error or e
+                if first_error is None:
+                    first_error = e
+                    try:
+                        base = self._current_generation()[1]
+                    except OSError as err:
+                        raise self._os_error(err, "cannot read the current snapshot") from err
                 continue
             if i > 0:
                 log.warning("%s: restored the older generation %s (seq %d)", self._dir, p, gen.info.seq)
-            if i == 0:
-                self._repair_seqfile(gen.info)
-            return state, gen.info.seq
+                return _Restored(state, gen.info, base, True)
+            self._repair_seqfile(gen.info)
+            return _Restored(state, gen.info, gen.info.generation, False)
         assert first_error is not None
         raise CorruptSnapshot(f"{first_error}; and no intact older generation was found",
                               path=first_error.path) from first_error
@@ -770,6 +1044,14 @@ class SnapStore:
             return f"{d} is a file, not a snapshot directory"
         if what is None:
             return f"no snapshot: the directory {d} does not exist"
+        try:
+            kept = [s for s, _ in self._history_entries()]
+        except OSError:
+            kept = []
+        if kept:
+            return (f"no snapshot in {d} (no {SNAPSHOT}; {HISTORY}/ still holds {len(kept)} older "
+                    f"generation(s): `python -m snapmixin rollback {d} --seq {kept[0]}` makes the "
+                    "latest one current)")
         return f"no snapshot in {d} (no {SNAPSHOT})"
 
     def _decode(self, gen: _Generation, cls: Any, version: int | None,
@@ -782,10 +1064,9 @@ class SnapStore:
                 value = _migrate.run(value, gen.info.schema_version, version, steps, where)
                 return _codec.convert(codec, value, cls)
             return codec.decode(gen.state, cls)
+        except _codec.Malformed as e:  # damage (fallback skips it), not a type mismatch
+            raise CorruptSnapshot(f"{where}: the state is damaged: {e.message}", path=where) from e
         except _codec.DecodeFailure as e:
-            if isinstance(e.__cause__, UnicodeDecodeError):  # damage, not a type mismatch
-                raise CorruptSnapshot(f"{where}: the state is not valid UTF-8 ({e.__cause__})",
-                                      path=where) from e
             raise DecodeError(f"{where}: {e.message}", path=where, json_path=e.json_path) from e
         except (MigrationError, SnapError):
             raise

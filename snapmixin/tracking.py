@@ -19,11 +19,14 @@ The hot path of every mutation is two attribute operations and a compare::
 
 Rules:
 
-- a container stored by assignment or insertion is converted (a copy): the
-  caller's original is not tracked (``x = []; obj.items = x; x.append(1)`` is
-  not counted); slices and copies of tracked containers are plain values;
-- a container replaced by assignment, or removed by ``del``/``pop``, is detached
-  and no longer counts (nested containers and objects below it too);
+- a plain list, dict or set stored by assignment or insertion is converted (a
+  copy): the caller's original is not tracked (``x = []; obj.items = x;
+  x.append(1)`` is not counted); slices and copies of tracked containers are
+  plain values;
+- a tracked container or nested object moved inside its own tree keeps its
+  identity and stays tracked: each counts its places (see "Places" below) and
+  leaves the tree, no longer counting, only when its last place is gone; one
+  that belongs to another tree is stored as a copy;
 - assigning an attribute the very object it already holds is not a mutation,
   so ``obj.tags |= {"x"}`` counts once.
 """
@@ -36,7 +39,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, SupportsIndex, TypeVar
 
-__all__ = ["NEVER", "Root", "TrackedDict", "TrackedList", "TrackedSet", "detach", "link", "track"]
+__all__ = [
+    "NEVER", "Root", "TrackedDict", "TrackedList", "TrackedSet", "adopt_fields", "hooks", "track", "untrack",
+]
 
 NEVER = 1 << 62  # a `due` no seq reaches
 K = TypeVar("K")
@@ -52,13 +57,14 @@ class Root:
     its automatic-snapshot check).
     """
 
-    __slots__ = ("__weakref__", "batch_depth", "batch_dirty", "due", "on_due", "seq")
+    __slots__ = ("__weakref__", "batch_captured", "batch_depth", "batch_dirty", "due", "on_due", "seq")
 
     def __init__(self, seq: int = 0) -> None:
         self.seq = seq
         self.due = NEVER
         self.batch_depth = 0
         self.batch_dirty = False
+        self.batch_captured = False  # a snapshot was taken inside the open batch
         self.on_due: Callable[[], None] | None = None
 
     def mutated(self) -> None:
@@ -83,12 +89,18 @@ class Root:
         self.due = self.seq + 1
 
     def end_batch(self, *, count: bool = False) -> bool:
-        """Close a batch; return True when the outermost one closed and counted a mutation."""
-        if count:
+        """Close a batch; return True when the outermost one closed and counted a mutation.
+
+        ``count``: the batch counts as a mutation even if nothing in it did
+        (one call of a method-form ``@snapshot_every``), unless a snapshot
+        taken inside it already holds everything it did.
+        """
+        if count and not self.batch_captured:
             self.batch_dirty = True
         self.batch_depth -= 1
         if self.batch_depth:
             return False
+        self.batch_captured = False
         counted = self.batch_dirty
         self.batch_dirty = False
         if counted:
@@ -100,10 +112,37 @@ class Root:
         """The seq a snapshot taken now carries (a batch's mutations count as one)."""
         return self.seq + (1 if self.batch_dirty else 0)
 
+    def capture(self) -> int:
+        """The seq of a snapshot being taken now (:attr:`pending`), made final.
+
+        Inside a batch, the mutations made so far become one counted mutation,
+        held by this snapshot; what the batch does after it counts as a new
+        one (so the batch's end, a policy or ``__exit__`` saves it).
+        """
+        if self.batch_dirty:
+            self.seq += 1
+            self.batch_dirty = False
+        if self.batch_depth:
+            self.batch_captured = True
+            self.due = self.seq + 1
+        return self.seq
+
 
 # ---------------------------------------------------------------------------
-# Conversion and linking
+# Places: storing, moving and removing containers and nested objects
 # ---------------------------------------------------------------------------
+#
+# A tracked container or nested Snapshottable object (a *node*) counts its
+# *places*: the list slots, dict values and attributes that hold it inside a
+# live parent (a Snapshottable object, or a container that is itself in a
+# tree). A container is in a tree exactly while it has a place (its ``_root``
+# is None otherwise); an object with no place is the root of its own tree.
+# Storing a node adds a place, removing one drops a place, and a node leaves
+# its tree only when its last place goes: a value moved inside its tree (a
+# swap, an insert then a delete, a pop then a store elsewhere) stays tracked,
+# whatever the order of the two steps. Every walk below is iterative (an
+# explicit stack), so nesting depth is limited by the codec, not by Python's
+# recursion limit.
 
 #: Values that need no look at all when stored (immutable leaves).
 SCALARS: frozenset[type] = frozenset({
@@ -111,77 +150,269 @@ SCALARS: frozenset[type] = frozenset({
     _dt.datetime, _dt.date, _dt.time, _dt.timedelta,
 })
 
-# Set by the mixin: how to attach / detach a nested Snapshottable object (``link``), and
-# what to store for one (``track``: the object itself, or a copy when it belongs to another tree).
-attach_object: Callable[[Any, Root | None], None] | None = None
-store_object: Callable[[Any, Root | None], Any] | None = None
+
+class ObjectHooks:
+    """How tracking sees nested ``Snapshottable`` objects (installed by the mixin).
+
+    ``state(obj)``: the object's state (``.root``, ``.refs``), or None when it
+    has none yet; ``adopt(obj, root)``: give it a state reporting to ``root``
+    and return ``(state, previous)``, ``previous`` being the counter its fields
+    reported to until now (a placeholder used while ``__init__`` runs), or
+    None; ``fields(obj)``: its field names; ``note(obj, state, name, value)``:
+    bookkeeping after a field is (re)linked; ``copy(obj)``: an independent
+    copy (for an object that belongs to another tree).
+    """
+
+    def __init__(self) -> None:
+        self.is_object: Callable[[Any], bool] = _never
+        self.state: Callable[[Any], Any] = _none
+        self.adopt: Callable[[Any, Root], tuple[Any, Any]] = _unset
+        self.fields: Callable[[Any], list[str]] = _unset
+        self.note: Callable[[Any, Any, str, Any], None] = _unset
+        self.copy: Callable[[Any], Any] = _unset
 
 
 def _never(value: Any) -> bool:
     return False
 
 
-is_tracked_object: Callable[[Any], bool] = _never
+def _none(value: Any) -> None:
+    return None
+
+
+def _unset(*args: Any) -> Any:  # pragma: no cover - the mixin installs the real hooks at import
+    raise RuntimeError("snapmixin.tracking: object hooks not installed")
+
+
+hooks = ObjectHooks()
+_MISSING = object()
 
 
 def track(value: Any, root: Root | None) -> Any:
-    """The value to store in a tree whose counter is ``root``.
+    """The value to store at a new place in the tree whose counter is ``root``.
 
-    Plain (and tracked) lists, dicts and sets become new tracked containers,
-    recursively; nested Snapshottable objects are attached to ``root`` (an
-    object that belongs to another tree is copied, as containers are: an
-    object reports to one root only); anything else is returned as is.
+    Plain lists, dicts and sets become new tracked containers (a copy, all the
+    way down); a tracked container or nested object already in this tree is
+    stored as is and gains a place; a free one (in no tree) joins this tree as
+    is; one that belongs to another tree is copied (a value reports to one
+    root only). Anything else is returned as is. ``root`` None (a place inside
+    a container that is itself in no tree) stores the value as is: it is
+    looked at when that container joins a tree.
     """
+    if root is None or type(value) in SCALARS:
+        return value
+    todo: list[tuple[Any, ...]] = []
+    new = _place(value, root, todo)
+    while todo:
+        _fill(todo.pop(), root, todo)
+    return new
+
+
+def _place(value: Any, root: Root, todo: list[tuple[Any, ...]]) -> Any:
+    """Add one place for ``value`` in ``root``'s tree; its children are left on ``todo``."""
     t = type(value)
     if t in SCALARS:
         return value
-    if t is list or t is TrackedList:
+    if t is TrackedList or t is TrackedDict or t is TrackedSet:
+        if value._refs:
+            if value._root is root:
+                value._refs += 1
+                return value
+            t = list if t is TrackedList else dict if t is TrackedDict else set  # another tree's: copy
+        else:
+            value._root = root  # free: joins this tree as is
+            value._refs = 1
+            if t is not TrackedSet:
+                todo.append((_REFILL, value))
+            return value
+    if t is list:
         new_list = TrackedList.__new__(TrackedList)
         new_list._root = root
-        list.extend(new_list, [track(v, root) for v in value])
+        new_list._refs = 1
+        if value:
+            todo.append((_FILL, new_list, list.copy(value)))
         return new_list
-    if t is dict or t is TrackedDict:
+    if t is dict:
         new_dict = TrackedDict.__new__(TrackedDict)
         new_dict._root = root
+        new_dict._refs = 1
         new_dict._deep = False
-        for k, v in value.items():
-            if type(v) not in SCALARS:
-                v = track(v, root)
-                new_dict._deep = True
-            dict.__setitem__(new_dict, k, v)
+        if value:
+            todo.append((_FILL, new_dict, dict.copy(value)))
         return new_dict
-    if t is set or t is TrackedSet:
+    if t is set:
         new_set = TrackedSet.__new__(TrackedSet)
         new_set._root = root
+        new_set._refs = 1
         set.update(new_set, value)
         return new_set
-    if is_tracked_object(value):
-        assert store_object is not None
-        return store_object(value, root)
+    if hooks.is_object(value):
+        st = hooks.state(value)
+        if st is None:  # never adopted (decoded, copied, or still in its __init__)
+            st, previous = hooks.adopt(value, root)
+            st.refs = 1
+            todo.append((_OBJECT, value, st, previous))
+            return value
+        if st.refs:
+            if st.root is root:
+                st.refs += 1
+                return value
+            value = hooks.copy(value)  # another tree's: copy (a free copy, placed below)
+            return _place(value, root, todo)
+        st.refs = 1  # free: joins this tree as is, with everything below it
+        own = st.root
+        st.root = root
+        _reroot(value, own, root, False)
+        return value
     return value
 
 
-def link(value: Any, root: Root | None) -> None:
-    """Point ``value`` and everything tracked below it at ``root``, in place."""
+_FILL, _REFILL, _OBJECT = 0, 1, 2
+
+
+def _fill(job: tuple[Any, ...], root: Root, todo: list[tuple[Any, ...]]) -> None:
+    kind, node = job[0], job[1]
+    if kind == _FILL:  # a new container: place each item of the source
+        if type(node) is TrackedList:
+            list.extend(node, [v if type(v) in SCALARS else _place(v, root, todo) for v in job[2]])
+        else:
+            deep = False
+            for k, v in job[2].items():
+                if type(v) not in SCALARS:
+                    v = _place(v, root, todo)
+                    deep = True
+                dict.__setitem__(node, k, v)
+            node._deep = deep
+    elif kind == _REFILL:  # a free container joining the tree as is: place what it holds
+        if type(node) is TrackedList:
+            for i, v in enumerate(list(node)):
+                if type(v) not in SCALARS:
+                    new = _place(v, root, todo)
+                    if new is not v:
+                        list.__setitem__(node, i, new)
+        else:
+            deep = False
+            for k, v in list(dict.items(node)):
+                if type(v) not in SCALARS:
+                    deep = True
+                    new = _place(v, root, todo)
+                    if new is not v:
+                        dict.__setitem__(node, k, new)
+            node._deep = deep
+    else:  # an object just given a state: its fields report to root
+        obj, st, previous = node, job[2], job[3]
+        note = hooks.note
+        for name in hooks.fields(obj):
+            v = getattr(obj, name, _MISSING)
+            if v is _MISSING:
+                continue
+            t = type(v)
+            if t not in SCALARS:
+                if (previous is not None and (t is TrackedList or t is TrackedDict or t is TrackedSet)
+                        and v._root is previous):
+                    v._root = root  # stored while __init__ ran: move it, never copy
+                    if v and t is not TrackedSet:
+                        _reroot(v, previous, root, False)
+                    note(obj, st, name, v)
+                    continue
+                if previous is not None and _root_of(v) is previous:
+                    _set_root(v, root)  # stored while __init__ ran: move it, never copy
+                    _reroot(v, previous, root, False)
+                else:
+                    new = _place(v, root, todo)
+                    if new is not v:
+                        object.__setattr__(obj, name, new)
+                        v = new
+            note(obj, st, name, v)
+
+
+def adopt_fields(obj: Any, st: Any, previous: Any) -> None:
+    """Link the fields of ``obj``, just given the state ``st``, into the tree of ``st.root``.
+
+    Plain containers become tracked ones, nested objects are placed (adopted
+    first when they have no state yet); what reported to ``previous`` (the
+    placeholder counter used while ``__init__`` ran) moves as is.
+    """
+    root = st.root
+    todo: list[tuple[Any, ...]] = [(_OBJECT, obj, st, previous)]
+    while todo:
+        _fill(todo.pop(), root, todo)
+
+
+def _root_of(value: Any) -> Any:
+    if isinstance(value, _TRACKED):
+        return value._root
+    if hooks.is_object(value):
+        st = hooks.state(value)
+        return None if st is None else st.root
+    return None
+
+
+def _set_root(value: Any, root: Any) -> None:
     if isinstance(value, _TRACKED):
         value._root = root
-        for v in (value.values() if isinstance(value, dict) else value):
-            if type(v) not in SCALARS:
-                link(v, root)
-    elif is_tracked_object(value):
-        assert attach_object is not None
-        attach_object(value, root)
+    else:
+        hooks.state(value).root = root
 
 
-def detach(value: Any) -> None:
-    """``value`` no longer belongs to the tree: its mutations stop counting there."""
-    if type(value) in SCALARS:
+def _children(node: Any) -> Iterable[Any]:
+    t = type(node)
+    if t is TrackedList:
+        return list(node)
+    if t is TrackedDict:
+        return list(dict.values(node)) if node._deep else ()
+    if t is TrackedSet:
+        return ()
+    return [getattr(node, name, None) for name in hooks.fields(node)]
+
+
+def _reroot(node: Any, old: Any, new: Any, exclusive: bool) -> None:
+    """Below ``node``: whatever reports to ``old`` reports to ``new`` from now on.
+
+    ``exclusive``: only nodes with one place (a node with more places is also
+    held elsewhere in the tree ``old`` names, and stays there).
+    """
+    stack = [node]
+    while stack:
+        for v in _children(stack.pop()):
+            if type(v) in SCALARS:
+                continue
+            if isinstance(v, _TRACKED):
+                if v._root is old and not (exclusive and v._refs > 1):
+                    v._root = new
+                    stack.append(v)
+            elif hooks.is_object(v):
+                st = hooks.state(v)
+                if st is not None and st.root is old and not (exclusive and st.refs > 1):
+                    st.root = new
+                    stack.append(v)
+
+
+def untrack(value: Any) -> None:
+    """Drop one place of ``value`` (removed from a live parent); a node with no place left
+    leaves the tree: a container stops counting (and drops the places of what it holds), an
+    object becomes the root of its own tree again."""
+    t = type(value)
+    if t in SCALARS:
         return
-    if isinstance(value, _TRACKED):
-        link(value, None)
-    elif is_tracked_object(value):
-        assert attach_object is not None
-        attach_object(value, None)
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is TrackedList or t is TrackedDict or t is TrackedSet:
+            if v._refs:
+                v._refs -= 1
+                if not v._refs:
+                    v._root = None
+                    stack.extend(w for w in _children(v) if type(w) not in SCALARS)
+        elif hooks.is_object(v):
+            st = hooks.state(v)
+            if st is not None and st.refs:
+                st.refs -= 1
+                if not st.refs:
+                    old = st.root
+                    st.root = st
+                    _reroot(v, old, st, True)
 
 
 def _count(root: Root | None) -> None:
@@ -199,12 +430,14 @@ def _count(root: Root | None) -> None:
 class TrackedList(list[T]):
     """A list that counts each mutating call on its root. Pickles and copies as a plain list."""
 
-    __slots__ = ("_root",)
+    __slots__ = ("_refs", "_root")
     _root: Root | None
+    _refs: int
 
     def __init__(self, iterable: Iterable[T] = (), /) -> None:
         list.__init__(self, iterable)
         self._root = None
+        self._refs = 0
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
         return (list, (list(self),))
@@ -212,31 +445,32 @@ class TrackedList(list[T]):
     def __setitem__(self, index: Any, value: Any) -> None:
         root = self._root
         if isinstance(index, slice):
-            # Detach what goes before tracking what comes: `lst[:] = sorted(lst)` puts
-            # back nested objects that a detach after the fact would cut off.
             old = list.__getitem__(self, index)
             if not isinstance(value, (list, tuple)):
                 value = list(value)
             if index.step not in (None, 1) and len(value) != len(old):
                 raise ValueError(f"attempt to assign sequence of size {len(value)} "
                                  f"to extended slice of size {len(old)}")
-            for v in old:
-                detach(v)
+            # The new places first, then the old ones go: `lst[:] = sorted(lst)` keeps everything.
             list.__setitem__(self, index, [track(v, root) for v in value])
+            if root is not None:
+                for v in old:
+                    untrack(v)
         else:
             old = list.__getitem__(self, index)
-            if old is not value:
-                detach(old)
             if type(value) not in SCALARS:
                 value = track(value, root)
             list.__setitem__(self, index, value)
+            if root is not None and type(old) not in SCALARS:
+                untrack(old)
         _count(root)
 
     def __delitem__(self, index: Any) -> None:
         old = list.__getitem__(self, index)
         list.__delitem__(self, index)
-        for v in (old if isinstance(index, slice) else (old,)):
-            detach(v)
+        if self._root is not None:
+            for v in (old if isinstance(index, slice) else (old,)):
+                untrack(v)
         _count(self._root)
 
     def __iadd__(self, values: Iterable[T]) -> TrackedList[T]:  # type: ignore[override,misc]
@@ -249,12 +483,13 @@ class TrackedList(list[T]):
         root = self._root
         items = list(self)
         list.__imul__(self, n)
-        if len(self) > len(items) and any(type(v) not in SCALARS for v in items):
-            # Repeated containers would alias each other: give each copy its own.
-            list.__setitem__(self, slice(len(items), None), [track(v, root) for v in self[len(items):]])
-        elif len(self) < len(items):
-            for v in items:
-                detach(v)
+        if root is not None:
+            if len(self) > len(items):
+                for v in self[len(items):]:
+                    track(v, root)  # each repeat is one more place of the same value
+            elif len(self) < len(items):
+                for v in items:
+                    untrack(v)
         _count(root)
         return self
 
@@ -280,7 +515,8 @@ class TrackedList(list[T]):
 
     def pop(self, index: SupportsIndex = -1, /) -> T:
         value = list.pop(self, index)
-        detach(value)
+        if self._root is not None:
+            untrack(value)
         _count(self._root)
         return value
 
@@ -288,14 +524,16 @@ class TrackedList(list[T]):
         i = list.index(self, value)
         old = list.__getitem__(self, i)
         list.__delitem__(self, i)
-        detach(old)
+        if self._root is not None:
+            untrack(old)
         _count(self._root)
 
     def clear(self) -> None:
         old = list(self)
         list.clear(self)
-        for v in old:
-            detach(v)
+        if self._root is not None:
+            for v in old:
+                untrack(v)
         _count(self._root)
 
     def sort(self, *, key: Any = None, reverse: bool = False) -> None:
@@ -311,16 +549,18 @@ class TrackedDict(dict[K, V]):
     """A dict that counts each mutating call on its root. Pickles and copies as a plain dict.
 
     ``_deep`` is False while the dict has only ever held scalars: then storing a
-    scalar need not look up the value it replaces (to detach it).
+    scalar need not look up the value it replaces (to drop its place).
     """
 
-    __slots__ = ("_deep", "_root")
+    __slots__ = ("_deep", "_refs", "_root")
     _root: Root | None
+    _refs: int
     _deep: bool
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         dict.__init__(self, *args, **kwargs)
         self._root = None
+        self._refs = 0
         self._deep = True
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
@@ -329,16 +569,18 @@ class TrackedDict(dict[K, V]):
     def __setitem__(self, key: K, value: V) -> None:
         root = self._root
         if type(value) not in SCALARS:
-            old = _dict_get(self, key, None)
-            if old is not None and old is not value:
-                detach(old)  # first: `d[k] = d[k]` re-attaches the objects it holds
+            # The new place first, then the old one goes: `d[k] = d[k]` keeps it.
             self._deep = True
-            _dict_set(self, key, track(value, root))
+            new = track(value, root)
+            old = _dict_get(self, key, None)
+            _dict_set(self, key, new)
+            if root is not None and type(old) not in SCALARS:
+                untrack(old)
         elif self._deep:
             old = _dict_get(self, key, None)
             _dict_set(self, key, value)
-            if old is not None and type(old) not in SCALARS:
-                detach(old)
+            if root is not None and type(old) not in SCALARS:
+                untrack(old)
         else:
             _dict_set(self, key, value)
         if root is not None:
@@ -349,7 +591,8 @@ class TrackedDict(dict[K, V]):
     def __delitem__(self, key: K) -> None:
         old = dict.__getitem__(self, key)
         dict.__delitem__(self, key)
-        detach(old)
+        if self._root is not None:
+            untrack(old)
         _count(self._root)
 
     def __ior__(self, other: Any) -> TrackedDict[K, V]:  # type: ignore[override,misc]
@@ -361,12 +604,13 @@ class TrackedDict(dict[K, V]):
         root = self._root
         items = dict(other, **kwargs)
         for k, v in items.items():
-            old = dict.get(self, k, None)
-            if old is not None and old is not v:
-                detach(old)
             if type(v) not in SCALARS:
                 self._deep = True
-            dict.__setitem__(self, k, track(v, root))
+            new = track(v, root)
+            old = dict.get(self, k, None)
+            dict.__setitem__(self, k, new)
+            if root is not None:
+                untrack(old)
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         self._merge(other, **kwargs)
@@ -374,23 +618,26 @@ class TrackedDict(dict[K, V]):
 
     def pop(self, key: K, *default: Any) -> Any:
         if default and key not in self:
-            return default[0]  # nothing removed: not a mutation, and the default stays attached
+            return default[0]  # nothing removed: not a mutation, and the default stays where it is
         value = dict.pop(self, key)
-        detach(value)
+        if self._root is not None:
+            untrack(value)
         _count(self._root)
         return value
 
     def popitem(self) -> tuple[K, V]:
         item = dict.popitem(self)
-        detach(item[1])
+        if self._root is not None:
+            untrack(item[1])
         _count(self._root)
         return item
 
     def clear(self) -> None:
         old = list(dict.values(self))
         dict.clear(self)
-        for v in old:
-            detach(v)
+        if self._root is not None:
+            for v in old:
+                untrack(v)
         _count(self._root)
 
     def setdefault(self, key: K, default: Any = None, /) -> Any:
@@ -411,12 +658,14 @@ class TrackedSet(set[T]):
     Set elements are hashable, hence immutable: nothing below them is tracked.
     """
 
-    __slots__ = ("_root",)
+    __slots__ = ("_refs", "_root")
     _root: Root | None
+    _refs: int
 
     def __init__(self, iterable: Iterable[T] = (), /) -> None:
         set.__init__(self, iterable)
         self._root = None
+        self._refs = 0
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
         return (set, (list(self),))

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 
 @pytest.fixture(autouse=True)
@@ -15,3 +16,8 @@ def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", os.fspath(tmp_path))
     yield
+
+
+# Long property-based runs: `pytest --hypothesis-profile=long` (tests/test_fidelity.py sizes itself
+# from the active profile; the default run stays short).
+settings.register_profile("long", max_examples=10_000, deadline=None)

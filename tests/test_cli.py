@@ -41,11 +41,21 @@ def make(root: Path, n: int = 3, keep: int = 3, schema_version: int | None = Non
 
 
 def hist(d: Path) -> list[str]:
-    return sorted(os.listdir(d / "history")) if (d / "history").exists() else []
+    """The history/ names without their commit time: ``hist_name(seq)`` each."""
+    names = sorted(os.listdir(d / "history")) if (d / "history").exists() else []
+    return [n[:29] if n.startswith("snapshot-") else n for n in names]
 
 
 def hist_name(seq: int) -> str:
-    return f"snapshot-{seq:020d}.json"
+    """The start of the history/ name of a generation of seq ``seq`` (its commit time follows)."""
+    return f"snapshot-{seq:020d}"
+
+
+def hist_path(d: Path, seq: int) -> Path:
+    """The one file of ``history/`` holding ``seq``."""
+    found = sorted((d / "history").glob(hist_name(seq) + "-*.json"))
+    assert len(found) == 1, found
+    return found[0]
 
 
 def hand_edit(path: Path, old: str = '"n": 3', new: str = '"n": 99') -> None:
@@ -171,14 +181,14 @@ def test_verify_good(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert code == 0, out + err
     lines = out.splitlines()
     assert lines[0] == f"ok   seq 3  schema 1  {d / 'snapshot.json'} (current)"
-    assert lines[1] == f"ok   seq 2  schema 1  {d / 'history' / hist_name(2)}"
-    assert lines[2] == f"ok   seq 1  schema 1  {d / 'history' / hist_name(1)}"
+    assert lines[1] == f"ok   seq 2  schema 1  {hist_path(d, 2)}"
+    assert lines[2] == f"ok   seq 1  schema 1  {hist_path(d, 1)}"
     assert lines[3] == "3 generations checked: 3 ok, 0 damaged"
 
 
 def test_verify_damaged_history_generation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = make(tmp_path)
-    bad = d / "history" / hist_name(2)
+    bad = hist_path(d, 2)
     hand_edit(bad, '"n": 2', '"n": 5')
     code, out, _ = run(capsys, "verify", str(d))
     assert code == 1
@@ -200,7 +210,8 @@ def test_verify_garbled_current(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_verify_history_file_renamed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = make(tmp_path)
-    os.rename(d / "history" / hist_name(1), d / "history" / hist_name(7))
+    one = hist_path(d, 1)
+    os.rename(one, one.with_name(one.name.replace(hist_name(1), hist_name(7))))
     code, out, _ = run(capsys, "verify", str(d))
     assert code == 1
     assert "the file name says seq 7 but the file holds seq 1" in out
@@ -221,14 +232,14 @@ def test_verify_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     for i in items:
         assert i["ok"] is True and i["error"] is None and i["checksum_ok"] is True
         assert {"schema_version", "created_at", "size", "path", "layout"} <= i.keys()
-    garble(d / "history" / hist_name(1))
+    garble(hist_path(d, 1))
     code, out, err = run(capsys, "verify", "--json", str(d))
     assert code == 1
     items = json.loads(out)
     assert [i["ok"] for i in items] == [True, True, False]
     assert items[2]["seq"] == 1  # from the file name
-    assert str(d / "history" / hist_name(1)) in items[2]["error"]
-    assert str(d / "history" / hist_name(1)) in err
+    assert str(hist_path(d, 1)) in items[2]["error"]
+    assert str(hist_path(d, 1)) in err
 
 
 def test_verify_minisnap_0_1_3_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -267,12 +278,12 @@ def test_history_good(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_history_damaged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = make(tmp_path)
-    garble(d / "history" / hist_name(2))
+    garble(hist_path(d, 2))
     code, out, err = run(capsys, "history", str(d))
     assert code == 1
     row = out.splitlines()[2]
     assert row.split()[:2] == ["2", "?"] and "damaged" in row
-    assert str(d / "history" / hist_name(2)) in err and "truncated or garbled" in err
+    assert str(hist_path(d, 2)) in err and "truncated or garbled" in err
 
 
 def test_history_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -425,11 +436,11 @@ def test_rollback_unknown_seq(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 def test_rollback_to_a_damaged_generation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = make(tmp_path)
-    garble(d / "history" / hist_name(2))
+    garble(hist_path(d, 2))
     before = (d / "snapshot.json").read_bytes()
     code, _, err = run(capsys, "rollback", str(d), "--seq", "2")
     assert code == 1
-    assert "cannot roll back to seq 2" in err and str(d / "history" / hist_name(2)) in err
+    assert "cannot roll back to seq 2" in err and str(hist_path(d, 2)) in err
     assert (d / "snapshot.json").read_bytes() == before
 
 

@@ -94,12 +94,22 @@ def seed(root: Path, sc: Scenario) -> None:
         store.create(state_for(s), s)
 
 
+def write_new(store: SnapStore, sc: Scenario) -> None:
+    """The explored write. An equal seq with another state is a conflict for create() now; the
+    same-seq scenario explores the deliberate replacement of the current generation (the CLI's
+    rehash: same seq, new state, no history generation added)."""
+    if sc.new_seq == sc.old and sc.legacy is None:
+        store._commit(store.encode(new_state(sc)), sc.new_seq, archive=False)
+    else:
+        store.create(new_state(sc), sc.new_seq)
+
+
 def record(root: Path, sc: Scenario,
            fs: RecordingFS | None = None) -> tuple[dict[str, bytes | None], list[Op]]:
     seed(root, sc)
     before = snapshot_tree(os.fspath(root))
     fs = fs if fs is not None else RecordingFS()
-    SnapStore(root / sc.store_rel, keep=sc.keep, fs=fs).create(new_state(sc), sc.new_seq)
+    write_new(SnapStore(root / sc.store_rel, keep=sc.keep, fs=fs), sc)
     return before, fs.ops
 
 
@@ -204,7 +214,7 @@ def test_crash_points_after_an_io_error(tmp_path: Path, sc: Scenario, op: str) -
     fs = RecordingFS(fail_errno=errno.EIO, fail_op=op,
                      fail_path=None if op == "fsync_dir" else "snapshot.json")
     try:
-        SnapStore(root / sc.store_rel, keep=sc.keep, fs=fs).create(new_state(sc), sc.new_seq)
+        write_new(SnapStore(root / sc.store_rel, keep=sc.keep, fs=fs), sc)
         returned = True
     except SnapError as e:
         assert isinstance(e.__cause__, OSError) and e.__cause__.errno == errno.EIO
@@ -328,7 +338,7 @@ def test_real_crash_after_each_op(tmp_path: Path, sc: Scenario) -> None:
             fs = RecordingFS(**{f"crash_{how}": i})  # type: ignore[arg-type]
             store = SnapStore(root / sc.store_rel, keep=sc.keep, fs=fs)
             with pytest.raises(Crash):
-                store.create(new_state(sc), sc.new_seq)
+                write_new(store, sc)
             assert fs.crashed
             problem = check_outcome(root / sc.store_rel, sc, committed=False)
             if problem is None:
@@ -349,8 +359,7 @@ def test_crash_after_commit_returns_the_new_snapshot(tmp_path: Path) -> None:
         root = tmp_path / f"r{i}"
         seed(root, sc)
         with pytest.raises(Crash):
-            SnapStore(root / STORE, keep=3, fs=RecordingFS(crash_after=i)).create(
-                new_state(sc), sc.new_seq)
+            write_new(SnapStore(root / STORE, keep=3, fs=RecordingFS(crash_after=i)), sc)
         assert SnapStore(root / STORE).restore() == (new_state(sc), sc.new_seq)
 
 

@@ -32,6 +32,7 @@ import pytest
 from snapmixin import SnapStore, fsio
 from snapmixin.errors import CorruptSnapshot, EncodeError, SnapError, SnapshotNotFound
 from snapmixin.fsio import FileOps, is_temp_name
+from snapmixin.store import _history_name
 from tests.crashfs import RecordingFS
 
 R = TypeVar("R")
@@ -381,9 +382,15 @@ def test_history_entry_symlinked_out(tmp_path: Path, outside: Path) -> None:
     (d / "snapshot.json").write_bytes(b"x")
     assert isinstance(typed(lambda: store.restore(fallback=True), "restore(fallback)"), CorruptSnapshot)
     store.create(OLD, 5)
+    # history names carry the commit time now: plant the link at the name seq 5 is archived as
+    current = store.latest()
+    assert current is not None
+    target = d / "history" / _history_name(current)
+    os.symlink(outside / "secret.json", target)
     store.create(NEW, 6)  # archives seq 5 over the symlinked name, prunes the link to seq 4
     assert tree_bytes(outside) == before
     assert not os.path.islink(d / "history" / f"snapshot-{5:020d}.json")
+    assert not os.path.islink(target) and target.is_file()
     assert [i.seq for i in store.history()] == [6, 5]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from snapmixin import SnapStore
-from snapmixin.errors import CorruptSnapshot, SeqRegression
+from snapmixin.errors import CorruptSnapshot, SeqRegression, SnapshotConflict
 
 
 @dataclass
@@ -104,9 +104,15 @@ def test_create_on_top_of_011(tmp_path: Path, keep: int) -> None:
 def test_create_on_top_of_011_with_equal_seq(tmp_path: Path) -> None:
     d = tmp_path / "state"
     minisnap_011(d, {"counter": 42, "names": ["a"]}, 10)
+    before = (d / "snapshot.json").read_bytes()
     store = SnapStore(d)
-    store.create(AppState(5, []), 10)
-    assert store.restore(AppState) == (AppState(5, []), 10)
+    # Changed on purpose (issue 10 §1): the stored seq again with another state used to replace
+    # it silently; it is a conflict now, nothing written. The next seq takes over as before.
+    with pytest.raises(SnapshotConflict):
+        store.create(AppState(5, []), 10)
+    assert (d / "snapshot.json").read_bytes() == before
+    store.create(AppState(5, []), 11)
+    assert store.restore(AppState) == (AppState(5, []), 11)
 
 
 # -- minisnap 0.1.3 ------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import datetime
+import enum
 import errno
 import json
 import pickle
@@ -556,25 +558,32 @@ def test_an_object_that_joins_a_tree_in_its_init_stays_in_it() -> None:
     assert kid.snapshot_seq == family.snapshot_seq
 
 
-def test_a_snapshot_while_an_asnapshot_is_in_flight_waits_for_it(tmp_path: Path) -> None:
-    # Writers of one process wait for their turn (issue 10): the second snapshot no longer
-    # fails with StoreLocked while the first one is being written; it is written after it.
+def test_a_snapshot_during_an_asnapshot_of_the_same_object_waits_for_it(tmp_path: Path) -> None:
+    # Changed on purpose (issue 10: writers of one process wait their turn): this snapshot()
+    # raised StoreLocked (and was retried at the next mutation); it now waits for the write in
+    # flight, then writes after it.
     d = tmp_path / "late"
     fs = GateFS()
-    game = Game.open(SnapStore(d, fs=fs))  # no policy: only explicit snapshots write
+    game = Game.open(SnapStore(d, fs=fs))  # no policy
     game.level = 2
+    got: list[object] = []
 
     async def main() -> None:
         task = asyncio.create_task(game.asnapshot())  # seq 1
         await asyncio.to_thread(fs.entered.wait, 10)
         game.level = 3
-        second = asyncio.get_running_loop().run_in_executor(None, game.snapshot)  # seq 2: waits
+        t = threading.Thread(target=lambda: got.append(game.snapshot()))  # seq 2: waits
+        t.start()
         fs.release.set()
         assert await task == 1
-        assert await second == 2
+        await asyncio.to_thread(t.join, 10)
 
     asyncio.run(main())
+    assert got == [2]
     assert on_disk(d)["seq"] == 2 and on_disk(d)["state"]["level"] == 3
+    assert game.snapshot_unsaved == 0
+    game.level = 4
+    assert game.snapshot() == 3 and on_disk(d)["seq"] == 3
 
 
 def test_a_plain_store_sees_plain_values_of_a_tracked_object(tmp_path: Path) -> None:
@@ -707,3 +716,148 @@ def test_the_snapshot_due_during_an_asnapshot_is_taken_when_it_ends(
         fs.full = False
         obj.n = 2  # the next mutation retries, and succeeds
         assert on_disk(d)["seq"] == 2 and on_disk(d)["state"] == {"n": 2}
+
+
+# ------------------------------------- every field is written (issue 9, item 1)
+
+
+class Klass(enum.Enum):
+    WARRIOR = "warrior"
+    MAGE = "mage"
+
+
+@dataclass(frozen=True)
+class Stats:
+    strength: int = 3
+
+
+@dataclass
+class Hero(Snapshottable):
+    name: str = "Ann"
+    klass: Klass = Klass.WARRIOR
+    home: Path = Path("/saves/home")
+    pos: tuple[int, int] = (0, 0)
+    perks: frozenset[str] = frozenset({"swim"})
+    born: datetime.datetime = datetime.datetime(2020, 1, 2, 3, 4, 5)
+    stats: Stats = Stats()
+    pet: Unit = field(default_factory=Unit)
+    level: int = 1
+
+
+@dataclass
+class PlainHero:
+    name: str = "Ann"
+    klass: Klass = Klass.WARRIOR
+    home: Path = Path("/saves/home")
+    pos: tuple[int, int] = (0, 0)
+    perks: frozenset[str] = frozenset({"swim"})
+    born: datetime.datetime = datetime.datetime(2020, 1, 2, 3, 4, 5)
+    stats: Stats = Stats()
+    pet: PlainUnit = field(default_factory=lambda: PlainUnit())
+    level: int = 1
+
+
+@dataclass
+class PlainUnit:
+    name: str = "u"
+    hp: int = 10
+    tags: list[str] = field(default_factory=list)
+
+
+def test_fields_left_at_their_class_default_are_written(tmp_path: Path) -> None:
+    hero = Hero.open(tmp_path / "h")
+    assert set(vars(hero)) == {f.name for f in dataclasses.fields(Hero)}
+    hero.name = "Bob"
+    hero.snapshot()
+    SnapStore(tmp_path / "plain").create(PlainHero(name="Bob"), 1)
+    assert on_disk(tmp_path / "h")["state"] == on_disk(tmp_path / "plain")["state"]
+    assert set(on_disk(tmp_path / "h")["state"]) == {f.name for f in dataclasses.fields(Hero)}
+    again = Hero.open(tmp_path / "h")
+    assert again == hero and set(vars(again)) == set(vars(hero))
+    # the same object assigned again is still not a mutation, the class default included
+    seq = again.snapshot_seq
+    again.klass = again.klass
+    again.perks = again.perks
+    assert again.snapshot_seq == seq
+    again.klass = Klass.MAGE
+    assert again.snapshot_seq == seq + 1
+
+
+# ------------------------- a snapshot inside a batch or a method (issue 9, item 3)
+
+
+@snapshot_every(1)
+@dataclass
+class Doc(Snapshottable):
+    title: str = ""
+    body: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @snapshot_every(100)
+    def edit(self, title: str, body: str) -> None:
+        self.title = title
+        self.snapshot()
+        self.body = body
+
+
+@dataclass
+class LazyDoc(Snapshottable):
+    title: str = ""
+    body: str = ""
+
+    @snapshot_every(100)
+    def edit(self, title: str, body: str) -> None:
+        self.title = title
+        self.snapshot()
+        self.body = body
+
+
+def test_what_follows_a_snapshot_inside_a_batch_is_saved(tmp_path: Path) -> None:
+    doc = Doc.open(tmp_path / "d")
+    with doc.snapshot_batch():
+        doc.title = "draft"
+        assert doc.snapshot() == 1
+        assert on_disk(tmp_path / "d")["state"]["title"] == "draft"
+        doc.body = "final"
+        doc.notes.append("n")
+        assert doc.snapshot_seq == 2
+    assert doc.snapshot_seq == 2
+    assert on_disk(tmp_path / "d")["seq"] == 2
+    assert on_disk(tmp_path / "d")["state"] == {"title": "draft", "body": "final", "notes": ["n"]}
+    # a snapshot with nothing after it inside the batch: the batch's end adds nothing
+    with doc.snapshot_batch():
+        doc.title = "t2"
+        assert doc.snapshot() == 3
+    assert doc.snapshot_seq == 3
+
+
+def test_what_follows_a_snapshot_inside_a_batch_is_saved_by_the_with_exit(tmp_path: Path) -> None:
+    with LazyDoc.open(tmp_path / "l") as doc, doc.snapshot_batch():
+        doc.title = "draft"
+        doc.snapshot()
+        doc.body = "final"
+    assert on_disk(tmp_path / "l")["state"] == {"title": "draft", "body": "final"}
+    assert LazyDoc.open(tmp_path / "l").body == "final"
+
+
+@pytest.mark.parametrize("cls", [Doc, LazyDoc])
+def test_what_follows_a_snapshot_inside_a_method_form_call_is_saved(tmp_path: Path, cls: type[Any]) -> None:
+    with cls.open(tmp_path / "m") as doc:
+        doc.edit("draft", "final")
+        assert doc.snapshot_seq == 2
+    assert on_disk(tmp_path / "m")["state"]["body"] == "final"
+    assert on_disk(tmp_path / "m")["seq"] == 2
+
+
+def test_asnapshot_inside_a_batch_does_not_swallow_what_follows(tmp_path: Path) -> None:
+    async def main() -> None:
+        with LazyDoc.open(tmp_path / "a") as doc, doc.snapshot_batch():
+            doc.title = "draft"
+            pending = doc.asnapshot()  # captures seq 1 and the state now
+            doc.body = "final"
+            assert await pending == 1
+            assert doc.snapshot_seq == 2
+    asyncio.run(main())
+    assert on_disk(tmp_path / "a")["seq"] == 2
+    assert on_disk(tmp_path / "a")["state"] == {"title": "draft", "body": "final"}
+

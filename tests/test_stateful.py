@@ -23,6 +23,7 @@ After every step: ``restore()`` equals the model, ``latest()`` agrees, and
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import tempfile
@@ -33,7 +34,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from snapmixin import SnapStore
-from snapmixin.errors import CorruptSnapshot, EncodeError, SeqRegression, SnapError, SnapshotNotFound
+from snapmixin.errors import (
+    CorruptSnapshot,
+    EncodeError,
+    SeqRegression,
+    SnapError,
+    SnapshotConflict,
+    SnapshotNotFound,
+)
 from snapmixin.fsio import is_temp_name
 from tests.crashfs import Crash, RecordingFS
 
@@ -87,6 +95,16 @@ class StoreMachine(RuleBasedStateMachine):
             else:
                 raise AssertionError(f"seq {seq} below {self.current[1]} was accepted")
             return
+        if self.current is not None and seq == self.current[1]:
+            # The stored seq again: a no-op for the identical state, else a conflict (issue 10).
+            same = json.dumps(state) == json.dumps(self.current[0])
+            try:
+                info = self.store.create(state, seq)
+            except SnapshotConflict:
+                assert not same, "the identical state at the stored seq was refused"
+            else:
+                assert same and info.seq == seq, f"seq {seq} with another state was accepted"
+            return
         info = self.store.create(state, seq)
         assert info.seq == seq
         self.committed(state, seq)
@@ -102,7 +120,7 @@ class StoreMachine(RuleBasedStateMachine):
         else:
             raise AssertionError("an object() was encoded")
 
-    @rule(state=states, delta=st.integers(0, 3), step=st.integers(0, 45), after=st.booleans())
+    @rule(state=states, delta=st.integers(1, 3), step=st.integers(0, 45), after=st.booleans())
     def crash_during_create(self, state: Any, delta: int, step: int, after: bool) -> None:
         seq = self.next_seq(delta)
         fs = RecordingFS(crash_after=step) if after else RecordingFS(crash_before=step)
@@ -127,7 +145,7 @@ class StoreMachine(RuleBasedStateMachine):
             assert got == old, f"after a crash: {got!r}, expected {old!r} or {(state, seq)!r}"
         self.crashes += 1
 
-    @rule(state=states, delta=st.integers(0, 3), step=st.integers(0, 40),
+    @rule(state=states, delta=st.integers(1, 3), step=st.integers(0, 40),
           err=st.sampled_from([errno.ENOSPC, errno.EIO, errno.EACCES, errno.EROFS]))
     def fault_during_create(self, state: Any, delta: int, step: int, err: int) -> None:
         """An OSError at one step: a typed error (or success, where there is a way round it);
@@ -258,7 +276,8 @@ def test_same_seq_create_after_a_crash_mid_archive(tmp_path: Any) -> None:
     except Crash:
         pass
     assert store.restore() == ({"v": 2}, 2)
-    store.create({"v": "2 again"}, 2)  # same seq: replaces the current generation
+    # Same seq, deliberately replaced (rehash's path: create() refuses it as a conflict now)
+    store._commit(store.encode({"v": "2 again"}), 2, archive=False)
     assert [i.seq for i in store.history()] == [2, 1]
     assert store.restore() == ({"v": "2 again"}, 2)
     (d / "snapshot.json").write_bytes(b"damaged")

@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 import pytest
 
 from snapmixin import SnapStore
-from snapmixin.errors import CorruptSnapshot, SeqRegression, SnapshotNotFound
+from snapmixin.errors import CorruptSnapshot, SeqRegression, SnapshotConflict, SnapshotNotFound
 from snapmixin.store import SnapshotInfo
 
 
@@ -355,6 +355,13 @@ def test_file_mode_follows_umask(tmp_path: Path) -> None:
 # -- keep > 1: history -----------------------------------------------------------------------
 
 
+def hist_file(d: Path, seq: int) -> Path:
+    """The one file of ``history/`` holding ``seq`` (named by seq and commit time)."""
+    found = sorted((d / "history").glob(f"snapshot-{seq:020d}-*.json"))
+    assert len(found) == 1, found
+    return found[0]
+
+
 def test_keep3_history_holds_exactly_two_previous_generations(tmp_path: Path) -> None:
     d = tmp_path / "s"
     store = SnapStore(d, keep=3)
@@ -362,12 +369,12 @@ def test_keep3_history_holds_exactly_two_previous_generations(tmp_path: Path) ->
         store.create({"seq": seq}, seq)
         hist = sorted(p.name for p in (d / "history").iterdir()) if (d / "history").exists() else []
         prev = [s for s in (1, 2, 4, 8, 16) if s < seq][-2:]
-        assert hist == [f"snapshot-{s:020d}.json" for s in prev]
+        assert [n[:29] for n in hist] == [f"snapshot-{s:020d}" for s in prev]
     assert [i.seq for i in store.history()] == [16, 8, 4]
     assert store.history()[0].path == d / "snapshot.json"
-    assert store.history()[1].path == d / "history" / f"snapshot-{8:020d}.json"
+    assert store.history()[1].path == hist_file(d, 8)
     for seq in (8, 4):
-        doc = json.loads((d / "history" / f"snapshot-{seq:020d}.json").read_text())
+        doc = json.loads(hist_file(d, seq).read_text())
         assert doc["seq"] == seq and doc["state"] == {"seq": seq}
 
 
@@ -380,12 +387,16 @@ def test_keep1_has_no_history(tmp_path: Path) -> None:
 
 
 def test_keep3_same_seq_is_not_archived_twice(tmp_path: Path) -> None:
+    # Changed on purpose (issue 10 §1): an equal seq with another state used to replace the
+    # current generation silently; it is now a conflict, and nothing is written.
     store = SnapStore(tmp_path / "s", keep=3)
     store.create({"v": 1}, 1)
-    store.create({"v": 2}, 2)
-    store.create({"v": 3}, 2)  # same seq: replaces, does not push a generation
+    info = store.create({"v": 2}, 2)
+    with pytest.raises(SnapshotConflict):
+        store.create({"v": 3}, 2)
+    assert store.create({"v": 2}, 2) == info  # the identical state again: a no-op
     assert [i.seq for i in store.history()] == [2, 1]
-    assert store.restore() == ({"v": 3}, 2)
+    assert store.restore() == ({"v": 2}, 2)
 
 
 def test_fallback_skips_a_damaged_newest_generation(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -411,7 +422,7 @@ def test_fallback_skips_several_and_tampered_state(tmp_path: Path, caplog: pytes
         store.create({"seq": seq}, seq)
     cur = d / "snapshot.json"
     cur.write_bytes(cur.read_bytes().replace(b'"seq": 3\n  }', b'"seq": 33\n  }'))  # tampered state
-    h2 = d / "history" / f"snapshot-{2:020d}.json"
+    h2 = hist_file(d, 2)
     h2.write_bytes(b"\x00" * 10)
     with caplog.at_level(logging.WARNING, logger="snapmixin"):
         assert store.restore(fallback=True) == ({"seq": 1}, 1)
@@ -429,7 +440,7 @@ def test_fallback_with_nothing_intact_raises_corrupt(tmp_path: Path) -> None:
     store.create({"a": 1}, 1)
     store.create({"a": 2}, 2)
     (d / "snapshot.json").write_text("{")
-    (d / "history" / f"snapshot-{1:020d}.json").write_text("garbage")
+    hist_file(d, 1).write_text("garbage")
     with pytest.raises(CorruptSnapshot, match="no intact older generation"):
         store.restore(fallback=True)
 

@@ -548,3 +548,258 @@ def test_random_set_operations_match_a_plain_set_and_each_counts_once(ops: list[
         counted += 1
         assert box.tags == plain and type(box.tags) is TrackedSet
         assert box.snapshot_seq == counted
+
+
+# ------------------------------------------- moves inside a tree (issue 9, item 2)
+
+
+@dataclass
+class Unit(Snapshottable):
+    hp: int = 10
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Army(Snapshottable):
+    units: list[Unit] = field(default_factory=list)
+    named: dict[str, Unit] = field(default_factory=dict)
+    reserve: list[Unit] = field(default_factory=list)
+    leader: Unit | None = None
+    rows: list[list[int]] = field(default_factory=list)
+    spare: list[int] | None = None
+
+
+def _army() -> Army:
+    return Army(units=[Unit(1), Unit(2), Unit(3)], named={"a": Unit(4), "b": Unit(5)},
+                rows=[[1], [2], [3]])
+
+
+def _in_tree(a: Army) -> list[Any]:
+    """Every nested object and container the army holds now (by identity, once each)."""
+    found: dict[int, Any] = {}
+    for u in [*a.units, *a.named.values(), *a.reserve, *([a.leader] if a.leader else [])]:
+        found[id(u)] = u
+        found[id(u.tags)] = u.tags
+    for c in (a.units, a.named, a.reserve, *a.rows, *([a.spare] if a.spare is not None else [])):
+        found[id(c)] = c
+    return list(found.values())
+
+
+def _poke(v: Any) -> None:
+    if isinstance(v, Unit):
+        v.hp += 1
+    elif isinstance(v, list):
+        v.append(0)
+    else:
+        v["zz"] = Unit(0)
+
+
+def _swap_list(a: Army) -> None:
+    a.units[0], a.units[1] = a.units[1], a.units[0]
+
+
+def _swap_dict(a: Army) -> None:
+    a.named["a"], a.named["b"] = a.named["b"], a.named["a"]
+
+
+def _insert_then_delete(a: Army) -> None:
+    a.units.insert(0, a.units[-1])
+    del a.units[-1]
+
+
+def _pop_then_store(a: Army) -> None:
+    leader = a.units[0]
+    a.units.pop(0)
+    a.leader = leader
+
+
+def _pop_then_store_in_dict(a: Army) -> None:
+    a.named["c"] = a.units.pop()
+
+
+def _overwrite_then_replace(a: Army) -> None:
+    a.units[0] = a.units[2]
+    a.units[2] = Unit(9)
+
+
+def _slice_assign(a: Army) -> None:
+    a.units[0:2] = [a.units[1], a.units[0]]
+
+
+def _slice_reverse(a: Army) -> None:
+    a.units[:] = a.units[::-1]
+
+
+def _dict_pop_setdefault(a: Army) -> None:
+    u = a.named.pop("a")
+    a.named.setdefault("c", u)
+
+
+def _dict_update(a: Army) -> None:
+    a.named.update(a=a.named["b"], b=a.named["a"])
+
+
+def _dict_ior(a: Army) -> None:
+    a.named |= {"b": a.named["a"], "a": a.named["b"]}
+
+
+def _between_containers(a: Army) -> None:
+    a.reserve.append(a.units[1])
+    a.units.remove(a.units[1])
+    a.units.append(a.named.pop("b"))
+
+
+def _attribute_to_container_and_back(a: Army) -> None:
+    a.leader = a.units.pop(0)
+    a.units.append(a.leader)
+    a.leader = None
+    a.leader = a.units[-1]
+    del a.units[-1]
+
+
+def _sort_and_reverse(a: Army) -> None:
+    a.units.sort(key=lambda u: -u.hp)
+    a.units.reverse()
+    a.rows.sort(key=lambda r: -r[0])
+
+
+def _containers_move(a: Army) -> None:
+    a.rows[0], a.rows[2] = a.rows[2], a.rows[0]
+    a.rows.insert(0, a.rows.pop())
+    a.spare = a.rows.pop(1)
+    a.rows.append(a.spare)
+    a.spare = None
+
+
+def _move_whole_containers(a: Army) -> None:
+    a.reserve, a.units = a.units, a.reserve
+    a.units = a.reserve
+
+
+def _clear_and_put_back(a: Army) -> None:
+    kept = list(a.units)
+    a.units.clear()
+    a.units.extend(kept)
+
+
+MOVES = [_swap_list, _swap_dict, _insert_then_delete, _pop_then_store, _pop_then_store_in_dict,
+         _overwrite_then_replace, _slice_assign, _slice_reverse, _dict_pop_setdefault, _dict_update,
+         _dict_ior, _between_containers, _attribute_to_container_and_back, _sort_and_reverse,
+         _containers_move, _move_whole_containers, _clear_and_put_back]
+
+
+@pytest.mark.parametrize("move", MOVES, ids=[m.__name__.strip("_") for m in MOVES])
+def test_a_value_moved_inside_its_tree_stays_tracked_and_a_dropped_one_does_not(move: Callable[[Army], None]
+                                                                                 ) -> None:
+    a = _army()
+    before = _in_tree(a)
+    move(a)
+    now = _in_tree(a)
+    dropped = [v for v in before if all(v is not w for w in now)]
+    seq = a.snapshot_seq
+    for i, v in enumerate(now):
+        _poke(v)
+        assert a.snapshot_seq == seq + i + 1, f"{v!r} is in the tree but its change was not counted"
+    seq = a.snapshot_seq
+    for v in dropped:
+        _poke(v)
+    assert a.snapshot_seq == seq, "a value no longer in the tree still counts"
+
+
+def test_a_popped_object_keeps_its_identity_and_is_free_until_stored_again() -> None:
+    a = _army()
+    leader = a.units.pop(0)
+    seq = a.snapshot_seq
+    leader.hp = 50  # in no tree now: its own root
+    assert a.snapshot_seq == seq and leader.snapshot_seq == 1
+    a.leader = leader
+    assert a.leader is leader
+    leader.tags.append("x")
+    assert a.snapshot_seq == seq + 2
+
+
+def test_a_tracked_container_moved_inside_its_tree_keeps_its_identity() -> None:
+    a = _army()
+    row = a.rows[2]
+    a.rows.insert(0, row)
+    del a.rows[-1]
+    assert a.rows[0] is row
+    seq = a.snapshot_seq
+    row.append(7)
+    assert a.snapshot_seq == seq + 1
+    popped = a.rows.pop(0)
+    popped.append(8)  # in no tree
+    assert a.snapshot_seq == seq + 2
+    a.spare = popped
+    assert a.spare is popped
+    popped.append(9)
+    assert a.snapshot_seq == seq + 4
+
+
+def test_a_value_held_in_two_places_counts_until_both_are_gone() -> None:
+    a = _army()
+    u = a.units[0]
+    a.leader = u
+    a.units[0] = Unit(7)
+    seq = a.snapshot_seq
+    u.hp = 1
+    assert a.snapshot_seq == seq + 1
+    a.leader = None
+    u.hp = 2
+    assert a.snapshot_seq == seq + 2
+
+
+def test_a_container_of_another_tree_is_copied_a_free_one_joins_as_is() -> None:
+    a, b = _army(), _army()
+    b.spare = a.rows[0]
+    assert b.spare == a.rows[0] and b.spare is not a.rows[0]
+    a_seq, b_seq = a.snapshot_seq, b.snapshot_seq
+    a.rows[0].append(1)
+    b.spare.append(2)
+    assert (a.snapshot_seq, b.snapshot_seq) == (a_seq + 1, b_seq + 1)
+    free = a.rows.pop()
+    b.rows.append(free)
+    assert b.rows[-1] is free
+    free.append(3)
+    assert (a.snapshot_seq, b.snapshot_seq) == (a_seq + 2, b_seq + 3)
+
+
+# ----------------------------------------------- deep nesting (issue 9, item 7)
+
+
+@dataclass
+class Nest(Snapshottable):
+    data: list[Any] = field(default_factory=list)
+    kids: list[Nest] = field(default_factory=list)
+
+
+@pytest.mark.parametrize("depth", [500, 3000])
+def test_deeply_nested_values_are_tracked_without_recursion(depth: int) -> None:
+    deep: list[Any] = []
+    for _ in range(depth):
+        deep = [deep]
+    n = Nest()
+    n.data = deep  # converted all the way down
+    inner = n.data
+    for _ in range(depth):
+        inner = inner[0]
+    assert type(inner) is TrackedList
+    inner.append(1)
+    assert n.snapshot_seq == 2
+    n.data = []  # every level leaves the tree
+    inner.append(2)
+    assert n.snapshot_seq == 3
+
+    # a chain of nested objects as deep: stored, counted at the bottom, removed
+    top = Nest()
+    node = top
+    for _ in range(depth):
+        node.kids.append(Nest())
+        node = node.kids[0]
+    holder = Nest()
+    holder.kids.append(top)
+    node.data.append(1)
+    assert holder.snapshot_seq == 2
+    holder.kids.pop()
+    node.data.append(2)
+    assert holder.snapshot_seq == 3 and top.snapshot_seq == depth + 1

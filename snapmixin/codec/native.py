@@ -1,0 +1,88 @@
+"""The default adapter: the types msgspec knows natively, written and read by msgspec in C.
+
+Dataclasses, msgspec Structs, TypedDicts, NamedTuples, generics of them and
+plain JSON values (``None`` as the type: untyped). This is the hot path of
+every save and restore, so it keeps one decoder per type and adds to
+msgspec's own work only what snapmixin promises on top: sets in sorted order
+(:mod:`.sets`), unknown keys refused (:mod:`.mirrors`), NaN refused and
+failures typed with JSON paths (:mod:`.json`). The module is not named after
+``dataclasses``: it handles far more than dataclasses, and should not read
+like the standard library's module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import msgspec
+
+from .base import Codec, check_no_unknown_keys
+from .hooks import enc_hook
+from .json import TypedDecoder, decode_typed, dumps, from_attributes, json_of, loads, typed_decoder
+from .mirrors import strict_mirror
+from .sets import set_plan
+
+__all__ = ["MsgspecCodec"]
+
+
+@dataclasses.dataclass
+class _Plan:
+    decoder: TypedDecoder[Any]
+    mirror: Any  # the type decoded into, when it is a strict mirror of the target type
+    recheck: bool  # a part could not be mirrored: compare the input with a re-encoding
+
+
+class MsgspecCodec(Codec):
+    """The default: msgspec for dataclasses, Structs, TypedDicts, NamedTuples and plain values.
+
+    Unknown keys are refused by decoding into a mirror of each dataclass as a
+    msgspec Struct with ``forbid_unknown_fields``, then converting to the
+    dataclass (both steps in C). Parts that cannot be mirrored (TypedDicts,
+    generic dataclasses) are checked by comparing the input with a re-encoding
+    of the result. msgspec Structs keep their own ``forbid_unknown_fields`` setting.
+    """
+
+    def __init__(self, *, ignore_unknown_keys: bool = False) -> None:
+        self.ignore_unknown_keys = ignore_unknown_keys
+        self._plans: dict[Any, _Plan] = {}
+
+    def to_builtins(self, obj: Any) -> Any:
+        return msgspec.to_builtins(obj, enc_hook=enc_hook)
+
+    def encode(self, obj: Any) -> bytes:
+        return dumps(obj, sort_sets=set_plan(type(obj)))
+
+    def _plan(self, cls: Any) -> _Plan:
+        plan = self._plans.get(cls)
+        if plan is None:
+            mirror, recheck = (None, False) if self.ignore_unknown_keys else strict_mirror(cls)
+            target = cls if mirror is None else mirror
+            plan = _Plan(typed_decoder(target), mirror, recheck)
+            self._plans[cls] = plan
+        return plan
+
+    def decode(self, data: bytes | memoryview, cls: Any) -> Any:
+        if cls is None:
+            return loads(data)
+        plan = self._plan(cls)
+        value = decode_typed(plan.decoder, data)
+        if plan.mirror is not None:
+            value = from_attributes(value, cls)  # e.g. a __post_init__ refusing a value: Mismatch
+        if plan.recheck:
+            check_no_unknown_keys(loads(data), self.to_builtins(value), "$")
+        return value
+
+    def from_builtins(self, value: Any, cls: Any) -> Any:
+        return self.convert(value, cls)
+
+    def convert(self, value: Any, cls: Any) -> Any:
+        """Plain values (a migrated state) to ``cls``, by way of JSON text.
+
+        ``msgspec.convert`` reads plain values by Python rules, not JSON ones
+        (it refuses the string keys JSON has for ``dict[int, ...]``), so the
+        value is encoded and decoded like a file: exactly the same checks.
+        """
+        if cls is None:
+            return value
+        return self.decode(json_of(value), cls)
