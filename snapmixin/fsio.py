@@ -371,14 +371,16 @@ class DeferSignals:
         self._active = False
 
     def __enter__(self) -> DeferSignals:
-        if threading.current_thread() is not threading.main_thread():
-            return self
+        global _deferring
+        if _deferring or threading.current_thread() is not threading.main_thread():
+            return self  # another thread (no handler runs there), or inside a deferral already
         self._active = True
         getsignal = _sig.getsignal
         try:
             for sig, handler in [(n, h) for n in _SIGNALS if callable(h := getsignal(n))]:
                 self._saved.append((sig, handler))
                 _sig.signal(sig, self._note)
+            _deferring = True  # set and cleared only while the handlers are deferred
         except ValueError:  # not the main interpreter: handlers cannot be changed from here
             pass
         except BaseException:
@@ -397,6 +399,8 @@ class DeferSignals:
     def _restore(self) -> None:
         # Still active meanwhile: a signal whose handler is not back yet is noted, not lost.
         # A handler put back may fire before the others are: the finally goes on with them.
+        global _deferring
+        _deferring = False
         try:
             while self._saved:
                 sig, handler = self._saved[-1]
@@ -416,6 +420,9 @@ class DeferSignals:
         for signum, frame in pending:  # may raise (KeyboardInterrupt): the bookkeeping is done
             saved[signum](signum, frame)
 
+
+#: Whether a :class:`DeferSignals` block is active (in the main thread, the only one it acts in).
+_deferring = False
 
 # The signals whose Python handlers are deferred: the standard ones (SIGKILL and SIGSTOP
 # cannot have handlers). Real-time signals (SIGRTMIN..SIGRTMAX) are left out: Python
@@ -629,6 +636,19 @@ def read_regular(ops: FileOps, path: str, limit: int | None = None) -> bytes:
     Raises ``FileNotFoundError`` when missing and :class:`NotRegularFile` when
     the path is not a regular file. Never blocks on a FIFO.
     """
+    if limit is not None and limit <= _SMALL_READ:
+        # A small read (a header, snapshot.seq) is quick: one deferral around all of it
+        # instead of one around the open and one around the close.
+        with DeferSignals():
+            return _read_regular(ops, path, limit)
+    return _read_regular(ops, path, limit)
+
+
+#: Reads up to this many bytes run whole with signals deferred (see :func:`read_regular`).
+_SMALL_READ = 1 << 20
+
+
+def _read_regular(ops: FileOps, path: str, limit: int | None) -> bytes:
     fd = -1
     try:
         try:

@@ -263,6 +263,8 @@ def test_an_interrupt_at_any_point_never_leaves_the_lock_held(tmp_path: Path) ->
     assert not unexpected, f"{len(unexpected)} writes failed after an interrupt: {unexpected[:3]}"
     assert min(tally.values()) >= n // 5, tally  # the timer really did land inside create()
     assert fsio.PROCESS_LOCKS.busy() == 0
+    assert not fsio._deferring  # no deferral left active, no deferring handler left installed
+    assert not isinstance(getattr(signal.getsignal(signal.SIGINT), "__self__", None), fsio.DeferSignals)
     assert open_fds() == fds, "a descriptor leaked"
     fd = FileOps().lock(str(d / ".lock"), 0)  # the flock is free (as another process sees it)
     FileOps().unlock(fd)
