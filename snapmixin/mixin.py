@@ -89,9 +89,9 @@ class _Init(Root):
         self.fast: set[str] = set()  # never filled: every assignment takes the general path
         self.d = None
 
-    def tick(self) -> None:
+    def tick(self, node: Any = None, op: str = "mark", args: tuple[Any, ...] = ()) -> None:
         if not self.depth:
-            _adopt(self.obj, None).mutated()
+            _adopt(self.obj, None).mutated(node, op, args)
 
 
 class _State(Root):
@@ -165,9 +165,9 @@ class _State(Root):
         self.seconds: float | None = policy[1] if policy else None
 
     # -- the slow path of a mutation ----------------------------------------
-    def tick(self) -> None:
+    def due_now(self) -> None:
         if self.batch_depth:
-            Root.tick(self)
+            Root.due_now(self)
             return
         if self.seq < self.count_due and time.monotonic() < self.deadline:
             self.due = self.seq + 1  # a seconds= policy, not due yet: look again next time
@@ -404,24 +404,6 @@ def _note(obj: Any, st: _State, name: str, value: Any) -> None:
         st.fast.discard(name)
 
 
-def _state_or_none(obj: Any) -> _State | None:
-    st = _slot(obj)
-    return st if type(st) is _State else None
-
-
-def _is_snapshottable(value: Any) -> bool:
-    return isinstance(value, Snapshottable)
-
-
-tracking.hooks.is_object = _is_snapshottable
-tracking.hooks.state = _state_or_none
-tracking.hooks.adopt = _new_state
-tracking.hooks.fields = _field_names
-tracking.hooks.note = _note
-# An object that belongs to another tree is stored as a copy, as a list would be: taking it
-# would silently remove it from the tree it is in (`dataclasses.replace(game)` would steal
-# `game`'s units).
-tracking.hooks.copy = copy.deepcopy
 
 
 def _as_store(where: SnapStore | str | os.PathLike[str]) -> SnapStore:
@@ -486,7 +468,7 @@ def _prepare(cls: type, *, check_codec: bool = True) -> None:
     _PREPARED.add(cls)
 
 
-class Snapshottable:
+class Snapshottable(tracking.Owner):
     """Mixin: durable, crash-safe snapshots of an object's state, with mutation tracking.
 
     Class keywords: ``snapshot_version`` (int, default 1) is the schema
@@ -552,7 +534,7 @@ class Snapshottable:
         r = st.root
         r.seq += 1
         if r.seq >= r.due:
-            r.tick()
+            r.tick(self, "setattr", (name, value))
 
     def __delattr__(self, name: str) -> None:
         old = getattr(self, name, _MISSING)
@@ -562,7 +544,27 @@ class Snapshottable:
             st.held.discard(name)
             untrack(old)
         st.fast.discard(name)
-        st.root.mutated()
+        st.root.mutated(self, "delattr", (name,))
+
+    # -- the owner contract (tracking.Owner): how tracking sees this object ---
+    def __snapmixin_node__(self) -> _State | None:
+        st = _slot(self)
+        return st if type(st) is _State else None
+
+    def __snapmixin_adopt__(self, root: Root | None) -> tuple[_State, Any]:
+        return _new_state(self, root)
+
+    def __snapmixin_fields__(self) -> list[str]:
+        return _field_names(self)
+
+    def __snapmixin_linked__(self, state: Any, name: str, value: Any) -> None:
+        _note(self, state, name, value)
+
+    def __snapmixin_copy__(self) -> Any:
+        # An object that belongs to another tree is stored as a copy, as a list would be:
+        # taking it would silently remove it from the tree it is in (`dataclasses.replace(game)`
+        # would steal `game`'s units).
+        return copy.deepcopy(self)
 
     # -- pickle and copy: fields only, never the store binding ---------------
     def __getstate__(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -724,7 +726,7 @@ class Snapshottable:
 
     def mark_mutated(self) -> None:
         """Count a mutation that tracking cannot see (a numpy array changed in place...)."""
-        _state(self).root.mutated()
+        _state(self).root.mutated(self, "mark", ())
 
     def __enter__(self: S) -> S:
         return self
