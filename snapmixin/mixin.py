@@ -56,6 +56,7 @@ from typing import Any, ClassVar, TypeVar
 from . import migrate as _migrate
 from . import tracking
 from .errors import SnapError, SnapshotNotFound
+from .policy import NO_SCHEDULE, Schedule
 from .store import ANY, SnapshotInfo, SnapStore
 from .tracking import NEVER, SCALARS, Root, track, untrack
 
@@ -112,13 +113,12 @@ class _State(Root):
         "inflight",
         "landed",
         "last_time",
-        "n",
         "obj",
         "refs",
         "root",
         "save_requested",
         "saved_seq",
-        "seconds",
+        "schedule",
         "store",
         "wlock",
     )
@@ -156,48 +156,42 @@ class _State(Root):
         self.inflight = 0  # asnapshot() writes under way
         self.deferred = False  # an automatic snapshot fell due while one was under way
         self.alock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
-        # With a seconds= policy every mutation takes the slow path; these two let it return
-        # at once while neither the count nor the time is due (see tick).
+        # When automatic snapshots fall due: the class's policy decides (policy.Schedule); with a
+        # seconds= policy every mutation takes the slow path, and these two bounds from the
+        # schedule let it return at once while neither the count nor the time is due (see tick).
+        self.schedule: Schedule = type(obj).__snapmixin_policy__ or NO_SCHEDULE
         self.count_due = NEVER
         self.deadline = -math.inf
-        policy = getattr(type(obj), "__snapmixin_policy__", None)
-        self.n: int | None = policy[0] if policy else None
-        self.seconds: float | None = policy[1] if policy else None
 
     # -- the slow path of a mutation ----------------------------------------
+    def tick(self, node: Any = None, op: str = "mark", args: tuple[Any, ...] = ()) -> None:
+        if (self.seq < self.count_due and not self.batch_depth and self.recorder is None
+                and time.monotonic() < self.deadline):
+            self.due = self.seq + 1  # a seconds= policy, not due yet: look again next time
+            return
+        Root.tick(self, node, op, args)
+
     def due_now(self) -> None:
         if self.batch_depth:
             Root.due_now(self)
-            return
-        if self.seq < self.count_due and time.monotonic() < self.deadline:
-            self.due = self.seq + 1  # a seconds= policy, not due yet: look again next time
-            return
-        self.autosave()
+        elif self.seq < self.count_due and time.monotonic() < self.deadline:
+            self.due = self.seq + 1  # (with a recorder attached)
+        else:
+            self.autosave()
 
     def refresh_due(self) -> None:
-        self.count_due = self.saved_seq + self.n if self.n is not None else NEVER
-        self.deadline = (self.last_time + self.seconds
-                         if self.seconds is not None and not (self.failed or self.save_requested)
-                         else -math.inf)
+        """Ask the schedule when to look next (after a save, a restore, a bind, a failure)."""
+        due, self.count_due, self.deadline = self.schedule.plan(
+            self.seq, self.saved_seq, self.last_time, retry=self.failed or self.save_requested)
         if self.batch_depth:
-            self.due = self.seq + 1
+            self.due = self.seq + 1  # the batch's end decides
         elif self.store is None:
-            self.due = NEVER
-        elif self.failed or self.save_requested or self.seconds is not None:
-            # A failed (or a method form's pending) snapshot is retried at the next mutation,
-            # with or without a class policy.
-            self.due = self.seq + 1
-        elif self.n is not None:
-            self.due = self.saved_seq + self.n
+            self.due = NEVER  # nothing to save to
         else:
-            self.due = NEVER
+            self.due = due
 
     def policy_due(self) -> bool:
-        if self.store is None or self.seq <= self.saved_seq:
-            return False
-        if self.n is not None and self.seq - self.saved_seq >= self.n:
-            return True
-        return self.seconds is not None and time.monotonic() - self.last_time >= self.seconds
+        return self.store is not None and self.schedule.is_due(self.seq, self.saved_seq, self.last_time)
 
     def autosave(self) -> None:
         if self.store is None:
@@ -480,7 +474,7 @@ class Snapshottable(tracking.Owner):
     _snapmixin: _State | _Init
     __snapmixin_version__: ClassVar[int] = 1
     __snapmixin_migrations__: ClassVar[dict[int, _migrate.Migration]] = {}
-    __snapmixin_policy__: ClassVar[tuple[int | None, float | None] | None] = None
+    __snapmixin_policy__: ClassVar[Schedule | None] = None
 
     def __init_subclass__(cls, snapshot_version: int | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
