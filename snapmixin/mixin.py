@@ -46,6 +46,7 @@ import dataclasses
 import logging
 import math
 import os
+import sys
 import threading
 import time
 import weakref
@@ -78,7 +79,7 @@ class _Init(Root):
     mutation counted on its real state.
     """
 
-    __slots__ = ("d", "depth", "fast", "held", "obj", "root")
+    __slots__ = ("d", "depth", "fast", "held", "obj", "quiet", "root", "seen")
 
     def __init__(self, obj: Snapshottable) -> None:
         super().__init__()
@@ -88,6 +89,8 @@ class _Init(Root):
         self.root = self
         self.held: set[str] = set()
         self.fast: set[str] = set()  # never filled: every assignment takes the general path
+        self.seen: set[str] = set()
+        self.quiet = _untracked(type(obj))
         self.d = None
 
     def tick(self, node: Any = None, op: str = "mark", args: tuple[Any, ...] = ()) -> None:
@@ -114,11 +117,13 @@ class _State(Root):
         "landed",
         "last_time",
         "obj",
+        "quiet",
         "refs",
         "root",
         "save_requested",
         "saved_seq",
         "schedule",
+        "seen",
         "store",
         "wlock",
     )
@@ -138,6 +143,10 @@ class _State(Root):
         # (no data descriptor on the class, not held): the fastest assignment path.
         self.d: dict[str, Any] | None = getattr(obj, "__dict__", None)
         self.fast: set[str] = set()
+        # Names assigned a scalar since they were last learnt (see _learn): the rest take the
+        # learning path once. `quiet`: the class's untracked names (stored, never counted).
+        self.seen: set[str] = set()
+        self.quiet = _untracked(type(obj))
         self.store: SnapStore | None = None
         # The generation this object restored or last wrote: its next commit must replace that
         # one (store.create's expect=), or another writer's commit would be overwritten. ANY: no
@@ -231,7 +240,7 @@ class _State(Root):
         The outcome is recorded under the store's lock, the moment it commits, so
         a write whose awaiting task was cancelled still tells the object."""
         with self.wlock:
-            return store._commit(data, seq, schema_version=_version(type(self.obj)),
+            return store._commit(data, seq, schema_version=type(self.obj).__snapmixin_version__,
                                  expect=self.base, force=force,
                                  replace_damaged=self.base_damaged, on_commit=self.landed_at)
 
@@ -305,27 +314,69 @@ async def _value(seq: int) -> int:
     return seq
 
 
-def _version(cls: type) -> int:
-    return getattr(cls, "__snapmixin_version__", 1)
+def _declared(cls: type) -> list[str]:
+    """The fields a class declares (tracked ones): the one answer the mixin gives to "which fields
+    does this object have" for tracking, pickling and copying, computed once per class.
+
+    A pydantic model's ``model_fields``, a dataclass's fields, an attrs class's attributes, and
+    every slot of the class and its bases (not ``__dict__``, ``__weakref__`` or dunder names such as
+    pydantic's own ``__pydantic_fields_set__``), minus :func:`_untracked` names. Attributes an
+    instance holds beyond these (a plain class's, or set in ``__post_init__``) are added per object
+    (see :func:`_field_names`).
+    """
+    names = _FIELDS.get(cls)
+    if names is None:
+        model_fields = getattr(cls, "model_fields", None) if _is_pydantic(cls) else None
+        if isinstance(model_fields, dict):
+            names = list(model_fields)
+        elif dataclasses.is_dataclass(cls):
+            names = [f.name for f in dataclasses.fields(cls)]
+        else:
+            names = [a.name for a in getattr(cls, "__attrs_attrs__", ())]
+        for klass in cls.__mro__:
+            slots = klass.__dict__.get("__slots__", ())
+            for name in (slots,) if isinstance(slots, str) else slots:
+                dunder = name.startswith("__") and name.endswith("__")
+                if not dunder and name != _SLOT and name not in names:
+                    names.append(name)
+        quiet = _untracked(cls)
+        names = [n for n in names if n not in quiet]
+        _FIELDS[cls] = names
+    return names
 
 
 def _field_names(obj: object) -> list[str]:
-    cls = type(obj)
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
-        for klass in cls.__mro__:
-            for name in klass.__dict__.get("__slots__", ()):
-                if name not in (_SLOT, "__dict__", "__weakref__") and name not in names:
-                    names.append(name)
-        _FIELDS[cls] = names
+    """The tracked fields of ``obj``: its class's declared ones, then what else its ``__dict__`` holds."""
+    names = _declared(type(obj))
     d = getattr(obj, "__dict__", None)
     if d:
-        return names + [k for k in d if k not in names]
+        quiet = _untracked(type(obj))
+        return names + [k for k in d if k not in names and k != _SLOT and k not in quiet]
     return names
 
 
 _FIELDS: weakref.WeakKeyDictionary[type, list[str]] = weakref.WeakKeyDictionary()
+
+
+def _untracked(cls: type) -> frozenset[str]:
+    """Names whose assignments the mixin neither counts nor tracks (their values are not state).
+
+    The one place that decides it, per class: today the names a class lists in
+    ``__snapmixin_untracked__`` (where ``transient()`` fields will be declared).
+    """
+    found = _UNTRACKED.get(cls)
+    if found is None:
+        found = _UNTRACKED[cls] = frozenset(getattr(cls, "__snapmixin_untracked__", ()))
+    return found
+
+
+_UNTRACKED: weakref.WeakKeyDictionary[type, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def _is_pydantic(cls: type) -> bool:
+    """Whether ``cls`` is a pydantic model class (pydantic is never imported for this)."""
+    mod = sys.modules.get("pydantic")
+    return mod is not None and issubclass(cls, mod.BaseModel)
 
 
 def _slot(obj: object) -> _State | _Init | None:
@@ -388,6 +439,17 @@ def _adopt(obj: Snapshottable, root: Root | None) -> _State:
     return st
 
 
+def _learn(obj: Any, st: _State | _Init, name: str) -> bool:
+    """First scalar assignment of ``name`` (since it last held a container): decide how the next
+    ones are stored. True for an untracked name (never counted, never learnt)."""
+    if name in st.quiet:
+        return True
+    st.seen.add(name)
+    if st.d is not None and _direct(type(obj), name):
+        st.fast.add(name)
+    return False
+
+
 def _note(obj: Any, st: _State, name: str, value: Any) -> None:
     """Bookkeeping of the fast path, for a field just linked into the tree."""
     if type(value) in SCALARS:
@@ -396,6 +458,7 @@ def _note(obj: Any, st: _State, name: str, value: Any) -> None:
     else:
         st.held.add(name)
         st.fast.discard(name)
+        st.seen.discard(name)
 
 
 
@@ -472,7 +535,7 @@ class Snapshottable(tracking.Owner):
 
     __slots__ = (_SLOT,)
     _snapmixin: _State | _Init
-    __snapmixin_version__: ClassVar[int] = 1
+    __snapmixin_version__: ClassVar[int] = _migrate.DEFAULT_VERSION
     __snapmixin_migrations__: ClassVar[dict[int, _migrate.Migration]] = {}
     __snapmixin_policy__: ClassVar[Schedule | None] = None
 
@@ -480,7 +543,7 @@ class Snapshottable(tracking.Owner):
         super().__init_subclass__(**kwargs)
         if snapshot_version is None:
             # dataclass(slots=True) re-creates the class without our keyword: keep what it had.
-            snapshot_version = cls.__dict__.get("__snapmixin_version__", _version(cls))
+            snapshot_version = cls.__snapmixin_version__
         found = dict(getattr(cls, "__snapmixin_migrations__", {}))
         found.update(_migrate.collect(cls.__dict__))
         _migrate.check_chain(found, snapshot_version, cls.__qualname__)
@@ -510,9 +573,12 @@ class Snapshottable(tracking.Owner):
                 untrack(old)
             else:
                 _setattr(self, name, value)
-                if st.d is not None and _direct(type(self), name):
-                    st.fast.add(name)
+                if name not in st.seen and _learn(self, st, name):
+                    return  # an untracked name: stored, not counted
         else:
+            if name in st.quiet:
+                _setattr(self, name, value)  # an untracked name: stored as is, not counted
+                return
             # `held`: the instance itself holds `old` (getattr may find a class-level default,
             # which must still be written: every field is in the instance, always).
             old = getattr(self, name, _MISSING)
@@ -525,6 +591,7 @@ class Snapshottable(tracking.Owner):
             else:
                 st.held.add(name)
             st.fast.discard(name)
+            st.seen.discard(name)
         r = st.root
         r.seq += 1
         if r.seq >= r.due:
@@ -538,7 +605,9 @@ class Snapshottable(tracking.Owner):
             st.held.discard(name)
             untrack(old)
         st.fast.discard(name)
-        st.root.mutated(self, "delattr", (name,))
+        st.seen.discard(name)
+        if name not in st.quiet:
+            st.root.mutated(self, "delattr", (name,))
 
     # -- the owner contract (tracking.Owner): how tracking sees this object ---
     def __snapmixin_node__(self) -> _State | None:
@@ -563,9 +632,10 @@ class Snapshottable(tracking.Owner):
     # -- pickle and copy: fields only, never the store binding ---------------
     def __getstate__(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         d = getattr(self, "__dict__", None)
-        slots = {n: getattr(self, n) for n in _field_names(self)
-                 if (d is None or n not in d) and hasattr(self, n)}
-        return (dict(d) if d else None, slots)
+        names = _field_names(self) + sorted(_untracked(type(self)))
+        slots = {n: getattr(self, n) for n in names if (d is None or n not in d) and hasattr(self, n)}
+        fields = {k: v for k, v in d.items() if k != _SLOT} if d else None
+        return (fields or None, slots)
 
     def __copy__(self: S) -> S:
         """A deep copy: a tracked container or nested object belongs to one tree only, so a
@@ -602,7 +672,7 @@ class Snapshottable(tracking.Owner):
         damaged = False
         try:
             obj: S
-            r = store._restore_gen(cls, fallback=fallback, schema_version=_version(cls),
+            r = store._restore_gen(cls, fallback=fallback, schema_version=cls.__snapmixin_version__,
                                    migrations=cls.__snapmixin_migrations__)
             obj, seq, base, damaged = r.state, r.info.seq, r.base, r.fell_back
         except SnapshotNotFound as e:

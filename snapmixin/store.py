@@ -1081,10 +1081,7 @@ class SnapStore:
                             size=size, checksum=checksum)
 
 
-def _class_version(cls: Any) -> int | None:
-    """The schema version a Snapshottable class declares (None for other types)."""
-    v = getattr(cls, "__snapmixin_version__", None) if _codec._isclass(cls) else None
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
+_class_version = _migrate.class_version  # the schema version a class declares (None: none)
 
 
 def _is_plain(state: Any) -> bool:

@@ -13,7 +13,7 @@ import pickle
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -861,3 +861,85 @@ def test_asnapshot_inside_a_batch_does_not_swallow_what_follows(tmp_path: Path) 
     assert on_disk(tmp_path / "a")["seq"] == 2
     assert on_disk(tmp_path / "a")["state"] == {"title": "draft", "body": "final"}
 
+
+
+# ---------------------------------------------------------------------------
+# One place each (issue 11): the schema version, which fields an object has, untracked names
+# ---------------------------------------------------------------------------
+
+
+def test_one_reader_of_the_class_schema_version(tmp_path: Path) -> None:
+    from snapmixin import migrate
+    from snapmixin.store import _class_version
+
+    @dataclass
+    class V3(Snapshottable, snapshot_version=3):
+        n: int = 0
+
+        @migration(from_version=1)
+        def _a(d: dict) -> dict:  # type: ignore[misc]
+            return d
+
+        @migration(from_version=2)
+        def _b(d: dict) -> dict:  # type: ignore[misc]
+            return d
+
+    @dataclass
+    class Plain(Snapshottable):
+        n: int = 0
+
+    assert _class_version is migrate.class_version  # the store asks the same function
+    assert migrate.class_version(V3) == 3 and migrate.class_version(Plain) == migrate.DEFAULT_VERSION == 1
+    assert migrate.class_version(dict) is None and migrate.class_version(list[int]) is None
+    v = V3.open(tmp_path / "s")
+    v.n = 1
+    v.snapshot()
+    assert json.loads((tmp_path / "s" / "snapshot.json").read_text())["schema_version"] == 3
+
+
+def test_a_string_slots_declaration_names_one_field() -> None:
+    """`__slots__ = "items"` is one slot, not five one-letter names: the list set in __init__ joins
+    the object's tree, and each append counts once on it."""
+
+    class One(Snapshottable):
+        __slots__ = "items"
+
+        def __init__(self) -> None:
+            self.items: list[int] = []
+
+        def __snapshot_state__(self) -> Any:
+            return {"items": list(self.items)}
+
+        @classmethod
+        def __from_snapshot_state__(cls, value: Any) -> One:
+            return cls()
+
+    o = One()
+    o.items.append(1)
+    o.items.append(2)
+    assert o.snapshot_seq == 2 and o.__snapmixin_fields__() == ["items"]
+
+
+def test_untracked_names_are_stored_but_never_counted_or_tracked() -> None:
+    """The place transient fields will use: names a class lists as untracked are not state."""
+
+    @dataclass
+    class Cached(Snapshottable):
+        __snapmixin_untracked__: ClassVar[tuple[str, ...]] = ("cache", "hits")
+        n: int = 0
+        cache: dict[str, int] = field(default_factory=dict)
+        hits: int = 0
+
+    c = Cached()
+    c.hits = 1
+    c.hits = 2
+    c.cache = {"a": 1}
+    c.cache["b"] = 2
+    assert c.snapshot_seq == 0 and type(c.cache) is dict and c.hits == 2
+    del c.hits
+    assert c.snapshot_seq == 0
+    c.n = 1
+    c.n = 2
+    assert c.snapshot_seq == 2 and "cache" not in c.__snapmixin_fields__()
+    again = copy.deepcopy(c)
+    assert again.n == 2 and again.cache == {"a": 1, "b": 2} and again.snapshot_seq == 0
