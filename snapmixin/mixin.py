@@ -140,8 +140,10 @@ class _State(Root):
         # assignments to other names skip that look-up.
         self.held: set[str] = set()
         # Names whose scalar values can be stored straight into the instance __dict__ `d`
-        # (no data descriptor on the class, not held): the fastest assignment path.
-        self.d: dict[str, Any] | None = getattr(obj, "__dict__", None)
+        # (no data descriptor on the class, not held): the fastest assignment path. `d` is
+        # fetched at the first such assignment (_learn), never here: reading `obj.__dict__`
+        # materializes it, and CPython then loses its inline-values fast path for reads.
+        self.d: dict[str, Any] | None = None
         self.fast: set[str] = set()
         # Names assigned a scalar since they were last learnt (see _learn): the rest take the
         # learning path once. `quiet`: the class's untracked names (stored, never counted).
@@ -346,12 +348,13 @@ def _declared(cls: type) -> list[str]:
 
 
 def _field_names(obj: object) -> list[str]:
-    """The tracked fields of ``obj``: its class's declared ones, then what else its ``__dict__`` holds."""
+    """The fields of ``obj`` tracking must look at: its class's declared ones, then the other
+    attributes that hold a container or an object (its state's ``held``, which ``__init__``'s
+    assignments filled in). Its ``__dict__`` is never read here."""
     names = _declared(type(obj))
-    d = getattr(obj, "__dict__", None)
-    if d:
-        quiet = _untracked(type(obj))
-        return names + [k for k in d if k not in names and k != _SLOT and k not in quiet]
+    st = _slot(obj)
+    if st is not None and st.held:
+        return names + [k for k in st.held if k not in names]
     return names
 
 
@@ -406,6 +409,8 @@ def _direct(cls: type, name: str) -> bool:
     """
     key = (cls, name)
     found = _DIRECT.get(key)
+    if found is None and _is_pydantic(cls):
+        found = _DIRECT[key] = False  # pydantic's __setattr__ must run (validation, fields set)
     if found is None:
         attr = None
         for klass in cls.__mro__:
@@ -428,8 +433,17 @@ def _new_state(obj: Any, root: Root | None) -> tuple[_State, Any]:
     st = _State(obj)
     if root is not None:
         st.root = root  # type: ignore[assignment]
-    object.__setattr__(obj, _SLOT, st)
-    return st, (previous if type(previous) is _Init else None)
+    if type(previous) is _Init:
+        st.held = previous.held  # what __init__ stored beyond the declared fields, known already
+    else:
+        previous = None
+        if not _declared(type(obj)):
+            # Built without __init__ (a decoder, copy...) and nothing declared: its __dict__ is all
+            # there is to go by (the one place construction reads it, for such classes only).
+            d = getattr(obj, "__dict__", None) or {}
+            st.held = {k for k, v in d.items() if k != _SLOT and type(v) not in SCALARS}
+    _setattr(obj, _SLOT, st)
+    return st, previous
 
 
 def _adopt(obj: Snapshottable, root: Root | None) -> _State:
@@ -445,7 +459,9 @@ def _learn(obj: Any, st: _State | _Init, name: str) -> bool:
     if name in st.quiet:
         return True
     st.seen.add(name)
-    if st.d is not None and _direct(type(obj), name):
+    if type(st) is _State and _direct(type(obj), name):
+        if st.d is None:
+            st.d = object.__getattribute__(obj, "__dict__")
         st.fast.add(name)
     return False
 
@@ -453,7 +469,7 @@ def _learn(obj: Any, st: _State | _Init, name: str) -> bool:
 def _note(obj: Any, st: _State, name: str, value: Any) -> None:
     """Bookkeeping of the fast path, for a field just linked into the tree."""
     if type(value) in SCALARS:
-        if st.d is not None and name in st.d and _direct(type(obj), name):
+        if st.d is not None and _direct(type(obj), name):
             st.fast.add(name)
     else:
         st.held.add(name)
@@ -484,6 +500,9 @@ def _prepare(cls: type, *, check_codec: bool = True) -> None:
     if params is not None and params.frozen:
         raise TypeError(f"{cls.__qualname__} is a frozen dataclass: a Snapshottable must be mutable "
                         "(drop frozen=True)")
+    if _is_pydantic(cls) and getattr(cls, "model_config", {}).get("frozen"):
+        raise TypeError(f"{cls.__qualname__} is a frozen pydantic model: a Snapshottable must be mutable "
+                        "(drop frozen=True from its model_config)")
     props = getattr(cls, "__attrs_props__", None)
     if getattr(props, "is_frozen", False) or getattr(cls.__setattr__, "__name__", "") == "_frozen_setattrs":
         raise TypeError(f"{cls.__qualname__} is a frozen attrs class: a Snapshottable must be mutable")
@@ -511,10 +530,18 @@ def _prepare(cls: type, *, check_codec: bool = True) -> None:
             init(self, *args, **kwargs)
         finally:
             st.depth -= 1
-        if st.depth == 0 and type(_slot(self)) is _Init:
+        if st.depth:
+            return
+        now = _slot(self)
+        if now is None:  # __init__ replaced the instance __dict__ (pydantic does): put it back
+            _setattr(self, _SLOT, st)
+            now = st
+        if type(now) is _Init:
             # A fresh count: nothing done in __init__ counts. (An object that __init__ put
             # into a tree, `parent.kids.append(self)`, has its state there already.)
             _adopt(self, None)
+        elif now.root is now:  # adopted while __init__ ran (it had lost its placeholder)
+            now.seq = 0
 
     __init__.__wrapped__ = init  # type: ignore[attr-defined]
     __init__.__snapmixin_init__ = True  # type: ignore[attr-defined]
@@ -525,6 +552,124 @@ def _prepare(cls: type, *, check_codec: bool = True) -> None:
     _PREPARED.add(cls)
 
 
+# ---------------------------------------------------------------------------
+# pydantic v2 models: `class S(Snapshottable, BaseModel)`
+# ---------------------------------------------------------------------------
+#
+# pydantic owns a model's instance __dict__ (it replaces it when it validates, copies it when it
+# copies, compares it, pickles it): these methods, set on each Snapshottable model class, let
+# pydantic do its part and keep the mixin's one private entry out of it (see README).
+
+
+def _pydantic_setup(cls: type) -> None:
+    base: Any = sys.modules["pydantic"].BaseModel
+    model_setattr = base.__setattr__
+    model_getstate = base.__getstate__
+    model_setstate = base.__setstate__
+    model_copy = base.model_copy
+    getattribute = object.__getattribute__
+
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if name[:1] == "_":  # pydantic's private attributes: not state, not counted
+            model_setattr(self, name, value)
+            return
+        try:
+            st = getattribute(self, _SLOT)
+        except AttributeError:  # built by model_validate / model_construct: adopt now
+            st = _state(self)
+        if name in st.quiet:
+            model_setattr(self, name, value)
+            return
+        d = getattribute(self, "__dict__")
+        old = d.get(name, _MISSING)
+        held = name in st.held
+        if old is value and held:
+            return  # `m.tags |= {...}`: the in-place operator counted already
+        model_setattr(self, name, value)  # validation, fields set; raises before anything counts
+        d = getattribute(self, "__dict__")  # validate_assignment installs a new one
+        new = d.get(name, _MISSING)  # what pydantic stored (validation may have made a new list)
+        if new is not _MISSING and type(new) not in SCALARS:
+            tracked = track(new, st.root)
+            if tracked is not new:
+                d[name] = tracked  # equal to what pydantic validated: a tracked copy of it
+            st.held.add(name)
+        else:
+            st.held.discard(name)
+        if held:
+            untrack(old)
+        st.root.mutated(self, "setattr", (name, d.get(name, value)))
+
+    def __getstate__(self: Any) -> Any:
+        state = dict(model_getstate(self))
+        state["__dict__"] = {k: v for k, v in state["__dict__"].items() if k != _SLOT}
+        return state
+
+    def __setstate__(self: Any, state: Any) -> None:
+        model_setstate(self, state)
+        _adopt(self, None)
+
+    def __deepcopy__(self: Any, memo: dict[int, Any] | None = None) -> Any:
+        memo = {} if memo is None else memo
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return new
+
+    def __eq__(self: Any, other: Any) -> bool:
+        if not isinstance(other, base):
+            return NotImplemented
+        mine = self.__pydantic_generic_metadata__["origin"] or type(self)
+        theirs = other.__pydantic_generic_metadata__["origin"] or type(other)
+        return bool(mine == theirs
+                    and _model_fields(self) == _model_fields(other)
+                    and self.__pydantic_private__ == other.__pydantic_private__
+                    and self.__pydantic_extra__ == other.__pydantic_extra__)
+
+    def __copy__(self: Any) -> Any:
+        return copy.deepcopy(self)  # as Snapshottable.__copy__: containers belong to one tree
+
+    def copy_model(self: Any, *, update: Any = None, deep: bool = False) -> Any:
+        copied = model_copy(self, update=update, deep=deep)
+        if update:  # pydantic wrote the new values straight into the copy's __dict__
+            _adopt(copied, None)
+        return copied
+
+    copy_model.__doc__ = model_copy.__doc__
+    _pydantic_post_init(cls)
+    for name, func in (("__setattr__", __setattr__), ("__getstate__", __getstate__),
+                       ("__setstate__", __setstate__), ("__deepcopy__", __deepcopy__), ("__copy__", __copy__),
+                       ("__eq__", __eq__), ("model_copy", copy_model)):
+        func.__qualname__ = f"{cls.__qualname__}.{name}"
+        type.__setattr__(cls, name, func)
+    type.__setattr__(cls, "__snapmixin_model__", True)
+
+
+def _pydantic_post_init(cls: type) -> None:
+    """Give every validated instance its state: pydantic calls ``model_post_init`` after it built
+    one, through ``__init__``, ``model_validate`` or ``model_construct`` (none of which keeps the
+    instance ``__dict__`` the mixin's ``__new__`` wrote into)."""
+    user: Any = cls.model_post_init  # type: ignore[attr-defined]
+
+    def model_post_init(self: Any, context: Any, /) -> None:
+        if type(_slot(self)) is _State:
+            user(self, context)
+            return
+        st = _adopt(self, None)
+        user(self, context)
+        if st.root is st:
+            st.seq = 0  # nothing done while the instance is built counts
+
+    model_post_init.__qualname__ = f"{cls.__qualname__}.model_post_init"
+    model_post_init.__doc__ = user.__doc__
+    type.__setattr__(cls, "model_post_init", model_post_init)
+
+
+def _model_fields(obj: Any) -> dict[str, Any]:
+    """A model's field values, for ``==`` (pydantic 2.0 compares the whole ``__dict__``)."""
+    d = object.__getattribute__(obj, "__dict__")
+    return {k: v for k, v in d.items() if k != _SLOT}
+
+
 class Snapshottable(tracking.Owner):
     """Mixin: durable, crash-safe snapshots of an object's state, with mutation tracking.
 
@@ -533,7 +678,9 @@ class Snapshottable(tracking.Owner):
     in the class body upgrade older snapshots on restore.
     """
 
-    __slots__ = (_SLOT,)
+    # No slots of its own: its one private attribute lives in the instance __dict__ (set with
+    # object.__setattr__), so it combines with any base (pydantic's BaseModel has slots of its
+    # own) and a dataclass(slots=True) subclass keeps working (it has a __dict__ from here).
     _snapmixin: _State | _Init
     __snapmixin_version__: ClassVar[int] = _migrate.DEFAULT_VERSION
     __snapmixin_migrations__: ClassVar[dict[int, _migrate.Migration]] = {}
@@ -549,6 +696,11 @@ class Snapshottable(tracking.Owner):
         _migrate.check_chain(found, snapshot_version, cls.__qualname__)
         cls.__snapmixin_version__ = snapshot_version
         cls.__snapmixin_migrations__ = found
+        if _is_pydantic(cls):
+            if not getattr(cls, "__snapmixin_model__", False):
+                _pydantic_setup(cls)
+            elif "model_post_init" in cls.__dict__:
+                _pydantic_post_init(cls)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls not in _PREPARED:
@@ -644,8 +796,13 @@ class Snapshottable(tracking.Owner):
 
     def __setstate__(self, state: Any) -> None:
         d, slots = state if isinstance(state, tuple) else (state, {})
+        st = _slot(self)
         for name, value in {**(d or {}), **(slots or {})}.items():
-            object.__setattr__(self, name, value)
+            if name == _SLOT:
+                continue
+            _setattr(self, name, value)
+            if type(st) is _Init and type(value) not in SCALARS:
+                st.held.add(name)
         _adopt(self, None)
 
     # -- public API --------------------------------------------------------

@@ -153,7 +153,9 @@ def test_the_private_slot_never_shows(tmp_path: Path) -> None:
     assert [f.name for f in dataclasses.fields(Game)] == ["level", "inventory", "flags", "armies"]
     assert dataclasses.asdict(game) == {"level": 1, "inventory": ["x"], "flags": set(),
                                         "armies": {"n": [{"name": "u", "hp": 10, "tags": []}]}}
-    assert "_snapmixin" not in vars(game)
+    # The one private entry lives in the instance __dict__ (issue 9 item 8: no slots, so pydantic
+    # models can be Snapshottables): vars() shows it, and only it, besides the fields.
+    assert set(vars(game)) == {"_snapmixin", "level", "inventory", "flags", "armies"}
     other = Game(armies={"n": [Unit()]}, inventory=["x"])  # unbound, never counted
     assert game == other and other == game
     assert copy.deepcopy(game) == game
@@ -186,16 +188,15 @@ def test_pickle_and_copies_keep_fields_only(tmp_path: Path) -> None:
 
 def test_slots_and_kw_only_dataclasses_work(tmp_path: Path) -> None:
     s = Slotted(items=[1])
-    assert not hasattr(s, "__dict__")
+    # The fields stay in slots; the instance __dict__ (from Snapshottable, which has no slots so
+    # that pydantic models can be Snapshottables: issue 9 item 8) holds only the private entry.
+    assert set(vars(s)) == {"_snapmixin"}
     s.items.append(2)
     s.level = 2
     assert s.snapshot_seq == 2
     s.bind(tmp_path / "a").snapshot()
     back = Slotted.open(tmp_path / "a")
     assert back == s and back.snapshot_seq == 2 and type(back.items) is TrackedList
-    with pytest.raises(AttributeError):
-        s.nope = 1  # type: ignore[attr-defined]
-
     k = KwOnly(level=3)
     k.items += [1]
     assert k.snapshot_seq == 1
@@ -766,7 +767,7 @@ class PlainUnit:
 
 def test_fields_left_at_their_class_default_are_written(tmp_path: Path) -> None:
     hero = Hero.open(tmp_path / "h")
-    assert set(vars(hero)) == {f.name for f in dataclasses.fields(Hero)}
+    assert set(vars(hero)) - {"_snapmixin"} == {f.name for f in dataclasses.fields(Hero)}
     hero.name = "Bob"
     hero.snapshot()
     SnapStore(tmp_path / "plain").create(PlainHero(name="Bob"), 1)
@@ -943,3 +944,32 @@ def test_untracked_names_are_stored_but_never_counted_or_tracked() -> None:
     assert c.snapshot_seq == 2 and "cache" not in c.__snapmixin_fields__()
     again = copy.deepcopy(c)
     assert again.n == 2 and again.cache == {"a": 1, "b": 2} and again.snapshot_seq == 0
+
+
+def test_construction_keeps_cpython_inline_attribute_values() -> None:
+    """Building an object never reads its __dict__ (which would materialize it: CPython 3.11 and
+    3.12 then lose the inline-values fast path of every later attribute read, issue 13). A
+    materialized dict shows up among the object's gc referents; inline values do not."""
+    import gc
+    import sys
+
+    @dataclass
+    class Scalars(Snapshottable):
+        x: int = 0
+        y: str = ""
+
+    @dataclass
+    class Holder(Snapshottable):
+        x: int = 0
+        items: list[int] = field(default_factory=list)
+
+    def materialized(obj: object) -> bool:
+        return any(type(r) is dict for r in gc.get_referents(obj))
+
+    s, h = Scalars(), Holder(items=[1])
+    assert s.snapshot_seq == 0 and type(h.items) is TrackedList  # adopted, tracked
+    if (3, 11) <= sys.version_info[:2] <= (3, 12):
+        assert not materialized(s)
+        assert not any(type(r) is dict and "x" in r for r in gc.get_referents(h))
+    h.items.append(2)
+    assert h.snapshot_seq == 1 and s.x == 0
