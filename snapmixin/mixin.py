@@ -176,8 +176,9 @@ class _State(Root):
 
     # -- the slow path of a mutation ----------------------------------------
     def tick(self, node: Any = None, op: str = "mark", args: tuple[Any, ...] = ()) -> None:
-        if (self.seq < self.count_due and not self.batch_depth and self.recorder is None
-                and time.monotonic() < self.deadline):
+        # `deadline` is -inf while a batch is open or a recorder is attached: then this never
+        # returns early.
+        if self.seq < self.count_due and time.monotonic() < self.deadline:
             self.due = self.seq + 1  # a seconds= policy, not due yet: look again next time
             return
         Root.tick(self, node, op, args)
@@ -185,21 +186,31 @@ class _State(Root):
     def due_now(self) -> None:
         if self.batch_depth:
             Root.due_now(self)
-        elif self.seq < self.count_due and time.monotonic() < self.deadline:
-            self.due = self.seq + 1  # (with a recorder attached)
         else:
             self.autosave()
+
+    def begin_batch(self) -> None:
+        Root.begin_batch(self)
+        self.deadline = -math.inf  # every mutation in the batch reaches Root.due_now
+
+    def attach(self, recorder: tracking.Recorder | None) -> None:
+        Root.attach(self, recorder)
+        self.refresh_due()
 
     def refresh_due(self) -> None:
         """Ask the schedule when to look next (after a save, a restore, a bind, a failure)."""
         due, self.count_due, self.deadline = self.schedule.plan(
             self.seq, self.saved_seq, self.last_time, retry=self.failed or self.save_requested)
+        if self.batch_depth or self.recorder is not None:
+            self.deadline = -math.inf  # see tick
         if self.batch_depth:
             self.due = self.seq + 1  # the batch's end decides
         elif self.store is None:
             self.due = NEVER  # nothing to save to
         else:
             self.due = due
+        if self.recorder is not None:
+            self.due = min(self.due, self.seq + 1)  # the recorder is told every mutation
 
     def policy_due(self) -> bool:
         return self.store is not None and self.schedule.is_due(self.seq, self.saved_seq, self.last_time)

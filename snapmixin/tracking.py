@@ -111,6 +111,11 @@ class Root:
         if self.recorder is not None and self.due > self.seq + 1:
             self.due = self.seq + 1  # a policy's bookkeeping must not hide the next mutation
 
+    def attach(self, recorder: Recorder | None) -> None:
+        """Attach ``recorder`` (None: detach): from the next mutation on, it is told each one."""
+        self.recorder = recorder
+        self.due = min(self.due, self.seq + 1)
+
     def due_now(self) -> None:
         """What happens when ``due`` is reached: batches count once; subclasses add policies."""
         if self.batch_depth:

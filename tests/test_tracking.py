@@ -889,8 +889,7 @@ def test_a_recorder_receives_what_changed() -> None:
     root = b.__snapmixin_node__().root  # type: ignore[union-attr]
     assert root.due == NEVER and root.recorder is None
     log = _Log()
-    root.recorder = log
-    root.due = root.seq + 1
+    root.attach(log)
     b.n = 5
     b.items.append([1])
     b.table["k"] = 2
@@ -917,8 +916,34 @@ def test_a_recorder_stays_attached_through_a_policy(tmp_path: Any) -> None:
     root = p.__snapmixin_node__()
     assert root is not None
     log = _Log()
-    root.recorder = log
-    root.due = root.seq + 1
+    root.attach(log)
     for i in range(5):
         p.n = i + 1  # a snapshot at 2 and 4 resets the policy's due: the recorder still sees all
     assert len(log.seen) == 5 and p.snapshot_unsaved == 1
+
+
+def test_a_recorder_sees_every_mutation_under_a_seconds_policy_and_in_batches(tmp_path: Any) -> None:
+    from snapmixin import snapshot_every
+
+    @snapshot_every(seconds=3600.0)
+    @dataclass
+    class T(Snapshottable):
+        n: int = 0
+        items: list[int] = field(default_factory=list)
+
+    t = T.open(tmp_path / "s")
+    t.n = 1  # the policy's quick "not yet" return, no recorder
+    root = t.__snapmixin_node__()
+    assert root is not None
+    log = _Log()
+    root.attach(log)
+    t.n = 2
+    with t.snapshot_batch():
+        t.items.append(1)
+        t.items.append(2)
+    t.items.append(3)
+    assert [op for _, op, _ in log.seen] == ["setattr", "append", "append", "append"]
+    assert t.snapshot_seq == 4  # the batch counted once
+    root.attach(None)
+    t.n = 3
+    assert len(log.seen) == 4 and t.snapshot_seq == 5
