@@ -93,9 +93,9 @@ class _Init(Root):
         self.quiet = _untracked(type(obj))
         self.d = None
 
-    def tick(self, node: Any = None, op: str = "mark", args: tuple[Any, ...] = ()) -> None:
+    def tick(self, node: Any = None, op: str = "mark", key: Any = None, value: Any = None) -> None:
         if not self.depth:
-            _adopt(self.obj, None).mutated(node, op, args)
+            _adopt(self.obj, None).mutated(node, op, key, value)
 
 
 class _State(Root):
@@ -175,13 +175,13 @@ class _State(Root):
         self.deadline = -math.inf
 
     # -- the slow path of a mutation ----------------------------------------
-    def tick(self, node: Any = None, op: str = "mark", args: tuple[Any, ...] = ()) -> None:
+    def tick(self, node: Any = None, op: str = "mark", key: Any = None, value: Any = None) -> None:
         # `deadline` is -inf while a batch is open or a recorder is attached: then this never
         # returns early.
         if self.seq < self.count_due and time.monotonic() < self.deadline:
             self.due = self.seq + 1  # a seconds= policy, not due yet: look again next time
             return
-        Root.tick(self, node, op, args)
+        Root.tick(self, node, op, key, value)
 
     def due_now(self) -> None:
         if self.batch_depth:
@@ -608,7 +608,7 @@ def _pydantic_setup(cls: type) -> None:
             st.held.discard(name)
         if held:
             untrack(old)
-        st.root.mutated(self, "setattr", (name, d.get(name, value)))
+        st.root.mutated(self, "setattr", name, d.get(name, value))
 
     def __getstate__(self: Any) -> Any:
         state = dict(model_getstate(self))
@@ -758,7 +758,7 @@ class Snapshottable(tracking.Owner):
         r = st.root
         r.seq += 1
         if r.seq >= r.due:
-            r.tick(self, "setattr", (name, value))
+            r.tick(self, "setattr", name, value)
 
     def __delattr__(self, name: str) -> None:
         old = getattr(self, name, _MISSING)
@@ -770,7 +770,7 @@ class Snapshottable(tracking.Owner):
         st.fast.discard(name)
         st.seen.discard(name)
         if name not in st.quiet:
-            st.root.mutated(self, "delattr", (name,))
+            st.root.mutated(self, "delattr", name)
 
     # -- the owner contract (tracking.Owner): how tracking sees this object ---
     def __snapmixin_node__(self) -> _State | None:
@@ -958,7 +958,7 @@ class Snapshottable(tracking.Owner):
 
     def mark_mutated(self) -> None:
         """Count a mutation that tracking cannot see (a numpy array changed in place...)."""
-        _state(self).root.mutated(self, "mark", ())
+        _state(self).root.mutated(self, "mark")
 
     def __enter__(self: S) -> S:
         return self

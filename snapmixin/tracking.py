@@ -12,7 +12,7 @@ The hot path of every mutation is two attribute operations and a compare::
 
     root.seq += 1
     if root.seq >= root.due:
-        root.tick(node, op, args)   # batches, policies, a recorder: the slow path
+        root.tick(node, op, key, value)   # batches, policies, a recorder: the slow path
 
 ``due`` is set so that the slow path runs only when something has to happen
 (a threshold reached, a batch open, a time-based policy to check, a
@@ -25,7 +25,7 @@ they implement (their node state, adopting them into a tree, their field
 names, copying them). No other module sets anything in this one; the mixin
 imports this module, never the reverse. An owner's attribute assignment
 counts on ``state.root`` with the same hot path, calling
-``root.tick(obj, "setattr", (name, value))`` when due.
+``root.tick(obj, "setattr", name, value)`` when due.
 
 Rules:
 
@@ -63,13 +63,17 @@ T = TypeVar("T")
 class Recorder(Protocol):
     """What a :class:`Root` tells about each mutation when one is attached (a future journal).
 
-    ``record(node, op, args)``: ``node`` is the container or object changed,
-    ``op`` the operation (a method name such as ``"append"``, ``"__setitem__"``,
-    or ``"setattr"`` for an object's attribute), ``args`` what it was called with
-    (the values as stored: tracked copies of plain containers).
+    ``record(node, op, key, value)``: ``node`` is the container or object
+    changed, ``op`` the operation (a method name such as ``"append"``,
+    ``"__setitem__"``, or ``"setattr"``/``"delattr"`` for an object's
+    attribute), ``key`` where (an index, a dict key, an attribute name; None
+    when the operation has none) and ``value`` what was stored (as stored:
+    tracked copies of plain containers; a list of them for ``extend``, the
+    other operand for the set operators, ``(key, reverse)`` for ``sort``).
+    Two fixed arguments rather than a tuple: nothing is allocated to say it.
     """
 
-    def record(self, node: Any, op: str, args: tuple[Any, ...]) -> None: ...
+    def record(self, node: Any, op: str, key: Any, value: Any) -> None: ...
 
 
 class Root:
@@ -92,19 +96,19 @@ class Root:
         self.batch_captured = False  # a snapshot was taken inside the open batch
         self.recorder: Recorder | None = None
 
-    def mutated(self, node: Any = None, op: str = "mark", args: tuple[Any, ...] = ()) -> None:
+    def mutated(self, node: Any = None, op: str = "mark", key: Any = None, value: Any = None) -> None:
         """Count one mutation (what every tracked operation does, inlined)."""
         self.seq += 1
         if self.seq >= self.due:
-            self.tick(node, op, args)
+            self.tick(node, op, key, value)
 
-    def tick(self, node: Any = None, op: str = "mark", args: tuple[Any, ...] = ()) -> None:
-        """The slow path of a mutation of ``node`` by ``op(*args)`` (already counted in ``seq``).
+    def tick(self, node: Any = None, op: str = "mark", key: Any = None, value: Any = None) -> None:
+        """The slow path of a mutation of ``node`` by ``op`` at ``key`` (already counted in ``seq``).
 
         Tells the recorder, if any, then :meth:`due_now`.
         """
         if self.recorder is not None:
-            self.recorder.record(node, op, args)
+            self.recorder.record(node, op, key, value)
             if not self.batch_depth:
                 self.due = self.seq + 1
         self.due_now()
@@ -224,8 +228,8 @@ class Owner:
         when the object already belongs to another tree.
 
     What changed reaches the :class:`Root` through the slow path of a
-    mutation: ``root.tick(node, op, args)`` (see :meth:`Root.tick`), which an
-    owner calls with ``(obj, "setattr", (name, value))``.
+    mutation: ``root.tick(node, op, key, value)`` (see :meth:`Root.tick`), which
+    an owner calls with ``(obj, "setattr", name, value)``.
     """
 
     __slots__ = ()
@@ -476,11 +480,11 @@ def untrack(value: Any) -> None:
                     _reroot(v, old, st, True)
 
 
-def _count(root: Root | None, node: Any, op: str, *args: Any) -> None:
+def _count(root: Root | None, node: Any, op: str, key: Any = None, value: Any = None) -> None:
     if root is not None:
         root.seq += 1
         if root.seq >= root.due:
-            root.tick(node, op, args)
+            root.tick(node, op, key, value)
 
 
 # ---------------------------------------------------------------------------
@@ -539,7 +543,7 @@ class TrackedList(list[T]):
         root = self._root
         new = [track(v, root) for v in values]
         list.extend(self, new)
-        _count(root, self, "__iadd__", new)
+        _count(root, self, "__iadd__", None, new)
         return self
 
     def __imul__(self, n: SupportsIndex) -> TrackedList[T]:
@@ -553,7 +557,7 @@ class TrackedList(list[T]):
             elif len(self) < len(items):
                 for v in items:
                     untrack(v)
-        _count(root, self, "__imul__", n)
+        _count(root, self, "__imul__", None, n)
         return self
 
     def append(self, value: T, /) -> None:
@@ -564,13 +568,13 @@ class TrackedList(list[T]):
         if root is not None:
             root.seq += 1
             if root.seq >= root.due:
-                root.tick(self, "append", (value,))
+                root.tick(self, "append", None, value)
 
     def extend(self, values: Iterable[T], /) -> None:
         root = self._root
         new = [track(v, root) for v in values]
         list.extend(self, new)
-        _count(root, self, "extend", new)
+        _count(root, self, "extend", None, new)
 
     def insert(self, index: SupportsIndex, value: T, /) -> None:
         root = self._root
@@ -591,7 +595,7 @@ class TrackedList(list[T]):
         list.__delitem__(self, i)
         if self._root is not None:
             untrack(old)
-        _count(self._root, self, "remove", value)
+        _count(self._root, self, "remove", None, value)
 
     def clear(self) -> None:
         old = list(self)
@@ -603,7 +607,7 @@ class TrackedList(list[T]):
 
     def sort(self, *, key: Any = None, reverse: bool = False) -> None:
         list.sort(self, key=key, reverse=reverse)
-        _count(self._root, self, "sort", key, reverse)
+        _count(self._root, self, "sort", None, (key, reverse))
 
     def reverse(self) -> None:
         list.reverse(self)
@@ -651,7 +655,7 @@ class TrackedDict(dict[K, V]):
         if root is not None:
             root.seq += 1
             if root.seq >= root.due:
-                root.tick(self, "__setitem__", (key, value))
+                root.tick(self, "__setitem__", key, value)
 
     def __delitem__(self, key: K) -> None:
         old = dict.__getitem__(self, key)
@@ -661,7 +665,7 @@ class TrackedDict(dict[K, V]):
         _count(self._root, self, "__delitem__", key)
 
     def __ior__(self, other: Any) -> TrackedDict[K, V]:  # type: ignore[override,misc]
-        _count(self._root, self, "__ior__", self._merge(other))
+        _count(self._root, self, "__ior__", None, self._merge(other))
         return self
 
     def _merge(self, other: Any, **kwargs: Any) -> dict[Any, Any]:
@@ -680,7 +684,7 @@ class TrackedDict(dict[K, V]):
         return items
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
-        _count(self._root, self, "update", self._merge(other, **kwargs))
+        _count(self._root, self, "update", None, self._merge(other, **kwargs))
 
     def pop(self, key: K, *default: Any) -> Any:
         if default and key not in self:
@@ -741,15 +745,15 @@ class TrackedSet(set[T]):
 
     def add(self, value: T, /) -> None:
         set.add(self, value)
-        _count(self._root, self, "add", value)
+        _count(self._root, self, "add", None, value)
 
     def discard(self, value: Any, /) -> None:
         set.discard(self, value)
-        _count(self._root, self, "discard", value)
+        _count(self._root, self, "discard", None, value)
 
     def remove(self, value: T, /) -> None:
         set.remove(self, value)
-        _count(self._root, self, "remove", value)
+        _count(self._root, self, "remove", None, value)
 
     def pop(self) -> T:
         value = set.pop(self)
@@ -762,38 +766,38 @@ class TrackedSet(set[T]):
 
     def update(self, *others: Iterable[T]) -> None:
         set.update(self, *others)
-        _count(self._root, self, "update", others)
+        _count(self._root, self, "update", None, others)
 
     def difference_update(self, *others: Iterable[Any]) -> None:
         set.difference_update(self, *others)
-        _count(self._root, self, "difference_update", others)
+        _count(self._root, self, "difference_update", None, others)
 
     def intersection_update(self, *others: Iterable[Any]) -> None:
         set.intersection_update(self, *others)
-        _count(self._root, self, "intersection_update", others)
+        _count(self._root, self, "intersection_update", None, others)
 
     def symmetric_difference_update(self, other: Iterable[T], /) -> None:
         set.symmetric_difference_update(self, other)
-        _count(self._root, self, "symmetric_difference_update", other)
+        _count(self._root, self, "symmetric_difference_update", None, other)
 
     def __ior__(self, other: Any) -> TrackedSet[T]:  # type: ignore[override,misc]
         set.__ior__(self, other)
-        _count(self._root, self, "__ior__", other)
+        _count(self._root, self, "__ior__", None, other)
         return self
 
     def __iand__(self, other: Any) -> TrackedSet[T]:  # type: ignore[misc]
         set.__iand__(self, other)
-        _count(self._root, self, "__iand__", other)
+        _count(self._root, self, "__iand__", None, other)
         return self
 
     def __isub__(self, other: Any) -> TrackedSet[T]:  # type: ignore[misc]
         set.__isub__(self, other)
-        _count(self._root, self, "__isub__", other)
+        _count(self._root, self, "__isub__", None, other)
         return self
 
     def __ixor__(self, other: Any) -> TrackedSet[T]:  # type: ignore[override,misc]
         set.__ixor__(self, other)
-        _count(self._root, self, "__ixor__", other)
+        _count(self._root, self, "__ixor__", None, other)
         return self
 
 

@@ -876,8 +876,8 @@ class _Log:
     def __init__(self) -> None:
         self.seen: list[tuple[Any, str, tuple[Any, ...]]] = []
 
-    def record(self, node: Any, op: str, args: tuple[Any, ...]) -> None:
-        self.seen.append((node, op, args))
+    def record(self, node: Any, op: str, key: Any, value: Any) -> None:
+        self.seen.append((node, op, (key, value)))
 
 
 def test_a_recorder_receives_what_changed() -> None:
@@ -898,7 +898,7 @@ def test_a_recorder_receives_what_changed() -> None:
     assert [(node, op) for node, op, _ in log.seen] == [
         (b, "setattr"), (b.items, "append"), (b.table, "__setitem__"), (b.tags, "add"), (b.items, "pop")]
     assert log.seen[0][2] == ("n", 5)
-    stored = log.seen[1][2][0]
+    stored = log.seen[1][2][1]
     assert type(stored) is TrackedList and stored == [1]  # what the list holds, not the caller's list
     assert log.seen[2][2] == ("k", 2)
     assert b.snapshot_seq == 5
