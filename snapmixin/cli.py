@@ -78,7 +78,7 @@ class _Check:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "path": self.path,
+            "path": _text(self.path),
             "current": self.current,
             "layout": self.layout,
             "seq": self.seq,
@@ -88,8 +88,14 @@ class _Check:
             "checksum": self.checksum,
             "checksum_ok": self.checksum_ok,
             "ok": self.ok,
-            "error": self.error,
+            "error": None if self.error is None else _text(self.error),
         }
+
+
+def _text(s: str) -> str:
+    """``s`` printable as UTF-8: bytes of a file name that were not UTF-8 (held as lone
+    surrogates) become ``\\xNN`` escapes."""
+    return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -223,6 +229,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_history(args: argparse.Namespace) -> int:
     store = SnapStore(args.dir)
+    if not store._candidates() and fsio.kind(store.fs, store._dir) == "dir":
+        # An existing directory with no generation yet: an empty list, not an error.
+        if args.json:
+            _print_json([])
+        else:
+            print(f"no generations in {store._dir} yet")
+        return 0
     checks = _generations(store)
     if args.json:
         _print_json([c.as_json() for c in checks])
@@ -252,9 +265,11 @@ def _cmd_rehash(args: argparse.Namespace) -> int:
     path = store._p(SNAPSHOT)
     data = _read_snapshot(store, path)
     seq, schema_version, raw, old_checksum = _parse_edited(data, path)
-    if old_checksum == _checksum(raw):
+    if old_checksum == _checksum(raw) and _intact(store, path):
         print(f"{path}: the checksum already matches the state (seq {seq}); nothing to do")
         return 0
+    # Otherwise rewritten: a new checksum, and a header made whole (a damaged created_at,
+    # a duplicate key...: the state and seq are kept, created_at becomes now).
     # Whitespace is normalized: the file is rewritten in the canonical layout.
     compact = _codec.compact(raw)
     # archive=False never adds a history generation, but the commit still prunes history/
@@ -347,6 +362,15 @@ def _read_snapshot(store: SnapStore, path: str) -> bytes:
         raise _Failure(f"{path}: cannot read: {e.strerror or e}") from e
 
 
+def _intact(store: SnapStore, path: str) -> bool:
+    """Whether ``path`` reads as an intact generation (header and checksum)."""
+    try:
+        store._read(path, verify=True)
+    except SnapError:
+        return False
+    return True
+
+
 def _parse_edited(data: bytes, path: str) -> tuple[int, int, bytes, Any]:
     """(seq, schema_version, raw state, checksum field) of a hand-edited snapshot.json, or refuse."""
     try:
@@ -371,8 +395,9 @@ def _parse_edited(data: bytes, path: str) -> tuple[int, int, bytes, Any]:
     seq, sv = head.get("seq"), head.get("schema_version")
     if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= SEQ_MAX:
         raise _Failure(f"{path}: \"seq\" must be an integer between 0 and 2**63 - 1, not {seq!r}")
-    if isinstance(sv, bool) or not isinstance(sv, int) or sv < 1:
-        raise _Failure(f"{path}: \"schema_version\" must be an integer >= 1, not {sv!r}")
+    if isinstance(sv, bool) or not isinstance(sv, int) or not 1 <= sv <= SEQ_MAX:
+        raise _Failure(f"{path}: \"schema_version\" must be an integer between 1 and 2**63 - 1, "
+                       f"not {sv if isinstance(sv, int) and sv.bit_length() <= 256 else '(too large)'}")
     if "state" not in top:
         raise _Failure(f"{path}: the envelope has no \"state\"; nothing was written")
     raw = bytes(top["state"])
@@ -509,9 +534,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _printable_streams() -> None:
+    """Let stdout and stderr print any path: a directory name that is not valid UTF-8 (or
+    not valid in the terminal's encoding) is escaped instead of raising UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # pragma: no cover - a stream that cannot change
+                pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 check failed or damaged, 2 bad usage)."""
     parser = _parser()
+    _printable_streams()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, or a usage error (argparse printed it)
@@ -533,4 +570,9 @@ def main(argv: list[str] | None = None) -> int:
             pass
     except OSError as e:
         _err(f"{e.filename or getattr(args, 'dir', '')}: {e.strerror or e}")
+    except MemoryError:
+        _err(f"{getattr(args, 'dir', '')}: out of memory (a snapshot too large to read?)")
+    except Exception as e:  # never a traceback: one line, as for every other error
+        _err(f"{getattr(args, 'dir', '')}: unexpected error: {type(e).__name__}: {e} "
+             "(please report it)")
     return 1

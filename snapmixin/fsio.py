@@ -26,11 +26,13 @@ import errno
 import os
 import re
 import secrets
+import signal
 import stat
 import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "TMP_SUFFIX",
@@ -49,15 +51,38 @@ _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
+# The C half of the signal module: the same calls without the enum conversions (32 us -> 2 us
+# to scan every signal's handler); the public module where there is no such half.
+_sig: Any = signal
+try:
+    import importlib
+
+    _sig = importlib.import_module("_signal")
+except ImportError:  # pragma: no cover - another implementation
+    pass
+
 try:  # POSIX
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-_F_FULLFSYNC = getattr(fcntl, "F_FULLFSYNC", None) if fcntl is not None else None
+#: The ``fcntl`` command that flushes a drive's cache (macOS), or None where ``fsync`` is enough.
+_F_FULLFSYNC: int | None = (getattr(fcntl, "F_FULLFSYNC", None)
+                            if fcntl is not None and sys.platform == "darwin" else None)
+#: The errors of ``F_FULLFSYNC`` that mean "this file system cannot do it" (fall back to
+#: ``fsync``); any other (EIO above all) is a failed flush and is raised.
+_FULLFSYNC_UNSUPPORTED = frozenset(
+    e for e in (getattr(errno, "ENOTSUP", None), getattr(errno, "EOPNOTSUPP", None), errno.EINVAL,
+                getattr(errno, "ENOTTY", None)) if e is not None)
 
 _umask_lock = threading.Lock()
 _umask: int | None = None
+
+
+def _euid() -> int:
+    """The effective uid (-1 where the platform has none: then no file's mode is copied)."""
+    geteuid = getattr(os, "geteuid", None)
+    return geteuid() if geteuid is not None else -1
 
 
 def _current_umask() -> int:
@@ -109,11 +134,20 @@ class FileOps:
         """Make the directory's entries (renames, creations) durable."""
         if os.name == "nt":  # pragma: no cover - Windows cannot open a directory
             return
-        fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+        fd = -1
         try:
+            with DeferSignals():  # an interrupt lands before the open or after fd holds it
+                fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
             self._flush(fd)
         finally:
-            os.close(fd)
+            try:
+                with DeferSignals():
+                    fd, closing = -1, fd
+                    if closing >= 0:
+                        os.close(closing)
+            finally:  # only when an interrupt hit before the block above ran
+                if fd >= 0:
+                    os.close(fd)
 
     # -- files -------------------------------------------------------------
     def open_tmp(self, directory: str, target: str) -> tuple[int, str]:
@@ -130,9 +164,11 @@ class FileOps:
             st = os.lstat(final)
         except OSError:
             st = None
-        if st is not None and stat.S_ISREG(st.st_mode):
+        if st is not None and stat.S_ISREG(st.st_mode) and st.st_uid == _euid():
             mode = stat.S_IMODE(st.st_mode) & 0o777  # permission bits only: never setuid/setgid
-        else:  # missing, or a symlink (lstat says 0777), directory or FIFO: not a mode to copy
+        else:
+            # missing, a symlink (lstat says 0777), directory or FIFO, or a file someone else
+            # owns (in a shared directory anyone may have put a 0666 file there): the umask decides
             mode = 0o666 & ~_current_umask()
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY
         for _ in range(16):
@@ -187,8 +223,10 @@ class FileOps:
         with other hard links (which may lie outside the directory), and
         raises ``FileNotFoundError`` when the file does not exist yet.
         """
-        fd = os.open(path, os.O_WRONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY)
+        fd = -1
         try:
+            with DeferSignals():
+                fd = os.open(path, os.O_WRONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY)
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise NotRegularFile(errno.EINVAL, "not a regular file", path)
@@ -200,7 +238,14 @@ class FileOps:
                 offset += os.pwrite(fd, view[offset:], offset)
             os.ftruncate(fd, len(view))
         finally:
-            os.close(fd)
+            try:
+                with DeferSignals():
+                    fd, closing = -1, fd
+                    if closing >= 0:
+                        os.close(closing)
+            finally:
+                if fd >= 0:
+                    os.close(fd)
 
     def open_read(self, path: str) -> int:
         """Open for reading without following a symlink and without blocking on a FIFO."""
@@ -213,36 +258,54 @@ class FileOps:
         return os.read(fd, size)
 
     # -- lock --------------------------------------------------------------
+    def dir_id(self, path: str) -> tuple[int, int]:
+        """The identity of a directory (device, inode), following symlinks: one key for
+        every path that names it, for the in-process writer lock."""
+        st = os.stat(path)
+        return st.st_dev, st.st_ino
+
     def lock(self, path: str, timeout: float | None) -> int:
         """Take the exclusive advisory lock on ``path``; return the fd that holds it.
 
-        ``timeout`` 0 fails at once, ``None`` waits for ever, otherwise waits up
-        to that many seconds. Raises ``BlockingIOError`` when the lock stays busy.
-        Two opens of the same file conflict even within one process.
+        ``timeout`` 0 fails at once, ``None`` (or infinity) waits for ever, otherwise
+        waits up to that many seconds. Raises ``BlockingIOError`` when the lock stays
+        busy. Two opens of the same file conflict even within one process.
+
+        After the lock is taken, the locked file must still be the one at ``path``:
+        if ``.lock`` was deleted or replaced meanwhile (by hand, or by a cleanup
+        script), another writer may lock the new file while we hold the old one,
+        so the lock is dropped and taken again on the file that is there now.
         """
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY, 0o666)
-        try:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            delay = 0.001
-            while not self._try_lock(fd):
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise BlockingIOError(errno.EWOULDBLOCK, "lock is held by another writer", path)
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY, 0o666)
+            try:
+                while not self._try_lock(fd):
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise BlockingIOError(errno.EWOULDBLOCK, "lock is held by another writer", path)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.05)
+                if _same_file(fd, path):
+                    return fd
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)  # locked a file that is no longer at the path: lock the one that is
 
     def unlock(self, fd: int) -> None:
-        if sys.platform == "win32":  # pragma: no cover
-            import msvcrt
+        """Release the lock and close ``fd``; the fd is closed whatever fails (closing it
+        releases the lock too, unless a forked child shares the descriptor)."""
+        try:
+            if sys.platform == "win32":  # pragma: no cover
+                import msvcrt
 
-            os.lseek(fd, 0, os.SEEK_SET)
-            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-        else:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+                os.lseek(fd, 0, os.SEEK_SET)
+                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+            else:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
     # -- helpers -----------------------------------------------------------
     @staticmethod
@@ -263,13 +326,193 @@ class FileOps:
 
     @staticmethod
     def _flush(fd: int) -> None:
-        if _F_FULLFSYNC is not None and sys.platform == "darwin":  # pragma: no cover - macOS
+        if _F_FULLFSYNC is not None:  # macOS: flush the drive's cache too
             try:
                 fcntl.fcntl(fd, _F_FULLFSYNC)
                 return
-            except OSError:
-                pass  # not supported by this file system: fall back to fsync
+            except OSError as e:
+                if e.errno not in _FULLFSYNC_UNSUPPORTED:
+                    raise  # EIO: the data did not reach the disk; fsync cannot make that right
+                # this file system (SMB, some FUSE) has no F_FULLFSYNC: fsync is the best there is
         os.fsync(fd)
+
+
+def _same_file(fd: int, path: str) -> bool:
+    """Whether the open ``fd`` is still the file at ``path`` (not deleted, not replaced)."""
+    if sys.platform == "win32":  # pragma: no cover - an open file cannot be deleted there
+        return True
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    here = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino)
+
+
+# -- interrupts --------------------------------------------------------------------------------
+class DeferSignals:
+    """While active, Python-level signal handlers are deferred, then run at exit.
+
+    Python runs signal handlers between bytecodes of the main thread, so a
+    ``KeyboardInterrupt`` (or whatever a handler raises) can land between a
+    system call that took a resource and the statement that records it: a lock
+    file descriptor opened but not yet stored, a lock taken but not yet marked.
+    Inside this block the handlers only note the signal; on exit the real
+    handlers are put back and called, at a point where the bookkeeping is
+    consistent. Outside the main thread no handler runs, so nothing is done.
+    Keep the block short and never wait inside it (Ctrl-C waits for it).
+    """
+
+    __slots__ = ("_active", "_pending", "_saved")
+
+    def __init__(self) -> None:
+        self._saved: list[tuple[int, Any]] = []
+        self._pending: list[tuple[int, Any]] = []
+        self._active = False
+
+    def __enter__(self) -> DeferSignals:
+        global _deferring
+        if _deferring or threading.current_thread() is not threading.main_thread():
+            return self  # another thread (no handler runs there), or inside a deferral already
+        self._active = True
+        getsignal = _sig.getsignal
+        try:
+            for sig, handler in [(n, h) for n in _SIGNALS if callable(h := getsignal(n))]:
+                self._saved.append((sig, handler))
+                _sig.signal(sig, self._note)
+            _deferring = True  # set and cleared only while the handlers are deferred
+        except ValueError:  # not the main interpreter: handlers cannot be changed from here
+            pass
+        except BaseException:
+            self._restore()
+            raise
+        return self
+
+    def _note(self, signum: int, frame: Any) -> None:
+        if self._active:
+            self._pending.append((signum, frame))
+            return
+        for sig, handler in self._saved:  # restoring was interrupted: behave like the real one
+            if sig == signum:
+                handler(signum, frame)
+
+    def _restore(self) -> None:
+        # Still active meanwhile: a signal whose handler is not back yet is noted, not lost.
+        # A handler put back may fire before the others are: the finally goes on with them.
+        global _deferring
+        _deferring = False
+        try:
+            while self._saved:
+                sig, handler = self._saved[-1]
+                _sig.signal(sig, handler)
+                self._saved.pop()
+        finally:
+            if self._saved:
+                self._restore()
+            self._active = False
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._active:
+            return
+        saved = dict(self._saved)
+        self._restore()
+        pending, self._pending = self._pending, []
+        for signum, frame in pending:  # may raise (KeyboardInterrupt): the bookkeeping is done
+            saved[signum](signum, frame)
+
+
+#: Whether a :class:`DeferSignals` block is active (in the main thread, the only one it acts in).
+_deferring = False
+
+# The signals whose Python handlers are deferred: the standard ones (SIGKILL and SIGSTOP
+# cannot have handlers). Real-time signals (SIGRTMIN..SIGRTMAX) are left out: Python
+# handlers on them are rare, and scanning them would double the cost of every deferral.
+_SIGNALS = sorted(n for n in getattr(signal, "valid_signals", lambda: {signal.SIGINT})()
+                  if n < getattr(signal, "SIGRTMIN", 1 << 30)
+                  and n not in (getattr(signal, "SIGKILL", -1), getattr(signal, "SIGSTOP", -1)))
+
+
+class ProcessLocks:
+    """The in-process half of the writer lock: one queue per key (a directory's identity).
+
+    Threads and asyncio tasks (whose writes run in worker threads) of one process
+    wait here for their turn, first come first served, for as long as it takes: the
+    holder is a write of this very process that is running. ``flock`` then only
+    arbitrates between processes. A place can be reserved before the writer's thread
+    runs (``acreate()`` reserves it when called, so writes gathered in one event loop
+    commit in the order they were called). A thread asking for a key whose holder is
+    itself (a nested write, e.g. from a signal handler) is refused at once: waiting
+    would wait for itself.
+
+    Every change is one short step under one plain ``threading.Lock`` (taken by
+    ``with`` on the C lock itself: no Python frame between taking it and the block
+    that releases it), done with signals deferred by the caller, so an interrupt
+    leaves the queues exact. Waiting is polling with a short backoff (no Condition:
+    an interrupt inside ``Condition.wait`` can leave its lock in the wrong state).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # key -> [[token, thread id (0: reserved, its thread not started yet)], ...]; the head holds it
+        self._queues: dict[object, list[list[int]]] = {}
+
+    def reserve(self, key: object, token: int) -> None:
+        """Take a place in the queue of ``key`` now, for a thread that will :meth:`try_take` later."""
+        with self._lock:
+            self._queues.setdefault(key, []).append([token, 0])
+
+    def try_take(self, key: object, token: int, *, reserved: bool = False) -> int | None:
+        """Queue ``token`` for ``key`` (if not queued yet) and return None if it is its turn,
+        or the thread id of the holder (0: a reservation whose thread has not started).
+
+        With ``reserved``, a token no longer queued was abandoned (:meth:`abandon`):
+        ``LookupError``."""
+        me = threading.get_ident()
+        with self._lock:
+            q = self._queues.setdefault(key, [])
+            mine = next((e for e in q if e[0] == token), None)
+            if mine is None:
+                if reserved:
+                    if not q:
+                        del self._queues[key]
+                    raise LookupError("the reservation was abandoned")
+                mine = [token, me]
+                q.append(mine)
+            mine[1] = me
+            return None if q[0] is mine else q[0][1]
+
+    def give_back(self, key: object, token: int) -> None:
+        """Leave the queue of ``key`` (holding it or waiting; idempotent)."""
+        with self._lock:
+            q = self._queues.get(key)
+            if q is None:
+                return
+            q[:] = [e for e in q if e[0] != token]
+            if not q:
+                del self._queues[key]
+
+    def abandon(self, key: object, token: int) -> None:
+        """Drop a reservation whose thread never started (it will not write); else nothing."""
+        with self._lock:
+            q = self._queues.get(key, [])
+            if any(e[0] == token and e[1] == 0 for e in q):
+                q[:] = [e for e in q if e[0] != token]
+                if not q:
+                    del self._queues[key]
+
+    def queued(self, key: object, token: int) -> bool:
+        """Whether ``token`` holds or waits for ``key``."""
+        with self._lock:
+            return any(e[0] == token for e in self._queues.get(key, ()))
+
+    def busy(self) -> int:
+        """How many keys are held or waited for now (for tests: 0 when no write runs)."""
+        with self._lock:
+            return len(self._queues)
+
+
+#: Every writer of this process registers here (see :class:`ProcessLocks`).
+PROCESS_LOCKS = ProcessLocks()
 
 
 #: The one real file system; ``SnapStore(..., fs=...)`` substitutes another.
@@ -297,25 +540,37 @@ def atomic_write(ops: FileOps, directory: str, name: str, data: Buffer | Sequenc
     """
     chunks: Sequence[Buffer] = (data,) if isinstance(data, (bytes, bytearray, memoryview)) else data
     for attempt in range(_EIO_ATTEMPTS):
-        fd, tmp = ops.open_tmp(directory, name)
+        fd, tmp = -1, ""
         written = False
         try:
             try:
+                with DeferSignals():  # an interrupt lands before the temp file exists or after fd holds it
+                    fd, tmp = ops.open_tmp(directory, name)
                 for chunk in chunks:
                     ops.write(fd, chunk)
                 if durable:
                     ops.fsync(fd)
             finally:
-                ops.close(fd)
+                try:
+                    with DeferSignals():
+                        fd, closing = -1, fd
+                        if closing >= 0:
+                            ops.close(closing)
+                finally:  # only when an interrupt hit before the block above ran
+                    if fd >= 0:
+                        fd, closing = -1, fd
+                        ops.close(closing)
             written = True
             ops.replace(tmp, os.path.join(directory, name))
         except OSError as e:
-            _discard(ops, tmp)
-            if not written and e.errno == errno.EIO and attempt + 1 < _EIO_ATTEMPTS:
+            if tmp:
+                _discard(ops, tmp)
+            if tmp and not written and e.errno == errno.EIO and attempt + 1 < _EIO_ATTEMPTS:
                 continue  # never fsync the same file again: a new temp file, the data written anew
             raise
         except BaseException:
-            _discard(ops, tmp)
+            if tmp:
+                _discard(ops, tmp)
             raise
         break
     if durable:
@@ -381,13 +636,28 @@ def read_regular(ops: FileOps, path: str, limit: int | None = None) -> bytes:
     Raises ``FileNotFoundError`` when missing and :class:`NotRegularFile` when
     the path is not a regular file. Never blocks on a FIFO.
     """
+    if limit is not None and limit <= _SMALL_READ:
+        # A small read (a header, snapshot.seq) is quick: one deferral around all of it
+        # instead of one around the open and one around the close.
+        with DeferSignals():
+            return _read_regular(ops, path, limit)
+    return _read_regular(ops, path, limit)
+
+
+#: Reads up to this many bytes run whole with signals deferred (see :func:`read_regular`).
+_SMALL_READ = 1 << 20
+
+
+def _read_regular(ops: FileOps, path: str, limit: int | None) -> bytes:
+    fd = -1
     try:
-        fd = ops.open_read(path)
-    except OSError as e:
-        if e.errno in (errno.ELOOP, errno.EMLINK) or (e.errno == errno.EISDIR):
-            raise NotRegularFile(e.errno, "not a regular file (symlink or directory)", path) from e
-        raise
-    try:
+        try:
+            with DeferSignals():  # an interrupt lands before the open or after fd holds it
+                fd = ops.open_read(path)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.EMLINK) or (e.errno == errno.EISDIR):
+                raise NotRegularFile(e.errno, "not a regular file (symlink or directory)", path) from e
+            raise
         st = ops.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(errno.EINVAL, "not a regular file", path)
@@ -403,7 +673,14 @@ def read_regular(ops: FileOps, path: str, limit: int | None = None) -> bytes:
             got += len(chunk)
         return b"".join(chunks)
     finally:
-        ops.close(fd)
+        try:
+            with DeferSignals():
+                fd, closing = -1, fd
+                if closing >= 0:
+                    ops.close(closing)
+        finally:  # only when an interrupt hit before the block above ran
+            if fd >= 0:
+                ops.close(fd)
 
 
 def cleanup_temps(ops: FileOps, directory: str) -> int:

@@ -10,6 +10,17 @@ On-disk format, version 1::
                       snapshot-<seq>.json names are read as the oldest)
       .lock           advisory lock, held only while a write runs
 
+Which layout a file has: a top-level object with ``"format": "snapmixin"`` is
+our envelope; without it, an object with 5 or more of the envelope's 7 key
+names (format, format_version, seq, schema_version, created_at, checksum,
+state) is one of ours with a damaged ``format`` (``CorruptSnapshot``); anything
+else is a minisnap layout (0.1.3 ``{"seq", "state"}`` in ``snapshot_<seq>.json``,
+0.1.1 a bare state, whatever its keys, with the seq in ``snapshot.seq``). A
+top-level key that appears twice in an envelope is damage. A file larger than
+the store's ``max_size``, or whose first 64 KiB hold a byte JSON text never
+contains, is refused as damage without being read whole. A read that fails
+(EIO...) is a ``SnapError`` carrying the ``OSError``, never ``CorruptSnapshot``.
+
 ``snapshot.json`` is the single commit point. Its ``checksum`` is
 ``"sha256:<hex>"``, the SHA-256 of the exact bytes of the ``state`` value as
 they stand in the file, from its first character to its last (no surrounding
@@ -36,12 +47,17 @@ A crash before the rename in step 4 leaves the old snapshot; after it, the new o
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import hashlib
+import itertools
 import logging
+import math
 import os
 import re
 import stat
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -64,7 +80,7 @@ from .errors import (
     StoreLocked,
 )
 
-__all__ = ["ANY", "FORMAT", "FORMAT_VERSION", "SEQ_MAX", "SnapStore", "SnapshotInfo"]
+__all__ = ["ANY", "FORMAT", "FORMAT_VERSION", "MAX_SIZE", "SEQ_MAX", "SnapStore", "SnapshotInfo"]
 
 log = logging.getLogger("snapmixin")
 
@@ -73,6 +89,8 @@ T = TypeVar("T")
 FORMAT = "snapmixin"
 FORMAT_VERSION = 1
 SEQ_MAX = 2**63 - 1
+#: The default ``max_size`` of a store: the largest snapshot file it reads or writes (1 GiB).
+MAX_SIZE = 2**30
 SNAPSHOT = "snapshot.json"
 SEQFILE = "snapshot.seq"
 HISTORY = "history"
@@ -90,9 +108,18 @@ _HISTORY2_RE = re.compile(r"^snapshot-(\d{20})-(\d{8}T\d{12}Z)\.json$", re.ASCII
 #: A damaged ``snapshot.json`` replaced on purpose (after ``open(fallback=True)``) is kept here.
 _DAMAGED_PREFIX = "damaged-"
 _MINISNAP13_RE = re.compile(r"^snapshot_(\d{1,20})\.json$", re.ASCII)
-#: Keys only our envelope has (minisnap 0.1.3 wrote {"seq", "state"}; 0.1.1 a bare state).
-_ENVELOPE_ONLY_KEYS = frozenset({"format_version", "schema_version", "created_at", "checksum"})
+#: The keys of our envelope. How a top-level JSON object is told apart (see the module doc):
+#: ``"format": "snapmixin"`` makes it ours; without that, ``_DAMAGED_ENVELOPE_KEYS`` or more of
+#: these names make it one of ours damaged (a flipped bit in ``"format"``); anything else is
+#: a minisnap layout (0.1.3 ``{"seq", "state"}``, 0.1.1 a bare state, whatever its keys).
+_ENVELOPE_KEYS = frozenset({"format", "format_version", "seq", "schema_version", "created_at",
+                            "checksum", "state"})
+_DAMAGED_ENVELOPE_KEYS = 5
 _CHECKSUM_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_LOCK_TOKENS = itertools.count(1)
+#: The lock place reserved by :meth:`SnapStore.acreate` for the write running in this context.
+_RESERVED_TURN: contextvars.ContextVar[SnapStore._Lock | None] = contextvars.ContextVar(
+    "snapmixin_turn", default=None)
 
 
 @dataclass(frozen=True)
@@ -248,10 +275,20 @@ class SnapStore:
             writes; ``None`` (the default) means unversioned: it writes 1 and
             never migrates or refuses.
         migrations: ``@migration`` functions upgrading older schema versions.
-        lock_timeout: how long a writer waits for the lock: 0 fails at once
-            with ``StoreLocked``, ``None`` waits for ever.
+        lock_timeout: how long a writer waits for another *process* holding
+            the lock: 0 fails at once with ``StoreLocked``, ``None`` (or
+            ``math.inf``) waits for ever. Writers of this process (threads,
+            asyncio tasks) always wait for each other, whatever this says.
         ignore_unknown_keys: drop, instead of refusing, keys of a snapshot's
             state that the type does not know.
+        max_size: the largest ``snapshot.json`` (in bytes) this store reads or
+            writes, ``None`` for no limit. A larger file is refused as
+            ``CorruptSnapshot`` before it is read (reading a JSON file takes
+            several times its size in memory), and ``create()`` refuses to write
+            one (``EncodeError``). Default 1 GiB (:data:`MAX_SIZE`).
+            Independently of it, a file whose first 64 KiB hold a byte JSON
+            text never contains (NUL, a control character) or cannot start
+            JSON is refused without being read further.
         fs: the file-system layer (tests substitute a fault-injecting one).
     """
 
@@ -265,12 +302,21 @@ class SnapStore:
         migrations: Iterable[_migrate.Migration] | Mapping[int, _migrate.Migration] | None = None,
         lock_timeout: float | None = 0.0,
         ignore_unknown_keys: bool = False,
+        max_size: int | None = MAX_SIZE,
         fs: fsio.FileOps | None = None,
     ) -> None:
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ValueError(f"keep must be an integer >= 1 (generations kept), not {keep!r}")
-        if lock_timeout is not None and lock_timeout < 0:
-            raise ValueError(f"lock_timeout must be >= 0 or None, not {lock_timeout!r}")
+        if lock_timeout is not None and (isinstance(lock_timeout, bool)
+                                         or not isinstance(lock_timeout, (int, float))
+                                         or not lock_timeout >= 0):  # NaN compares false
+            raise ValueError("lock_timeout must be a number of seconds >= 0 (math.inf or None: wait "
+                             f"for ever), not {lock_timeout!r}")
+        if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int)
+                                     or max_size < 1):
+            raise ValueError(f"max_size must be a number of bytes >= 1 or None, not {max_size!r}")
+        self.max_size = max_size
+        self._parent_synced = False
         self.path = Path(path).expanduser()
         self.keep = keep
         self.codec = codec
@@ -356,9 +402,17 @@ class SnapStore:
         """:meth:`create` for asyncio: the state is encoded now, the I/O runs in a worker thread."""
         _check_seq(seq)
         data = self.encode(state)
-        return await asyncio.to_thread(self._commit, data, seq,
-                                       schema_version=self._version_for(type(state)),
-                                       expect=_check_expect(expect))
+        expect = _check_expect(expect)
+        # The place in this process's queue of writers is taken now, in the event loop, so
+        # that writes gathered together commit in the order they were called.
+        turn = SnapStore._Lock(self, "write a snapshot to")
+        try:
+            turn.reserve()
+            return await asyncio.to_thread(_with_turn, turn, self._commit, data, seq,
+                                           schema_version=self._version_for(type(state)),
+                                           expect=expect)
+        finally:
+            turn.abandon()  # cancelled before its thread started: give the place back
 
     def _version_for(self, cls: Any) -> int | None:
         """The store's schema version if it has one, else the Snapshottable class's."""
@@ -394,6 +448,10 @@ class SnapStore:
         except _codec.EncodeFailure as e:  # a state within a level or two of the nesting limit
             raise EncodeError(f"{target}: {e.message}; the previous snapshot is untouched",
                               path=target, json_path=e.json_path) from e
+        if self.max_size is not None and size > self.max_size:  # it could not be read back
+            raise EncodeError(f"{target}: the snapshot would be {size} bytes, more than this "
+                              f"store's max_size ({self.max_size}); the previous snapshot is untouched "
+                              "(SnapStore(max_size=...) raises the limit)", path=target)
         with self._locked("write a snapshot to"):
             try:
                 fsio.cleanup_temps(fs, self._dir)
@@ -606,13 +664,9 @@ class SnapStore:
         p = self._p(HISTORY, _history_name(current))
         try:
             info = self._read(p, verify=False, head_only=True).info
-        except CorruptSnapshot as e:
-            cause = e.__cause__
-            if isinstance(cause, OSError) and not isinstance(cause, fsio.NotRegularFile):
-                raise cause from None  # a failing disk: refuse (typed) rather than leave it
-            return  # not ours to judge
-        except SnapError:
-            return  # none: the usual case
+        except SnapError as e:
+            _raise_if_unreadable(e)  # a failing disk: refuse (typed) rather than leave it
+            return  # none (the usual case), or not ours to judge
         if (info.checksum, info.created_at) == (current.checksum, current.created_at):
             self.fs.unlink(p)
 
@@ -669,30 +723,184 @@ class SnapStore:
 
     # ------------------------------------------------------------------ lock
     class _Lock:
-        def __init__(self, store: SnapStore, doing: str) -> None:
-            self.store, self.doing, self.fd = store, doing, -1
+        """The writer lock of the store's directory, in two halves.
 
-        def __enter__(self) -> None:
+        First the in-process lock (:data:`fsio.PROCESS_LOCKS`, keyed by the
+        directory's identity): this process's threads and tasks wait there for
+        their turn, whatever ``lock_timeout`` says. Then ``flock`` on ``.lock``,
+        which only other processes can hold: ``StoreLocked`` after ``lock_timeout``.
+
+        Interrupt safety: every step that takes or gives back a resource and
+        records it runs with signal handlers deferred (:class:`fsio.DeferSignals`),
+        so a ``KeyboardInterrupt`` lands before or after it, never in between;
+        :meth:`release` is idempotent and runs on every way out (``__exit__``, a
+        failed ``__enter__``, and, while something is held, ``__del__`` for an
+        interrupt that fires on entry to ``__exit__`` itself, before any of its code
+        ran: see :class:`_HeldLock`).
+        """
+
+        def __init__(self, store: SnapStore, doing: str, *, probe: bool = False) -> None:
+            self.store, self.doing, self.probe = store, doing, probe
+            self.fd = -1
+            self.key: object = None
+            self.token = next(_LOCK_TOKENS)
+            self.reserved = False
+
+        def reserve(self) -> None:
+            """Take this writer's place in the in-process queue now (its thread takes the lock
+            later). Makes the directory: its identity is the queue's key."""
             s = self.store
             try:
                 fsio.make_dirs(s.fs, s._dir)
-                self.fd = s.fs.lock(s._p(LOCK), s.lock_timeout)
-            except BlockingIOError as e:
-                waited = "" if not s.lock_timeout else f" after waiting {s.lock_timeout} s"
-                raise StoreLocked(f"{s._dir}: another writer holds the lock {s._p(LOCK)}{waited}; "
-                                  f"cannot {self.doing} it now (pass lock_timeout= to wait)",
-                                  path=s._p(LOCK)) from e
+                key = s.fs.dir_id(s._dir)
             except OSError as e:
                 raise s._os_error(e, f"cannot {self.doing} it") from e
+            with fsio.DeferSignals():
+                fsio.PROCESS_LOCKS.reserve(key, self.token)
+                self.__class__ = SnapStore._HeldLock
+                self.key, self.reserved = key, True
+
+        def abandon(self) -> None:
+            """Give the reserved place back if this writer's thread never started (idempotent)."""
+            if self.reserved and self.key is not None:
+                fsio.PROCESS_LOCKS.abandon(self.key, self.token)
+
+        def __enter__(self) -> None:
+            try:
+                self._acquire()
+            except BaseException:
+                self.release()
+                raise
 
         def __exit__(self, *exc: object) -> None:
+            self.release()
+
+        def _refuse(self, why: str, cause: BaseException | None = None) -> StoreLocked:
+            s = self.store
+            err = StoreLocked(f"{s._dir}: {why}; cannot {self.doing} it now", path=s._p(LOCK))
+            err.__cause__ = cause
+            return err
+
+        def _acquire(self) -> None:
+            s = self.store
+            if self.key is None:
+                try:
+                    if not self.probe:
+                        fsio.make_dirs(s.fs, s._dir)
+                    self.key = s.fs.dir_id(s._dir)
+                except OSError as e:
+                    raise s._os_error(e, f"cannot {self.doing} it") from e
+            # 1. the writers of this process, one at a time, in turn (they always wait)
+            pause = 0.0005
+            while True:
+                try:
+                    with fsio.DeferSignals():
+                        self.__class__ = SnapStore._HeldLock
+                        holder = fsio.PROCESS_LOCKS.try_take(self.key, self.token, reserved=self.reserved)
+                except LookupError:
+                    raise SnapError(f"{s._dir}: the write was cancelled before it started; nothing "
+                                    "was written", path=s._dir) from None
+                if holder is None:
+                    break
+                if self.probe:
+                    raise self._refuse("a writer of this process is busy")
+                if holder == threading.get_ident():
+                    raise self._refuse("this thread is already writing to it (a write started "
+                                       "from inside another write, e.g. a signal handler?)")
+                time.sleep(pause)  # interruptible, holding nothing but a place in the queue
+                pause = min(pause * 2, 0.01)
+            # 2. other processes: flock, for lock_timeout seconds
+            timeout = 0.0 if self.probe else s.lock_timeout
+            deadline = None if timeout is None or timeout == math.inf else time.monotonic() + timeout
+            delay = 0.001
+            while True:
+                try:
+                    with fsio.DeferSignals():
+                        self.fd = s.fs.lock(s._p(LOCK), 0)
+                    break
+                except BlockingIOError as e:
+                    if deadline is None or time.monotonic() < deadline:
+                        time.sleep(delay)
+                        delay = min(delay * 2, 0.05)
+                        continue
+                    waited = "" if not timeout else f" after waiting {timeout} s"
+                    raise self._refuse(f"another process holds the lock {s._p(LOCK)}{waited} "
+                                       "(pass lock_timeout= to wait)", e) from e
+                except OSError as e:
+                    raise s._os_error(e, f"cannot {self.doing} it") from e
+            if not self.probe and not s._parent_synced:
+                s._sync_parent()
+
+        def probe_free(self) -> bool:
+            """Whether no writer (of this process or another) holds the lock now: taken and
+            given back at once, in one step (the shorter, the fewer writers with
+            ``lock_timeout=0`` collide with the probe)."""
+            s = self.store
             try:
-                self.store.fs.unlock(self.fd)
-            except OSError:  # pragma: no cover - closing a lock fd
+                self.key = s.fs.dir_id(s._dir)
+                with fsio.DeferSignals():
+                    try:
+                        if fsio.PROCESS_LOCKS.try_take(self.key, self.token) is not None:
+                            return False  # (not waiting: the finally leaves the queue)
+                        fd = s.fs.lock(s._p(LOCK), 0)
+                        s.fs.unlock(fd)
+                    finally:
+                        fsio.PROCESS_LOCKS.give_back(self.key, self.token)
+            except OSError:
+                return False
+            return True
+
+        def release(self) -> None:
+            """Give back what is held (idempotent; safe to call from any way out)."""
+            if self.fd < 0 and (self.key is None
+                                or not fsio.PROCESS_LOCKS.queued(self.key, self.token)):
+                return
+            with fsio.DeferSignals():
+                fd, self.fd = self.fd, -1
+                try:
+                    if fd >= 0:
+                        self.store.fs.unlock(fd)  # closes fd whatever fails
+                except OSError as e:
+                    log.warning("%s: releasing the lock: %s (the descriptor is closed, which "
+                                "releases it)", self.store._dir, e.strerror or e)
+                finally:
+                    if self.key is not None:
+                        fsio.PROCESS_LOCKS.give_back(self.key, self.token)
+                    self.__class__ = SnapStore._Lock
+
+    class _HeldLock(_Lock):
+        """A :class:`_Lock` while it holds or waits for something: only then has it a
+        ``__del__`` (the last resort for an interrupt that fired on entry to ``__exit__``,
+        before any of its code ran). A lock that holds nothing is its plain class again, so
+        the usual write has no finalizer, where a signal would be reported as ignored."""
+
+        def __del__(self) -> None:
+            try:
+                self.release()
+            except BaseException:  # pragma: no cover - nowhere to report it
                 pass
 
     def _locked(self, doing: str) -> SnapStore._Lock:
+        """The writer lock; the place :meth:`acreate` reserved for this write, if there is one."""
+        turn = _RESERVED_TURN.get()
+        if turn is not None and turn.store is self:
+            _RESERVED_TURN.set(None)  # one write per reservation
+            return turn
         return SnapStore._Lock(self, doing)
+
+    def _sync_parent(self) -> None:
+        """Make the store directory's own entry durable in its parent, once per store
+        object: an application that made the directory itself may never have fsynced it,
+        and then a power loss could lose the whole directory with every snapshot in it."""
+        parent = os.path.dirname(os.path.abspath(self._dir))
+        try:
+            self.fs.fsync_dir(parent)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EPERM):
+                raise self._os_error(e, f"cannot fsync the parent directory {parent}") from e
+            # a parent we may not open for reading (e.g. mode 0711): nothing more we can do
+            log.debug("%s: cannot fsync the parent directory: %s", self._dir, e.strerror or e)
+        self._parent_synced = True
 
     def _os_error(self, e: OSError, what: str) -> SnapError:
         where = e.filename or self._dir
@@ -879,18 +1087,12 @@ class SnapStore:
             pass
         if info.layout != "snapmixin-1":
             return  # the seed's layouts: leave their files as they are
-        try:
-            fd = self.fs.lock(self._p(LOCK), 0)
-        except OSError:
-            return  # a writer is busy (it will write the file) or the directory is read-only
         # Only a probe: released at once. A reader holding the lock while it writes would make
         # writers with lock_timeout=0 fail with StoreLocked (measured: 1 create in 6 with two
         # readers restoring in a loop). Racing a writer that starts now is harmless: the file
         # is derived, the writer rewrites it after its commit, and the next restore repairs it.
-        try:
-            self.fs.unlock(fd)
-        except OSError:  # pragma: no cover
-            return
+        if not SnapStore._Lock(self, "repair snapshot.seq in", probe=True).probe_free():
+            return  # a writer is busy (it will write the file) or the directory is read-only
         try:
             head = self._current_head()
             if head is not None and head.seq == info.seq:
@@ -929,12 +1131,10 @@ class SnapStore:
         """
         try:
             return self._read(self._p(SNAPSHOT), verify=False, head_only=True).info
-        except CorruptSnapshot as e:
-            cause = e.__cause__
-            if isinstance(cause, OSError) and not isinstance(cause, fsio.NotRegularFile):
-                raise cause from None
+        except SnapError as e:
+            _raise_if_unreadable(e)
             return None
-        except (SnapError, OSError):
+        except OSError:
             return None
 
     def _stored_seq_fallback(self) -> int | None:
@@ -951,43 +1151,63 @@ class SnapStore:
 
     def _read(self, path: str, *, verify: bool, head_only: bool = False,
               seq_hint: int | None = None) -> _Generation:
-        """Read one generation. ``head_only`` reads just the header when the file is ours."""
+        """Read one generation. ``head_only`` reads just the header when the file is ours.
+
+        Damage (garbled, truncated, not a regular file, larger than ``max_size``) is
+        ``CorruptSnapshot``; a read that fails (EIO, EACCES...) is a plain ``SnapError``
+        with the ``OSError`` as its cause: the file may be intact, so ``fallback`` must
+        not skip it; memory running out is a ``SnapError`` too, never a bare ``MemoryError``.
+        """
         try:
-            if head_only:
+            try:
                 data = fsio.read_regular(self.fs, path, limit=_HEAD_BYTES)
-                size = self.fs.lstat(path).st_size
-                if len(data) < size:
-                    info = self._parse_head(data, path, size)
-                    if info is not None:
-                        return _Generation(info, b"")
-                    _refuse_non_json(data, path)
-                    data = fsio.read_regular(self.fs, path)
-            else:
-                data = fsio.read_regular(self.fs, path, limit=_HEAD_BYTES)
-                if len(data) == _HEAD_BYTES:  # a large file: refuse what cannot be JSON before reading it all
-                    _refuse_non_json(data, path)
-                    data = fsio.read_regular(self.fs, path)
                 size = len(data)
-        except FileNotFoundError as e:
-            raise SnapshotNotFound(f"{path}: no such file", path=path) from e
-        except fsio.NotRegularFile as e:
-            raise CorruptSnapshot(f"{path}: not a regular file (a symlink, directory or FIFO "
-                                  "stands where the snapshot should be)", path=path) from e
-        except OSError as e:
-            raise CorruptSnapshot(f"{path}: cannot read: {e.strerror or e}", path=path) from e
-        return self._parse(data, path, len(data) if not head_only else size, verify, seq_hint)
+                if len(data) == _HEAD_BYTES:  # a large file: refuse what cannot be JSON before reading it
+                    _refuse_non_json(data, path)
+                    size = self.fs.lstat(path).st_size
+                    self._check_size(size, path)
+                    if head_only and len(data) < size:
+                        info = self._parse_head(data, path, size)
+                        if info is not None:
+                            return _Generation(info, b"")
+                    limit = None if self.max_size is None else self.max_size + 1
+                    data = fsio.read_regular(self.fs, path, limit=limit)
+                    self._check_size(len(data), path)  # it grew since
+                    size = len(data)
+            except FileNotFoundError as e:
+                raise SnapshotNotFound(f"{path}: no such file", path=path) from e
+            except fsio.NotRegularFile as e:
+                raise CorruptSnapshot(f"{path}: not a regular file (a symlink, directory or FIFO "
+                                      "stands where the snapshot should be)", path=path) from e
+            except OSError as e:
+                raise SnapError(f"{path}: cannot read: {e.strerror or e} (an I/O error, not damage: "
+                                "the file may be intact)", path=path) from e
+            return self._parse(data, path, size, verify, seq_hint)
+        except MemoryError as e:
+            raise SnapError(f"{path}: out of memory reading the snapshot (a smaller max_size refuses "
+                            "such files before reading them)", path=path) from e
+
+    def _check_size(self, size: int, path: str) -> None:
+        if self.max_size is not None and size > self.max_size:
+            raise CorruptSnapshot(
+                f"{path}: {size} bytes, more than this store's max_size ({self.max_size} bytes): "
+                "refused without reading it (if it is a real snapshot, open the store with a "
+                "larger SnapStore(max_size=...))", path=path)
 
     def _parse_head(self, data: bytes, path: str, size: int) -> SnapshotInfo | None:
         """Header of a file we wrote ourselves (``"state"`` last), from its first bytes only."""
         i = data.find(_STATE_KEY)
         if i < 0:
             return None
+        text = data[:i].rstrip(b",") + b"\n}"
         try:
-            head = _codec.loads(data[:i].rstrip(b",") + b"\n}")
-        except (_codec.DecodeFailure, UnicodeDecodeError):
+            top = _codec.split_object(text)
+        except _codec.DecodeFailure:  # NotAnObject included
             return None
-        if not isinstance(head, dict) or head.get("format") != FORMAT:
+        if not _is_ours(top):
             return None
+        _refuse_duplicates(text, top, path)
+        head = {k: _load_field(v, k, path) for k, v in top.items()}
         return self._info_from_header(head, path, size)
 
     def _parse(self, data: bytes, path: str, size: int, verify: bool, seq_hint: int | None) -> _Generation:
@@ -1002,25 +1222,25 @@ class SnapStore:
             reason = e.message.removeprefix("not valid JSON: ")
             what = "empty" if not data.strip() else f"not valid JSON ({reason})"
             raise CorruptSnapshot(f"{path}: {what}: the file is truncated or garbled", path=path) from e
-        if top is not None and "format" in top:
+        if top is not None and _is_ours(top):
+            _refuse_duplicates(data, top, path)
             head = {k: _load_field(v, k, path) for k, v in top.items() if k != "state"}
-            if head.get("format") == FORMAT:
-                info = self._info_from_header(head, path, size)
-                if "state" not in top:
-                    raise CorruptSnapshot(f"{path}: the envelope has no \"state\"", path=path)
-                raw = bytes(top["state"])
-                if verify and _checksum(raw) != info.checksum:
-                    raise CorruptSnapshot(
-                        f"{path}: checksum mismatch: the state was changed after it was written "
-                        f"(by hand?). To accept the edit, run: python -m snapmixin rehash {self._dir}",
-                        path=path)
-                return _Generation(info, raw)
+            info = self._info_from_header(head, path, size)
+            if "state" not in top:
+                raise CorruptSnapshot(f"{path}: the envelope has no \"state\"", path=path)
+            raw = bytes(top["state"])
+            if verify and _checksum(raw) != info.checksum:
+                raise CorruptSnapshot(
+                    f"{path}: checksum mismatch: the state was changed after it was written "
+                    f"(by hand?). To accept the edit, run: python -m snapmixin rehash {self._dir}",
+                    path=path)
+            return _Generation(info, raw)
         return self._parse_legacy(top, data, path, size, seq_hint)
 
     def _parse_legacy(self, top: dict[str, _codec.RawJSON] | None, data: bytes, path: str, size: int,
                       seq_hint: int | None) -> _Generation:
         name = os.path.basename(path)
-        if top is not None and len(_ENVELOPE_ONLY_KEYS.intersection(top)) >= 2:
+        if top is not None and len(_ENVELOPE_KEYS.intersection(top)) >= _DAMAGED_ENVELOPE_KEYS:
             # One of our envelopes with its "format" damaged (a flipped bit in the key or the
             # value): not a minisnap 0.1.1 bare state, which would return the envelope as state.
             raise CorruptSnapshot(f"{path}: a damaged snapmixin envelope (no \"format\": \"{FORMAT}\"; "
@@ -1063,22 +1283,41 @@ class SnapStore:
             raise CorruptSnapshot(f"{path}: unknown format_version {fv!r}", path=path)
         seq = _valid_seq(head.get("seq"), path)
         sv = head.get("schema_version")
-        if isinstance(sv, bool) or not isinstance(sv, int) or sv < 1:
-            raise CorruptSnapshot(f"{path}: schema_version must be an integer >= 1, not {sv!r}", path=path)
+        if isinstance(sv, bool) or not isinstance(sv, int) or not 1 <= sv <= SEQ_MAX:
+            raise CorruptSnapshot(f"{path}: schema_version must be an integer between 1 and 2**63 - 1, "
+                                  f"not {_short(sv)}", path=path)
         created = head.get("created_at")
         try:
             created_at = datetime.fromisoformat(created.replace("Z", "+00:00")) if isinstance(
                 created, str) else None
+            if created_at is not None:
+                # in UTC, as written (a time without an offset is taken as UTC); an offset that
+                # puts it outside the years 1..9999 is damage, not a crash of whoever prints it
+                created_at = (created_at.replace(tzinfo=timezone.utc) if created_at.tzinfo is None
+                              else created_at.astimezone(timezone.utc))
+        except OverflowError:
+            raise CorruptSnapshot(f"{path}: created_at is out of range (before year 1 or after 9999 "
+                                  f"in UTC): {created!r}", path=path) from None
         except ValueError:
             created_at = None
         if created_at is None:
-            raise CorruptSnapshot(f"{path}: created_at is not an ISO 8601 time: {created!r}", path=path)
+            raise CorruptSnapshot(f"{path}: created_at is not an ISO 8601 time: {_short(created)}",
+                                  path=path)
         checksum = head.get("checksum")
         if not isinstance(checksum, str) or not _CHECKSUM_RE.match(checksum):
             raise CorruptSnapshot(f"{path}: checksum must be \"sha256:<64 hex digits>\", not {checksum!r}",
                                   path=path)
         return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=Path(path),
                             size=size, checksum=checksum)
+
+
+def _with_turn(turn: SnapStore._Lock, call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run ``call`` (in a worker thread) with ``turn`` as the lock its write takes."""
+    _RESERVED_TURN.set(turn)
+    try:
+        return call(*args, **kwargs)
+    finally:
+        _RESERVED_TURN.set(None)
 
 
 _class_version = _migrate.class_version  # the schema version a class declares (None: none)
@@ -1100,18 +1339,116 @@ def _load_field(raw: _codec.RawJSON, key: str, path: str) -> Any:
 _JSON_START = frozenset(b'{["-0123456789tfn')
 
 
+#: Bytes that JSON text never holds, not even inside a string (RFC 8259: control characters
+#: must be escaped there): NUL (a sparse or zero-filled file) and the other C0 controls.
+_NEVER_JSON = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _refuse_non_json(head: bytes, path: str) -> None:
-    """CorruptSnapshot if ``head`` (a large file's first bytes) cannot start a JSON document, so that
-    a garbled or sparse multi-gigabyte file is refused without being read into memory whole."""
+    """CorruptSnapshot if ``head`` (a large file's first bytes) cannot be the start of a JSON
+    document: a first byte no JSON value starts with, or a byte JSON text never holds. So a
+    garbled, zero-filled or sparse multi-gigabyte file is refused without being read whole."""
     s = head.lstrip(b" \t\r\n")
     if s and s[0] not in _JSON_START:
         raise CorruptSnapshot(f"{path}: not JSON (it starts with {s[:16]!r}): the file is garbled",
                               path=path)
+    m = _NEVER_JSON.search(head)
+    if m is not None:
+        raise CorruptSnapshot(f"{path}: not JSON (byte {head[m.start()]:#04x} at offset {m.start()}, "
+                              "which JSON text never holds): the file is garbled or zero-filled",
+                              path=path)
+
+
+def _is_ours(top: Mapping[str, _codec.RawJSON]) -> bool:
+    """Whether a top-level object says it is a snapmixin envelope (``"format": "snapmixin"``)."""
+    raw = top.get("format")
+    if raw is None:
+        return False
+    try:
+        return bool(_codec.loads(raw) == FORMAT)
+    except (_codec.DecodeFailure, UnicodeDecodeError):
+        return False
+
+
+_WS_RE = re.compile(rb"[ \t\r\n]*")
+_KEY_RE = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+
+
+def _refuse_duplicates(data: bytes, top: Mapping[str, _codec.RawJSON], path: str) -> None:
+    """CorruptSnapshot if a top-level key of the object ``data`` (already split into ``top``,
+    which kept one value per key) appears twice: readers that take the first and readers
+    that take the last would disagree about the seq, the checksum or the state.
+
+    Walks the top-level members only, skipping each value by the length of the value kept
+    for its key; an occurrence whose text is not the kept value is a duplicate too."""
+    view = memoryview(data)
+    if _canonical_members(data, view, top):
+        return
+    i = _WS_RE.match(data, 0).end() + 1  # type: ignore[union-attr]  # past "{"
+    seen: set[str] = set()
+    while True:
+        i = _WS_RE.match(data, i).end()  # type: ignore[union-attr]
+        m = _KEY_RE.match(data, i)
+        if m is None:  # "}" (or what split_object already accepted)
+            return
+        key = _codec.loads(m.group())
+        value = top.get(key) if isinstance(key, str) else None
+        if key in seen or value is None:
+            raise CorruptSnapshot(f"{path}: the key {key!r} appears more than once in the envelope "
+                                  "(readers would disagree on its value): the file was edited or garbled",
+                                  path=path)
+        seen.add(key)
+        i = _WS_RE.match(data, m.end()).end() + 1  # type: ignore[union-attr]  # past ":"
+        i = _WS_RE.match(data, i).end()  # type: ignore[union-attr]
+        raw = memoryview(value)
+        if view[i:i + len(raw)] != raw:
+            raise CorruptSnapshot(f"{path}: the key {key!r} appears more than once in the envelope "
+                                  "(readers would disagree on its value): the file was edited or garbled",
+                                  path=path)
+        i = _WS_RE.match(data, i + len(raw)).end() + 1  # type: ignore[union-attr]  # past "," or "}"
+
+
+def _canonical_members(data: bytes, view: memoryview, top: Mapping[str, _codec.RawJSON]) -> bool:
+    """Fast path of :func:`_refuse_duplicates`: whether ``data`` is exactly the members of
+    ``top``, once each, as our writer lays them out (``{``, then ``\n  "key": value`` joined
+    by commas, then ``\n}``). Then no key can be there twice; False means "walk it"."""
+    i = 1
+    if not data.startswith(b"{"):
+        return False
+    for n, (key, raw) in enumerate(top.items()):
+        prefix = (b'\n  "' if n == 0 else b',\n  "') + key.encode() + b'": '
+        if not data.startswith(prefix, i) or '"' in key or "\\" in key or not key.isprintable():
+            return False
+        i += len(prefix)
+        value = memoryview(raw)
+        if view[i:i + len(value)] != value:
+            return False
+        i += len(value)
+    return data[i:] in (b"\n}\n", b"\n}")
+
+
+def _raise_if_unreadable(e: SnapError) -> None:
+    """For a writer about to act on what it read: a read that failed (not damage, not a
+    missing file) must stop it rather than let it go on blind. Raises the ``OSError`` (the
+    caller's handler wraps it) or, when memory ran out, ``e`` itself."""
+    if isinstance(e, (CorruptSnapshot, SnapshotNotFound)):
+        return
+    if isinstance(e.__cause__, OSError):
+        raise e.__cause__ from None
+    raise e
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut short (a 10**100000 int must not make a message of 100,000 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _valid_seq(seq: Any, path: str) -> int:
     if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= SEQ_MAX:
-        raise CorruptSnapshot(f"{path}: seq must be an integer between 0 and 2**63 - 1, not {seq!r}",
+        raise CorruptSnapshot(f"{path}: seq must be an integer between 0 and 2**63 - 1, not {_short(seq)}",
                               path=path)
     return seq
 

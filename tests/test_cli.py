@@ -537,3 +537,92 @@ def test_python_m_snapmixin_show(tmp_path: Path) -> None:
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr == "python -m snapmixin: no snapshot: the directory nope does not exist\n"
     assert d.exists()
+
+
+# ------------------------------------------------------- issue 10: never a traceback
+def _set_header(d: Path, key: str, value: str) -> None:
+    p = d / "snapshot.json"
+    text = p.read_text()
+    start = text.index(f'"{key}": ') + len(key) + 4
+    end = text.index(",\n", start)
+    p.write_text(text[:start] + value + text[end:])
+
+
+@pytest.mark.parametrize(("key", "value", "says"), [
+    ("created_at", '"0001-01-01T00:00:00+01:00"', "out of range"),
+    ("created_at", '"9999-12-31T23:59:59-01:00"', "out of range"),
+    ("schema_version", str(10**30), "schema_version"),
+])
+def test_an_out_of_range_header_value_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  key: str, value: str, says: str) -> None:
+    d = make(tmp_path)
+    _set_header(d, key, value)
+    for argv in (["show", str(d)], ["show", "--json", str(d)], ["verify", str(d)],
+                 ["history", "--json", str(d)]):
+        code, out, err = run(capsys, *argv)
+        assert code == 1 and says in out + err, (argv, out, err)
+
+
+def test_a_directory_name_that_is_not_utf8(tmp_path: Path) -> None:
+    raw = os.fsencode(tmp_path) + b"/st\xffate"
+    os.mkdir(raw)
+    SnapStore(os.fsdecode(raw)).create({"n": 1}, 1)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}  # strict: what a UTF-8 terminal has
+    for argv in ([b"show", raw], [b"verify", raw], [b"history", raw], [b"show", b"--json", raw],
+                 [b"verify", b"--json", raw], [b"history", b"--json", raw]):
+        r = subprocess.run([os.fsencode(sys.executable), b"-m", b"snapmixin", *argv],
+                           capture_output=True, env=env, timeout=60)
+        assert r.returncode == 0, (argv, r.stderr)
+        assert b"Traceback" not in r.stderr, r.stderr
+        assert b"\\xff" in r.stdout or b"\\udcff" in r.stdout, r.stdout  # escaped, not lost
+        if b"--json" in argv:
+            json.loads(r.stdout)
+
+
+def test_memory_running_out_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    d = make(tmp_path)
+
+    def no_memory(self: fsio.FileOps, fd: int, size: int) -> bytes:
+        raise MemoryError
+
+    monkeypatch.setattr(fsio.FileOps, "read", no_memory)
+    for argv in (["show", str(d)], ["verify", str(d)], ["history", "--json", str(d)]):
+        code, out, err = run(capsys, *argv)
+        assert code == 1 and "out of memory" in out + err, (argv, out, err)
+
+
+def test_an_unexpected_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    d = make(tmp_path)
+
+    def broken(self: fsio.FileOps, path: str) -> list[str]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(fsio.FileOps, "listdir", broken)
+    code, _, err = run(capsys, "show", str(d))
+    assert code == 1 and "RuntimeError: a bug" in err and len(err.strip().splitlines()) == 1
+
+
+def test_rehash_repairs_a_header_damaged_with_the_checksum_intact(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = make(tmp_path)
+    _set_header(d, "created_at", '"not a time"')
+    code, out, err = run(capsys, "verify", str(d))
+    assert code == 1 and "created_at" in out + err
+    code, out, _ = run(capsys, "rehash", str(d))
+    assert code == 0 and "rehashed: seq 3" in out, out
+    code, out, _ = run(capsys, "verify", str(d))
+    assert code == 0, out
+    assert SnapStore(d).restore()[1] == 3
+
+
+def test_history_of_an_empty_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = tmp_path / "empty"
+    d.mkdir()
+    code, out, _ = run(capsys, "history", "--json", str(d))
+    assert code == 0 and json.loads(out) == []
+    code, out, _ = run(capsys, "history", str(d))
+    assert code == 0 and "no generations" in out
+    code, _, err = run(capsys, "history", "--json", str(tmp_path / "missing"))
+    assert code == 1 and "does not exist" in err

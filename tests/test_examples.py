@@ -22,7 +22,8 @@ from snapmixin import SnapStore
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TIMEOUT = 60.0
-TESTED = {"quickstart.py", "game_save.py", "simulation_checkpoint.py", "app_settings.py"}
+TESTED = {"quickstart.py", "game_save.py", "simulation_checkpoint.py", "app_settings.py",
+          "training_checkpoint.py"}
 
 
 def run(script: str, *args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -188,3 +189,24 @@ def test_app_settings(tmp_path: Path) -> None:
     assert stats["requests"] == 10
     for sub in ("settings", "session", "stats"):
         cli_verify(d / sub)
+
+
+# --------------------------------------------------------- training_checkpoint
+def test_training_with_numpy_state_is_interrupted_then_resumes_bit_exactly(tmp_path: Path) -> None:
+    d = tmp_path / "job"
+    first = ok("training_checkpoint.py", "--dir", str(d), "--stop-after", "1700", cwd=tmp_path)
+    assert "starting from step 0" in first and "interrupted at step 1700, with no final save" in first
+    info = SnapStore(d).latest()
+    assert info is not None and info.seq == 1500  # the checkpoint every 500 steps
+
+    second = ok("training_checkpoint.py", "--dir", str(d), cwd=tmp_path)
+    assert "resuming from step 1500" in second and "starting from step 0" not in second
+    assert "OK: the saved weights, loss curve and generator (seq 3000) are bit for bit" in second
+    state, seq = SnapStore(d).restore()
+    assert seq == 3000 and state["step"] == 3000
+    assert set(state) == {"step", "weights", "rng", "losses"}  # the transient dataset is not written
+    assert state["weights"]["dtype"] == "<f8" and state["weights"]["shape"] == [8]
+    assert len(state["weights"]["data"]) == 8  # small: readable numbers
+    assert state["losses"]["shape"] == [300] and "data_b64" in state["losses"]  # larger: compact
+    assert state["rng"]["bit_generator"] == "PCG64"
+    cli_verify(d)

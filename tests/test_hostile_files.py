@@ -19,6 +19,7 @@ final file's mode.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import threading
@@ -29,7 +30,7 @@ from typing import Any, TypeVar
 import pytest
 
 from snapmixin import SnapStore, fsio
-from snapmixin.errors import CorruptSnapshot, SnapError, SnapshotNotFound
+from snapmixin.errors import CorruptSnapshot, EncodeError, SnapError, SnapshotNotFound
 from snapmixin.fsio import FileOps, is_temp_name
 from snapmixin.store import _history_name
 from tests.crashfs import RecordingFS
@@ -782,3 +783,160 @@ def test_hard_linked_seq_file_is_replaced_not_written_through(tmp_path: Path, ou
     assert other.read_bytes() == b"precious data\n"
     assert (d / "snapshot.seq").read_bytes() == want
     assert os.lstat(d / "snapshot.seq").st_nlink == 1
+
+
+# -- issue 10 §4: bounded reads, duplicate keys, modes, layouts -------------------------------------------
+def test_a_huge_sparse_snapshot_is_refused_without_being_read(tmp_path: Path) -> None:
+    """3 GiB that start with "{" and then hold only zeros (a sparse file): every reader refuses
+    it as damage from its first 64 KiB; memory stays small; a writer replaces it."""
+    import tracemalloc
+
+    d = tmp_path / "store"
+    store = SnapStore(d, keep=3)
+    store.create({"gen": 1}, 1)
+    store.create(OLD, 5)
+    p = d / "snapshot.json"
+    os.unlink(p)
+    with open(p, "wb") as f:
+        f.write(b"{")
+        f.truncate(3 * 2**30)
+    tracemalloc.start()
+    try:
+        for what, call in (("restore()", store.restore), ("latest()", store.latest)):
+            r = typed(call, what)
+            assert isinstance(r, CorruptSnapshot), f"{what} gave {r!r}"
+            assert str(p) in str(r) and "0x00" in str(r), r
+        assert [i.seq for i in store.history()] == [1]  # the damaged one is skipped
+        assert store.restore(fallback=True) == ({"gen": 1}, 1)
+        assert store.create(NEW, 6).seq == 6  # replaces the damage
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, f"peak {peak} bytes"
+    assert store.restore() == (NEW, 6)
+
+
+def test_a_snapshot_larger_than_max_size_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    d = tmp_path / "store"
+    store = SnapStore(d, max_size=2**20)
+    store.create(OLD, 5)
+    text = (d / "snapshot.json").read_bytes()
+    (d / "snapshot.json").write_bytes(text[:-2] + b" " * 2**21 + b"}\n")  # valid JSON, 2 MiB
+    for call in (store.restore, store.latest):
+        with pytest.raises(CorruptSnapshot, match="max_size"):
+            call()
+    assert SnapStore(d, max_size=None).restore() == (OLD, 5)  # a larger limit reads it
+    big = {"blob": "x" * 2**20}
+    before = (d / "snapshot.json").read_bytes()
+    with pytest.raises(EncodeError, match="max_size"):  # never written: it could not be read back
+        store.create(big, 6)
+    assert (d / "snapshot.json").read_bytes() == before
+    for bad in (0, -1, 1.5, True, "1"):
+        with pytest.raises(ValueError, match="max_size"):
+            SnapStore(d, max_size=bad)  # type: ignore[arg-type]
+
+
+def test_running_out_of_memory_reading_is_a_typed_error(tmp_path: Path) -> None:
+    class NoMemory(FileOps):
+        def read(self, fd: int, size: int) -> bytes:
+            raise MemoryError
+
+    d = tmp_path / "store"
+    SnapStore(d).create(OLD, 5)
+    store = SnapStore(d, fs=NoMemory())
+    for call in (store.restore, store.latest, lambda: store.restore(fallback=True)):
+        with pytest.raises(SnapError, match="out of memory") as e:
+            call()
+        assert not isinstance(e.value, CorruptSnapshot)  # not damage: fallback does not skip it
+        assert isinstance(e.value.__cause__, MemoryError)
+
+
+def _with_duplicate(text: bytes, where: str) -> bytes:
+    if where == "header":  # a second "seq" before the state
+        return text.replace(b'"format_version": 1,', b'"format_version": 1,\n  "seq": 900,', 1)
+    if where == "after-state":  # a second "seq" after the state
+        assert text.endswith(b"\n}\n")
+        return text[:-3] + b',\n  "seq": 900\n}\n'
+    assert where == "state"  # a second state: same checksum, different meaning
+    return text[:-3] + b',\n  "state": {"name": "evil"}\n}\n'
+
+
+@pytest.mark.parametrize("where", ["header", "after-state", "state"])
+def test_a_duplicate_key_in_the_envelope_is_damage(tmp_path: Path, where: str) -> None:
+    d = tmp_path / "store"
+    store = SnapStore(d, keep=3)
+    store.create({"gen": 1}, 1)
+    store.create(OLD, 5)
+    p = d / "snapshot.json"
+    p.write_bytes(_with_duplicate(p.read_bytes(), where))
+    with pytest.raises(CorruptSnapshot, match="more than once"):
+        store.restore()
+    assert store.restore(fallback=True) == ({"gen": 1}, 1)
+    if where == "header":  # the header-only reader (latest, history, a writer's seq check)
+        with pytest.raises(CorruptSnapshot, match="more than once"):
+            store.latest()
+        assert [i.seq for i in store.history()] == [1]
+    assert store.create(NEW, 6).seq == 6  # a save can succeed
+    assert store.restore() == (NEW, 6)
+
+
+def test_a_large_envelope_with_a_duplicate_header_key_is_damage_for_the_head_reader(
+        tmp_path: Path) -> None:
+    """Over 64 KiB the header is read alone: it too must refuse a duplicate."""
+    d = tmp_path / "store"
+    store = SnapStore(d)
+    store.create({"items": list(range(30000))}, 5)
+    p = d / "snapshot.json"
+    assert p.stat().st_size > 64 * 1024
+    p.write_bytes(_with_duplicate(p.read_bytes(), "header"))
+    for call in (store.latest, store.restore):
+        with pytest.raises(CorruptSnapshot, match="more than once"):
+            call()
+
+
+def test_a_writer_copies_the_mode_only_of_its_own_file(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    d = tmp_path / "store"
+    store = SnapStore(d)
+    store.create(OLD, 5)
+    p = d / "snapshot.json"
+    os.chmod(p, 0o640)
+    store.create(NEW, 6)
+    assert stat.S_IMODE(os.lstat(p).st_mode) == 0o640  # our own file: its mode is kept
+    os.chmod(p, 0o666)
+    if os.geteuid() == 0:
+        os.chown(p, 4242, 4242)  # someone else's file in a shared directory
+    else:  # pragma: no cover - as another user: pretend the file is not ours
+        monkeypatch.setattr(fsio, "_euid", lambda: os.geteuid() + 1)
+    old_umask = os.umask(0o077)
+    try:
+        fsio._umask = None  # read again
+        store.create({"secret": 1}, 7)
+    finally:
+        os.umask(old_umask)
+        fsio._umask = None
+    assert stat.S_IMODE(os.lstat(p).st_mode) == 0o600  # the umask decides, not the stranger
+
+
+def test_a_minisnap_011_state_with_envelope_like_keys_is_a_state(tmp_path: Path) -> None:
+    d = tmp_path / "store"
+    d.mkdir()
+    state = {"checksum": "crc32:1234", "created_at": "yesterday", "schema_version": "v2", "items": [1]}
+    (d / "snapshot.json").write_text(json.dumps(state, indent=2))
+    (d / "snapshot.seq").write_text("7\n")
+    store = SnapStore(d)
+    assert store.restore() == (state, 7)
+    info = store.latest()
+    assert info is not None and info.layout == "minisnap-0.1.1" and info.seq == 7
+
+
+@pytest.mark.parametrize("damage", [(b'"format":', b'"formaT":'), (b'"snapmixin"', b'"snapmixiN"')])
+def test_an_envelope_with_its_format_damaged_is_still_damage(tmp_path: Path,
+                                                             damage: tuple[bytes, bytes]) -> None:
+    d = tmp_path / "store"
+    store = SnapStore(d)
+    store.create(OLD, 5)
+    p = d / "snapshot.json"
+    p.write_bytes(p.read_bytes().replace(*damage, 1))
+    with pytest.raises(CorruptSnapshot, match="damaged snapmixin envelope"):
+        store.restore()

@@ -590,3 +590,25 @@ def test_seq_file_shrinks_on_rollback_to_a_shorter_seq(d: Path) -> None:
     assert (d / "snapshot.seq").read_bytes() == b"100\n"
     store._commit(b'{"n":0}', 7, allow_regression=True)
     assert (d / "snapshot.seq").read_bytes() == b"7\n"  # truncated, not "7\n0\n"
+
+
+# -- issue 10: an I/O error reading an intact snapshot is not damage ----------------------------
+def test_an_io_error_reading_the_current_snapshot_is_raised_not_skipped(d: Path) -> None:
+    """One transient EIO must not make fallback return an older generation (the next save,
+    old seq + 1, would then replace the intact newest one)."""
+    seeded(d, keep=3, seqs=(4, 5))
+    before = files(d)
+    fs = RecordingFS(fail_op="read", fail_path=str(d / "snapshot.json"), fail_errno=errno.EIO,
+                     fail_times=None)
+    flaky = SnapStore(d, keep=3, fs=fs)
+    for call in (flaky.restore, lambda: flaky.restore(fallback=True), flaky.latest):
+        with pytest.raises(SnapError) as e:
+            call()
+        assert not isinstance(e.value, CorruptSnapshot), e.value
+        assert isinstance(e.value.__cause__, OSError) and e.value.__cause__.errno == errno.EIO
+        assert str(d / "snapshot.json") in str(e.value)
+    with pytest.raises(SnapError) as e:  # a writer that cannot read the current one writes nothing
+        flaky.create(NEW, 6)
+    assert isinstance(e.value.__cause__, OSError) and e.value.__cause__.errno == errno.EIO
+    assert files(d) == before
+    assert SnapStore(d).restore() == (OLD, 5)

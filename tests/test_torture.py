@@ -55,3 +55,36 @@ def test_negative_control_in_place_writes(tmp_path: Path) -> None:
             break
     assert any("truncated or garbled" in f or "does not verify" in f or "neither" in f
                for f in found), found
+
+
+# -- several writer processes and objects on one directory, rollbacks mid-run (issue 10) ------------
+
+MULTI_SECONDS = float(os.environ.get("SNAPMIXIN_MULTI_TORTURE_SECONDS", "30"))
+
+
+def test_multi_writer_torture_short(tmp_path: Path) -> None:
+    """3 processes x (2 Snapshottable objects + 1 raw expect= writer) on one directory, keep 1, 3 and
+    10000, SIGKILLs and CLI rollbacks mid-run: zero lost updates (see tests/multi_torture.py)."""
+    from tests import multi_torture
+
+    stats = multi_torture.run(MULTI_SECONDS, writers=3, root=tmp_path, series_seconds=MULTI_SECONDS / 3)
+    summary = stats.summary()
+    print(f"\nmulti-writer torture: {summary}")
+    assert not stats.failures, "\n".join([summary, *stats.failures[:20]])
+    assert stats.lost_updates == 0, summary
+    assert stats.rounds >= 3, summary  # keep 1, 3 and 10000 each had a directory
+    # Real races, real kills, real rollbacks: the figures show each happened.
+    assert stats.commits >= 100 and stats.conflicts >= 1, summary
+    assert stats.kills >= 1 and stats.rollbacks >= 1, summary
+    assert stats.kept_present + stats.superseded + stats.rolled_away == stats.commits, summary
+
+
+def test_multi_writer_negative_control_blind_writes(tmp_path: Path) -> None:
+    """Raw writers that write without a precondition (a store without optimistic concurrency, like
+    main before issue 10): the run must report lost updates."""
+    from tests import multi_torture
+
+    stats = multi_torture.run(6, writers=3, root=tmp_path, series_seconds=6, keeps=(1,), n_mixin=1,
+                              n_raw=2, sabotage="blind", rollback_rate=0.0)
+    assert stats.lost_updates >= 1, stats.summary()
+    assert any("lost update" in f for f in stats.failures), stats.failures[:5]

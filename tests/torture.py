@@ -281,7 +281,15 @@ def run(rounds: int | None = None, *, seconds: float | None = None, seed: int | 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.torture", description=__doc__.split("\n")[0])
+    args = sys.argv[1:] if argv is None else argv
+    if any(a == "--writers" or a.startswith("--writers=") for a in args):
+        # several writer processes sharing one directory: tests/multi_torture.py (issue 10)
+        from tests import multi_torture
+
+        return multi_torture.main(args)
+    ap = argparse.ArgumentParser(prog="python -m tests.torture", description=__doc__.split("\n")[0],
+                                 epilog="With --writers N (and the options of python -m tests.multi_torture "
+                                        "--help): the multi-writer torture instead.")
     ap.add_argument("--rounds", type=int, default=None, help="rounds to run (default 200)")
     ap.add_argument("--seconds", type=float, default=None, help="stop after this long")
     ap.add_argument("--seed", type=int, default=None, help="replay a run")
@@ -292,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--sabotage", choices=["inplace", "lie"], default="",
                     help="break the library on purpose: the run must then report failures")
-    a = ap.parse_args(argv)
+    a = ap.parse_args(args)
     rounds = a.rounds if a.rounds is not None or a.seconds is not None else 200
     seed = a.seed if a.seed is not None else random.randrange(2**32)
     print(f"torture: seed {seed}", flush=True)

@@ -64,7 +64,7 @@ from typing import Any
 
 import msgspec
 
-from . import attrs, custom, dataclasses_json, hooks, pydantic
+from . import arrays, attrs, custom, dataclasses_json, hooks, pydantic, registry, views
 from .attrs import AttrsCodec
 from .base import Adapter, Codec, convert
 from .custom import CustomCodec
@@ -87,7 +87,9 @@ from .json import (
 from .native import MsgspecCodec
 from .paths import key_seg
 from .pydantic import PydanticCodec
+from .registry import register_type
 from .sets import SetPlan, set_plan
+from .views import transient_names
 
 __all__ = [
     "AttrsCodec",
@@ -110,8 +112,10 @@ __all__ = [
     "dumps",
     "loads",
     "pretty",
+    "register_type",
     "set_plan",
     "split_object",
+    "transient_names",
 ]
 
 #: The registry: the first adapter that claims a type saves it; a type none claims goes to
@@ -124,13 +128,17 @@ _ADAPTERS: tuple[Adapter, ...] = (
     Adapter(attrs.claims, AttrsCodec),
 )
 
+hooks.add(registry.HOOK)  # the user's register_type() first: it wins over snapmixin's own handling
 for _adapter in _ADAPTERS:  # their objects inside another state: the hooks ask them, in this order
     if _adapter.hook is not None:
         hooks.add(_adapter.hook)
+hooks.add(arrays.HOOK)  # numpy arrays and scalars, when numpy is imported
 
 
 _isclass = hooks.isclass  # also what snapmixin.store asks: "is this a real class?"
 
+_REGISTER = ("teach snapmixin the type once with snapmixin.register_type({name}, encode=..., "
+             "decode=...)")
 _WAYS = ("make it a dataclass, an attrs class, a pydantic model or a dataclasses-json class; "
          "or give it __snapshot_state__(self) and a classmethod __from_snapshot_state__(cls, value); "
          "or pass codec= to SnapStore")
@@ -159,6 +167,11 @@ def _admit(cls: Any) -> None:
     """Raise ``TypeError`` unless the default adapter can save and rebuild ``cls``."""
     name = getattr(cls, "__qualname__", None) or repr(cls)
     try:
+        if views.needs_view(cls):  # transient fields or unions of dataclasses: check what msgspec sees
+            try:
+                cls = views.decode_view(cls, strict=True)
+            except TypeError as e:
+                raise TypeError(f"snapmixin cannot save or restore objects of type {name}: {e}") from None
         refusal = _msgspec_refusal(cls)
     except NameError as e:
         raise TypeError(
@@ -166,7 +179,8 @@ def _admit(cls: Any) -> None:
             "import annotations` they are strings, looked up in the module's globals: define the "
             "classes they name at module level") from e
     if refusal is not None:
-        raise TypeError(f"snapmixin cannot save or restore objects of type {name}{refusal}: {_WAYS}")
+        raise TypeError(f"snapmixin cannot save or restore objects of type {name}{refusal}: "
+                        f"{_REGISTER.format(name=name)}; or {_WAYS}")
     key_at = _bad_dict_key(cls)
     if key_at is not None:
         raise TypeError(
@@ -177,15 +191,18 @@ def _admit(cls: Any) -> None:
     if bad is not None:
         where, part = bad
         if where == "$":
-            raise TypeError(f"snapmixin cannot save or restore objects of type {name}: {_WAYS}")
+            raise TypeError(f"snapmixin cannot save or restore objects of type {name}: "
+                            f"{_REGISTER.format(name=name)}; or {_WAYS}")
+        part_name = getattr(part, "__qualname__", part)
         raise TypeError(
             f"snapmixin cannot save or restore objects of type {name}: its part {where} is a "
-            f"{getattr(part, '__qualname__', part)}, which no adapter handles: for that class, {_WAYS}")
+            f"{part_name}, which no adapter handles: {_REGISTER.format(name=part_name)}; "
+            f"or, for that class, {_WAYS}")
 
 
 def _msgspec_refusal(cls: Any) -> str | None:
     """None when msgspec (with the hooks) can save and rebuild ``cls``; else why not (or "")."""
-    if _isclass(cls) and issubclass(cls, (enum.Enum, pathlib.PurePath)):
+    if _isclass(cls) and (issubclass(cls, (enum.Enum, pathlib.PurePath)) or hooks.hook_for(cls) is not None):
         return None
     try:
         typed_decoder(cls)

@@ -21,8 +21,16 @@ from typing import Any, TypeVar
 
 from .base import Codec
 from .hooks import isclass
-from .json import DecodeFailure, EncodeFailure, Mismatch, check_stdlib, missing_key, unknown_key
-from .paths import key_seg, levels, limit_note, locate, value_depth
+from .json import (
+    DecodeFailure,
+    EncodeFailure,
+    Mismatch,
+    check_stdlib,
+    limit_note,
+    missing_key,
+    unknown_key,
+)
+from .paths import key_seg, levels, locate, value_depth
 
 __all__ = ["DataclassesJsonCodec", "claims"]
 

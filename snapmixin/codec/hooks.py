@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-__all__ = ["AS_BASE", "TypeHook", "add", "dec_hook", "enc_hook", "handles", "hook_for", "isclass"]
+__all__ = ["AS_BASE", "TypeHook", "add", "dec_hook", "enc_hook", "forget", "handles", "hook_for", "isclass"]
 
 
 def isclass(tp: Any) -> typing.TypeGuard[type]:
@@ -52,19 +52,33 @@ class TypeHook(Protocol):
 
 
 _HOOKS: list[TypeHook] = []
+# The answer of hook_for per class: enc_hook asks for every value msgspec does not know
+# (a numpy scalar in a long list), so the table is walked once per class, not per value.
+_FOUND: dict[type, TypeHook | None] = {}
 
 
 def add(hook: TypeHook) -> None:
     """Consult ``hook`` (after the hooks added before it) for values of the classes it handles."""
     _HOOKS.append(hook)
+    forget()
+
+
+def forget() -> None:
+    """Forget which hook serves which class (a hook's answer changed: a type was registered)."""
+    _FOUND.clear()
 
 
 def hook_for(cls: type) -> TypeHook | None:
     """The first hook of the table that handles ``cls``, if any."""
-    for hook in _HOOKS:
-        if hook.handles(cls):
-            return hook
-    return None
+    try:
+        return _FOUND[cls]
+    except KeyError:
+        pass
+    except TypeError:  # pragma: no cover - an unhashable class
+        return next((h for h in _HOOKS if h.handles(cls)), None)
+    found = next((h for h in _HOOKS if h.handles(cls)), None)
+    _FOUND[cls] = found
+    return found
 
 
 _BUILTIN_BASES: tuple[type, ...] = (
@@ -92,6 +106,9 @@ def enc_hook(obj: Any) -> Any:
                              obj.microsecond, obj.tzinfo, fold=obj.fold)
     if isinstance(obj, real_date):
         return real_date(obj.year, obj.month, obj.day)
+    hook = hook_for(type(obj))  # before the builtin bases: a numpy float64 is a float
+    if hook is not None:
+        return hook.encode(obj)
     for base in _BUILTIN_BASES:  # any other subclass of a builtin encodes as its base
         if isinstance(obj, base):
             if type(obj) is base:
@@ -100,15 +117,19 @@ def enc_hook(obj: Any) -> Any:
                 raise NotImplementedError(f"a {base.__name__} cannot be written as JSON here "
                                           f"({obj!r:.60}); dict keys must be strings or numbers")
             return base(obj)
-    hook = hook_for(type(obj))
-    if hook is not None:
-        return hook.encode(obj)
     raise NotImplementedError(f"objects of type {type(obj).__qualname__} cannot be written as JSON")
 
 
 def dec_hook(tp: Any, obj: Any) -> Any:
     """Build an object of type ``tp`` (one msgspec does not know) from the decoded value ``obj``."""
     cls: Any = tp
+    if not isclass(cls) and isclass(typing.get_origin(cls)):  # numpy's NDArray[np.float64]
+        origin = typing.get_origin(cls)
+        if isinstance(obj, origin):  # built already (converting a strict mirror to the class)
+            return obj
+        hook = hook_for(origin)
+        if hook is not None:
+            return hook.decode(origin, obj)
     if isclass(cls):
         if isinstance(obj, cls):
             return obj

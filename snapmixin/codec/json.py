@@ -19,16 +19,18 @@ writes as ``[...]``.
 from __future__ import annotations
 
 import copy
+import functools
 import json as _stdlib_json
 import math
 import re
+import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
 from .hooks import dec_hook, enc_hook
-from .paths import DEPTH_CAP, key_seg, levels, limit_note, locate, value_depth
+from .paths import DEPTH_CAP, key_seg, levels, locate, value_depth
 
 if TYPE_CHECKING:
     from .sets import SetPlan
@@ -46,11 +48,14 @@ __all__ = [
     "check_typed",
     "compact",
     "decode_typed",
+    "depth_limit",
     "dumps",
     "encode_as_is",
     "encode_sorted",
     "from_attributes",
+    "into_view",
     "json_of",
+    "limit_note",
     "loads",
     "missing_key",
     "pretty",
@@ -137,6 +142,43 @@ encode_as_is = _encoder.encode
 encode_sorted = _sorted_encoder.encode
 
 
+R = TypeVar("R")
+_fresh = threading.local()
+
+
+def _deep(call: Callable[..., R], *args: Any) -> R:
+    """``call(*args)``, run again on a new thread if it ran out of recursion room here.
+
+    msgspec's depth limit counts the frames already on the caller's stack
+    (on CPython 3.10 and 3.11), so a state written near the limit from a
+    shallow stack could not be read back from a deeper one. A new thread
+    starts with an empty stack: a reader then has at least the room the writer
+    had. Costs nothing unless the first attempt fails; a second failure is
+    raised as the ``RecursionError`` the callers turn into typed errors.
+    """
+    try:
+        return call(*args)
+    except RecursionError:
+        if getattr(_fresh, "active", False):
+            raise
+    box: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        _fresh.active = True
+        try:
+            box.append((True, call(*args)))
+        except BaseException as e:  # handed to the caller's thread below
+            box.append((False, e))
+
+    worker = threading.Thread(target=run, name="snapmixin-deep-json")
+    worker.start()
+    worker.join()
+    ok, result = box[0]
+    if ok:
+        return result  # type: ignore[no-any-return]
+    raise result
+
+
 def dumps(value: Any, *, sort_sets: SetPlan | None = None) -> bytes:
     """Compact JSON bytes of a value, refusing NaN and infinity with the value's path.
 
@@ -145,7 +187,7 @@ def dumps(value: Any, *, sort_sets: SetPlan | None = None) -> bytes:
     does not depend on ``PYTHONHASHSEED``; without it, in iteration order.
     """
     try:
-        data = _encoder.encode(value) if sort_sets is None else sort_sets.encode(value)
+        data = _deep(_encoder.encode, value) if sort_sets is None else _deep(sort_sets.encode, value)
     except RecursionError as e:
         raise _too_deep_to_write(value) from e
     except (TypeError, NotImplementedError, OverflowError, ValueError) as e:
@@ -241,6 +283,30 @@ def _json_depth(data: bytes | memoryview, cap: int = DEPTH_CAP) -> int:
     return deepest
 
 
+@functools.cache
+def depth_limit() -> int:
+    """How many levels deep msgspec reads and writes JSON in this interpreter, measured once.
+
+    msgspec follows the interpreter's own recursion guard, so the limit is not a
+    constant: about 1,000 levels on CPython 3.10 and 3.11, 1,500 on 3.12, 10,000
+    on 3.13 (a little less when called from deep in the stack).
+    """
+    lo, hi = 1, DEPTH_CAP
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        try:
+            _untyped_decoder.decode(b"[" * mid + b"]" * mid)
+            lo = mid
+        except (RecursionError, msgspec.DecodeError):
+            hi = mid - 1
+    return lo
+
+
+def limit_note() -> str:
+    """Why a depth is too deep, in words, with this interpreter's measured limit."""
+    return f"the JSON library goes about {depth_limit()} levels deep at most here"
+
+
 def _too_deep(data: bytes | memoryview) -> TooDeep:
     return TooDeep(f"JSON nested too deeply to read: {levels(_json_depth(data))} ({limit_note()})")
 
@@ -261,7 +327,7 @@ _untyped_decoder = msgspec.json.Decoder()
 def loads(data: bytes | memoryview) -> Any:
     """Plain JSON values from bytes. Raises :class:`Malformed` for malformed or too deep JSON."""
     try:
-        return _untyped_decoder.decode(data)
+        return _deep(_untyped_decoder.decode, data)
     except RecursionError:
         raise _too_deep(data) from None
     except Exception as e:  # untyped: whatever msgspec refuses is malformed input
@@ -288,7 +354,7 @@ def split_object(data: bytes | memoryview) -> dict[str, RawJSON]:
     The members' text is not checked for UTF-8: decode it with :func:`loads`.
     """
     try:
-        return _split_decoder.decode(data)
+        return _deep(_split_decoder.decode, data)
     except msgspec.ValidationError as e:
         raise NotAnObject(f"not a JSON object: {e}") from e
     except Exception as e:  # anything else msgspec raises while decoding: malformed input
@@ -300,6 +366,10 @@ def compact(text: bytes | memoryview) -> bytes:
     return msgspec.json.format(text, indent=-1)
 
 
+def _indent2(compact: bytes) -> bytes:
+    return msgspec.json.format(compact, indent=2)
+
+
 def pretty(compact: bytes, level: int = 0) -> bytes:
     """Indent compact JSON by 2 spaces per level, as if it stood ``level`` levels deep.
 
@@ -307,7 +377,7 @@ def pretty(compact: bytes, level: int = 0) -> bytes:
     text is structure and can be re-indented with a plain replace.
     """
     try:
-        text = msgspec.json.format(compact, indent=2)
+        text: bytes = _deep(_indent2, compact)
     except RecursionError as e:
         raise EncodeFailure(f"cannot write the snapshot: nested too deeply: "
                             f"{levels(_json_depth(compact))} ({limit_note()})") from e
@@ -333,7 +403,7 @@ def decode_typed(decoder: TypedDecoder[Any], data: bytes | memoryview) -> Any:
     """``decoder.decode(data)``: malformed text is :class:`Malformed`, a value that does not fit
     the type :class:`Mismatch` (only once the whole text is known to parse), each with its path."""
     try:
-        return decoder.decode(data)
+        return _deep(decoder.decode, data)
     except msgspec.ValidationError as e:
         # Typed decoding stops at the first mismatch: the text after it may still be
         # damaged, so parse it all first (loads raises Malformed), and only then call
@@ -365,6 +435,16 @@ def from_attributes(value: Any, cls: Any) -> Any:
         return msgspec.convert(value, cls, from_attributes=True, dec_hook=dec_hook)
     except msgspec.ValidationError as e:
         raise _validation_failure(e) from e
+
+
+def into_view(value: Any, view: Any) -> Any:
+    """``value`` (an object with fields) converted to ``view``, a type of Structs with the same
+    fields, to be written: a value that does not fit is an :class:`EncodeFailure` with its path."""
+    try:
+        return msgspec.convert(value, view, from_attributes=True, dec_hook=dec_hook)
+    except msgspec.ValidationError as e:
+        failure = _validation_failure(e)
+        raise EncodeFailure(f"cannot encode the state: {failure.message}", failure.json_path) from e
 
 
 _PATH_RE = re.compile(r" - at `(\$[^`]*)`$")

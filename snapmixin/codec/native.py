@@ -22,6 +22,7 @@ from .hooks import enc_hook
 from .json import TypedDecoder, decode_typed, dumps, from_attributes, json_of, loads, typed_decoder
 from .mirrors import strict_mirror
 from .sets import set_plan
+from .views import decode_view, encode_view, needs_view, rebuild, to_view
 
 __all__ = ["MsgspecCodec"]
 
@@ -31,6 +32,7 @@ class _Plan:
     decoder: TypedDecoder[Any]
     mirror: Any  # the type decoded into, when it is a strict mirror of the target type
     recheck: bool  # a part could not be mirrored: compare the input with a re-encoding
+    view: bool = False  # decoded into a view (transient fields, unions): rebuild the real objects
 
 
 class MsgspecCodec(Codec):
@@ -48,13 +50,22 @@ class MsgspecCodec(Codec):
         self._plans: dict[Any, _Plan] = {}
 
     def to_builtins(self, obj: Any) -> Any:
-        return msgspec.to_builtins(obj, enc_hook=enc_hook)
+        view = encode_view(type(obj))
+        return msgspec.to_builtins(obj if view is None else to_view(obj, view), enc_hook=enc_hook)
 
     def encode(self, obj: Any) -> bytes:
-        return dumps(obj, sort_sets=set_plan(type(obj)))
+        tp = type(obj)
+        view = encode_view(tp)  # transient fields left out; unions of dataclasses tagged
+        if view is None:
+            return dumps(obj, sort_sets=set_plan(tp))
+        return dumps(to_view(obj, view), sort_sets=set_plan(view))
 
     def _plan(self, cls: Any) -> _Plan:
         plan = self._plans.get(cls)
+        if plan is None and needs_view(cls):
+            plan = _Plan(typed_decoder(decode_view(cls, strict=not self.ignore_unknown_keys)),
+                         None, False, view=True)
+            self._plans[cls] = plan
         if plan is None:
             mirror, recheck = (None, False) if self.ignore_unknown_keys else strict_mirror(cls)
             target = cls if mirror is None else mirror
@@ -67,6 +78,8 @@ class MsgspecCodec(Codec):
             return loads(data)
         plan = self._plan(cls)
         value = decode_typed(plan.decoder, data)
+        if plan.view:
+            return rebuild(value)
         if plan.mirror is not None:
             value = from_attributes(value, cls)  # e.g. a __post_init__ refusing a value: Mismatch
         if plan.recheck:

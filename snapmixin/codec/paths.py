@@ -10,13 +10,12 @@ explicit stacks: they run exactly when a state is too deep for recursion.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-__all__ = ["DEPTH_CAP", "key_seg", "levels", "limit_note", "locate", "value_depth"]
+__all__ = ["DEPTH_CAP", "key_seg", "levels", "locate", "value_depth"]
 
 #: Depths are measured up to this many levels (a value that contains itself has no depth).
 DEPTH_CAP = 100_000
@@ -79,8 +78,3 @@ def value_depth(value: Any, cap: int = DEPTH_CAP) -> int:
 def levels(n: int) -> str:
     """A measured depth in words (``n`` at :data:`DEPTH_CAP` means "more than that")."""
     return f"more than {DEPTH_CAP} levels" if n >= DEPTH_CAP else f"{n} levels"
-
-
-def limit_note() -> str:
-    """Why a depth is too deep: msgspec reads and writes as deep as the recursion limit allows."""
-    return f"the JSON library goes about {sys.getrecursionlimit()} levels deep at most"
