@@ -56,6 +56,7 @@ from typing import Any, ClassVar, TypeVar
 
 from . import migrate as _migrate
 from . import tracking
+from .codec import transient_names
 from .errors import SnapError, SnapshotNotFound
 from .policy import NO_SCHEDULE, Schedule
 from .store import ANY, SnapshotInfo, SnapStore
@@ -375,12 +376,13 @@ _FIELDS: weakref.WeakKeyDictionary[type, list[str]] = weakref.WeakKeyDictionary(
 def _untracked(cls: type) -> frozenset[str]:
     """Names whose assignments the mixin neither counts nor tracks (their values are not state).
 
-    The one place that decides it, per class: today the names a class lists in
-    ``__snapmixin_untracked__`` (where ``transient()`` fields will be declared).
+    The one place that decides it, per class: its ``transient()`` fields, and any names it
+    lists in ``__snapmixin_untracked__``.
     """
     found = _UNTRACKED.get(cls)
     if found is None:
-        found = _UNTRACKED[cls] = frozenset(getattr(cls, "__snapmixin_untracked__", ()))
+        found = frozenset(getattr(cls, "__snapmixin_untracked__", ())) | transient_names(cls)
+        _UNTRACKED[cls] = found
     return found
 
 

@@ -973,3 +973,24 @@ def test_construction_keeps_cpython_inline_attribute_values() -> None:
         assert not any(type(r) is dict and "x" in r for r in gc.get_referents(h))
     h.items.append(2)
     assert h.snapshot_seq == 1 and s.x == 0
+
+
+def test_transient_fields_are_neither_counted_nor_tracked(tmp_path: Path) -> None:
+    """DESIGN: `transient(...)` fields are not saved and not tracked: assigning or mutating one is
+    not a mutation of the object's state."""
+    from snapmixin import transient
+
+    @dataclass
+    class WithLock(Snapshottable):
+        n: int = 0
+        lock: threading.Lock = transient(default_factory=threading.Lock)
+        seen: list[int] = transient(default_factory=list)
+
+    w = WithLock.open(tmp_path / "s")
+    w.seen.append(1)
+    w.lock = threading.Lock()
+    w.seen = [2]
+    assert w.snapshot_seq == 0 and type(w.seen) is list
+    w.n = 1
+    assert w.snapshot_seq == 1 and w.snapshot() == 1
+    assert "seen" not in json.loads((tmp_path / "s" / "snapshot.json").read_text())["state"]
