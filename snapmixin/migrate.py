@@ -20,12 +20,26 @@ knows is refused rather than half-read.
 from __future__ import annotations
 
 import copy
+import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .errors import MigrationError
 
-__all__ = ["Migration", "check_chain", "collect", "migration", "run"]
+__all__ = ["DEFAULT_VERSION", "Migration", "check_chain", "class_version", "collect", "migration", "run"]
+
+#: The schema version of a Snapshottable class that declares no ``snapshot_version=``.
+DEFAULT_VERSION = 1
+
+
+def class_version(cls: Any) -> int | None:
+    """The schema version a class declares (``snapshot_version=`` of a Snapshottable), or None.
+
+    The one reader of ``__snapmixin_version__``, for the mixin and the store alike.
+    """
+    real = isinstance(cls, type) and not isinstance(cls, types.GenericAlias)  # 3.10: list[int] is a type
+    v = getattr(cls, "__snapmixin_version__", None) if real else None
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 MigrationFunc = Callable[[Any], Any]
 

@@ -46,6 +46,7 @@ import dataclasses
 import logging
 import math
 import os
+import sys
 import threading
 import time
 import weakref
@@ -55,7 +56,9 @@ from typing import Any, ClassVar, TypeVar
 
 from . import migrate as _migrate
 from . import tracking
+from .codec import transient_names
 from .errors import SnapError, SnapshotNotFound
+from .policy import NO_SCHEDULE, Schedule
 from .store import ANY, SnapshotInfo, SnapStore
 from .tracking import NEVER, SCALARS, Root, track, untrack
 
@@ -77,7 +80,7 @@ class _Init(Root):
     mutation counted on its real state.
     """
 
-    __slots__ = ("d", "depth", "fast", "held", "obj", "root")
+    __slots__ = ("d", "depth", "fast", "held", "obj", "quiet", "root", "seen")
 
     def __init__(self, obj: Snapshottable) -> None:
         super().__init__()
@@ -87,11 +90,13 @@ class _Init(Root):
         self.root = self
         self.held: set[str] = set()
         self.fast: set[str] = set()  # never filled: every assignment takes the general path
+        self.seen: set[str] = set()
+        self.quiet = _untracked(type(obj))
         self.d = None
 
-    def tick(self) -> None:
+    def tick(self, node: Any = None, op: str = "mark", key: Any = None, value: Any = None) -> None:
         if not self.depth:
-            _adopt(self.obj, None).mutated()
+            _adopt(self.obj, None).mutated(node, op, key, value)
 
 
 class _State(Root):
@@ -112,13 +117,14 @@ class _State(Root):
         "inflight",
         "landed",
         "last_time",
-        "n",
         "obj",
+        "quiet",
         "refs",
         "root",
         "save_requested",
         "saved_seq",
-        "seconds",
+        "schedule",
+        "seen",
         "store",
         "wlock",
     )
@@ -135,9 +141,15 @@ class _State(Root):
         # assignments to other names skip that look-up.
         self.held: set[str] = set()
         # Names whose scalar values can be stored straight into the instance __dict__ `d`
-        # (no data descriptor on the class, not held): the fastest assignment path.
-        self.d: dict[str, Any] | None = getattr(obj, "__dict__", None)
+        # (no data descriptor on the class, not held): the fastest assignment path. `d` is
+        # fetched at the first such assignment (_learn), never here: reading `obj.__dict__`
+        # materializes it, and CPython then loses its inline-values fast path for reads.
+        self.d: dict[str, Any] | None = None
         self.fast: set[str] = set()
+        # Names assigned a scalar since they were last learnt (see _learn): the rest take the
+        # learning path once. `quiet`: the class's untracked names (stored, never counted).
+        self.seen: set[str] = set()
+        self.quiet = _untracked(type(obj))
         self.store: SnapStore | None = None
         # The generation this object restored or last wrote: its next commit must replace that
         # one (store.create's expect=), or another writer's commit would be overwritten. ANY: no
@@ -156,48 +168,53 @@ class _State(Root):
         self.inflight = 0  # asnapshot() writes under way
         self.deferred = False  # an automatic snapshot fell due while one was under way
         self.alock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
-        # With a seconds= policy every mutation takes the slow path; these two let it return
-        # at once while neither the count nor the time is due (see tick).
+        # When automatic snapshots fall due: the class's policy decides (policy.Schedule); with a
+        # seconds= policy every mutation takes the slow path, and these two bounds from the
+        # schedule let it return at once while neither the count nor the time is due (see tick).
+        self.schedule: Schedule = type(obj).__snapmixin_policy__ or NO_SCHEDULE
         self.count_due = NEVER
         self.deadline = -math.inf
-        policy = getattr(type(obj), "__snapmixin_policy__", None)
-        self.n: int | None = policy[0] if policy else None
-        self.seconds: float | None = policy[1] if policy else None
 
     # -- the slow path of a mutation ----------------------------------------
-    def tick(self) -> None:
-        if self.batch_depth:
-            Root.tick(self)
-            return
+    def tick(self, node: Any = None, op: str = "mark", key: Any = None, value: Any = None) -> None:
+        # `deadline` is -inf while a batch is open or a recorder is attached: then this never
+        # returns early.
         if self.seq < self.count_due and time.monotonic() < self.deadline:
             self.due = self.seq + 1  # a seconds= policy, not due yet: look again next time
             return
-        self.autosave()
+        Root.tick(self, node, op, key, value)
+
+    def due_now(self) -> None:
+        if self.batch_depth:
+            Root.due_now(self)
+        else:
+            self.autosave()
+
+    def begin_batch(self) -> None:
+        Root.begin_batch(self)
+        self.deadline = -math.inf  # every mutation in the batch reaches Root.due_now
+
+    def attach(self, recorder: tracking.Recorder | None) -> None:
+        Root.attach(self, recorder)
+        self.refresh_due()
 
     def refresh_due(self) -> None:
-        self.count_due = self.saved_seq + self.n if self.n is not None else NEVER
-        self.deadline = (self.last_time + self.seconds
-                         if self.seconds is not None and not (self.failed or self.save_requested)
-                         else -math.inf)
+        """Ask the schedule when to look next (after a save, a restore, a bind, a failure)."""
+        due, self.count_due, self.deadline = self.schedule.plan(
+            self.seq, self.saved_seq, self.last_time, retry=self.failed or self.save_requested)
+        if self.batch_depth or self.recorder is not None:
+            self.deadline = -math.inf  # see tick
         if self.batch_depth:
-            self.due = self.seq + 1
+            self.due = self.seq + 1  # the batch's end decides
         elif self.store is None:
-            self.due = NEVER
-        elif self.failed or self.save_requested or self.seconds is not None:
-            # A failed (or a method form's pending) snapshot is retried at the next mutation,
-            # with or without a class policy.
-            self.due = self.seq + 1
-        elif self.n is not None:
-            self.due = self.saved_seq + self.n
+            self.due = NEVER  # nothing to save to
         else:
-            self.due = NEVER
+            self.due = due
+        if self.recorder is not None:
+            self.due = min(self.due, self.seq + 1)  # the recorder is told every mutation
 
     def policy_due(self) -> bool:
-        if self.store is None or self.seq <= self.saved_seq:
-            return False
-        if self.n is not None and self.seq - self.saved_seq >= self.n:
-            return True
-        return self.seconds is not None and time.monotonic() - self.last_time >= self.seconds
+        return self.store is not None and self.schedule.is_due(self.seq, self.saved_seq, self.last_time)
 
     def autosave(self) -> None:
         if self.store is None:
@@ -237,7 +254,7 @@ class _State(Root):
         The outcome is recorded under the store's lock, the moment it commits, so
         a write whose awaiting task was cancelled still tells the object."""
         with self.wlock:
-            return store._commit(data, seq, schema_version=_version(type(self.obj)),
+            return store._commit(data, seq, schema_version=type(self.obj).__snapmixin_version__,
                                  expect=self.base, force=force,
                                  replace_damaged=self.base_damaged, on_commit=self.landed_at)
 
@@ -311,27 +328,71 @@ async def _value(seq: int) -> int:
     return seq
 
 
-def _version(cls: type) -> int:
-    return getattr(cls, "__snapmixin_version__", 1)
+def _declared(cls: type) -> list[str]:
+    """The fields a class declares (tracked ones): the one answer the mixin gives to "which fields
+    does this object have" for tracking, pickling and copying, computed once per class.
+
+    A pydantic model's ``model_fields``, a dataclass's fields, an attrs class's attributes, and
+    every slot of the class and its bases (not ``__dict__``, ``__weakref__`` or dunder names such as
+    pydantic's own ``__pydantic_fields_set__``), minus :func:`_untracked` names. Attributes an
+    instance holds beyond these (a plain class's, or set in ``__post_init__``) are added per object
+    (see :func:`_field_names`).
+    """
+    names = _FIELDS.get(cls)
+    if names is None:
+        model_fields = getattr(cls, "model_fields", None) if _is_pydantic(cls) else None
+        if isinstance(model_fields, dict):
+            names = list(model_fields)
+        elif dataclasses.is_dataclass(cls):
+            names = [f.name for f in dataclasses.fields(cls)]
+        else:
+            names = [a.name for a in getattr(cls, "__attrs_attrs__", ())]
+        for klass in cls.__mro__:
+            slots = klass.__dict__.get("__slots__", ())
+            for name in (slots,) if isinstance(slots, str) else slots:
+                dunder = name.startswith("__") and name.endswith("__")
+                if not dunder and name != _SLOT and name not in names:
+                    names.append(name)
+        quiet = _untracked(cls)
+        names = [n for n in names if n not in quiet]
+        _FIELDS[cls] = names
+    return names
 
 
 def _field_names(obj: object) -> list[str]:
-    cls = type(obj)
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
-        for klass in cls.__mro__:
-            for name in klass.__dict__.get("__slots__", ()):
-                if name not in (_SLOT, "__dict__", "__weakref__") and name not in names:
-                    names.append(name)
-        _FIELDS[cls] = names
-    d = getattr(obj, "__dict__", None)
-    if d:
-        return names + [k for k in d if k not in names]
+    """The fields of ``obj`` tracking must look at: its class's declared ones, then the other
+    attributes that hold a container or an object (its state's ``held``, which ``__init__``'s
+    assignments filled in). Its ``__dict__`` is never read here."""
+    names = _declared(type(obj))
+    st = _slot(obj)
+    if st is not None and st.held:
+        return names + [k for k in st.held if k not in names]
     return names
 
 
 _FIELDS: weakref.WeakKeyDictionary[type, list[str]] = weakref.WeakKeyDictionary()
+
+
+def _untracked(cls: type) -> frozenset[str]:
+    """Names whose assignments the mixin neither counts nor tracks (their values are not state).
+
+    The one place that decides it, per class: its ``transient()`` fields, and any names it
+    lists in ``__snapmixin_untracked__``.
+    """
+    found = _UNTRACKED.get(cls)
+    if found is None:
+        found = frozenset(getattr(cls, "__snapmixin_untracked__", ())) | transient_names(cls)
+        _UNTRACKED[cls] = found
+    return found
+
+
+_UNTRACKED: weakref.WeakKeyDictionary[type, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def _is_pydantic(cls: type) -> bool:
+    """Whether ``cls`` is a pydantic model class (pydantic is never imported for this)."""
+    mod = sys.modules.get("pydantic")
+    return mod is not None and issubclass(cls, mod.BaseModel)
 
 
 def _slot(obj: object) -> _State | _Init | None:
@@ -361,6 +422,8 @@ def _direct(cls: type, name: str) -> bool:
     """
     key = (cls, name)
     found = _DIRECT.get(key)
+    if found is None and _is_pydantic(cls):
+        found = _DIRECT[key] = False  # pydantic's __setattr__ must run (validation, fields set)
     if found is None:
         attr = None
         for klass in cls.__mro__:
@@ -383,8 +446,17 @@ def _new_state(obj: Any, root: Root | None) -> tuple[_State, Any]:
     st = _State(obj)
     if root is not None:
         st.root = root  # type: ignore[assignment]
-    object.__setattr__(obj, _SLOT, st)
-    return st, (previous if type(previous) is _Init else None)
+    if type(previous) is _Init:
+        st.held = previous.held  # what __init__ stored beyond the declared fields, known already
+    else:
+        previous = None
+        if not _declared(type(obj)):
+            # Built without __init__ (a decoder, copy...) and nothing declared: its __dict__ is all
+            # there is to go by (the one place construction reads it, for such classes only).
+            d = getattr(obj, "__dict__", None) or {}
+            st.held = {k for k, v in d.items() if k != _SLOT and type(v) not in SCALARS}
+    _setattr(obj, _SLOT, st)
+    return st, previous
 
 
 def _adopt(obj: Snapshottable, root: Root | None) -> _State:
@@ -394,34 +466,30 @@ def _adopt(obj: Snapshottable, root: Root | None) -> _State:
     return st
 
 
+def _learn(obj: Any, st: _State | _Init, name: str) -> bool:
+    """First scalar assignment of ``name`` (since it last held a container): decide how the next
+    ones are stored. True for an untracked name (never counted, never learnt)."""
+    if name in st.quiet:
+        return True
+    st.seen.add(name)
+    if type(st) is _State and _direct(type(obj), name):
+        if st.d is None:
+            st.d = object.__getattribute__(obj, "__dict__")
+        st.fast.add(name)
+    return False
+
+
 def _note(obj: Any, st: _State, name: str, value: Any) -> None:
     """Bookkeeping of the fast path, for a field just linked into the tree."""
     if type(value) in SCALARS:
-        if st.d is not None and name in st.d and _direct(type(obj), name):
+        if st.d is not None and _direct(type(obj), name):
             st.fast.add(name)
     else:
         st.held.add(name)
         st.fast.discard(name)
+        st.seen.discard(name)
 
 
-def _state_or_none(obj: Any) -> _State | None:
-    st = _slot(obj)
-    return st if type(st) is _State else None
-
-
-def _is_snapshottable(value: Any) -> bool:
-    return isinstance(value, Snapshottable)
-
-
-tracking.hooks.is_object = _is_snapshottable
-tracking.hooks.state = _state_or_none
-tracking.hooks.adopt = _new_state
-tracking.hooks.fields = _field_names
-tracking.hooks.note = _note
-# An object that belongs to another tree is stored as a copy, as a list would be: taking it
-# would silently remove it from the tree it is in (`dataclasses.replace(game)` would steal
-# `game`'s units).
-tracking.hooks.copy = copy.deepcopy
 
 
 def _as_store(where: SnapStore | str | os.PathLike[str]) -> SnapStore:
@@ -445,6 +513,9 @@ def _prepare(cls: type, *, check_codec: bool = True) -> None:
     if params is not None and params.frozen:
         raise TypeError(f"{cls.__qualname__} is a frozen dataclass: a Snapshottable must be mutable "
                         "(drop frozen=True)")
+    if _is_pydantic(cls) and getattr(cls, "model_config", {}).get("frozen"):
+        raise TypeError(f"{cls.__qualname__} is a frozen pydantic model: a Snapshottable must be mutable "
+                        "(drop frozen=True from its model_config)")
     props = getattr(cls, "__attrs_props__", None)
     if getattr(props, "is_frozen", False) or getattr(cls.__setattr__, "__name__", "") == "_frozen_setattrs":
         raise TypeError(f"{cls.__qualname__} is a frozen attrs class: a Snapshottable must be mutable")
@@ -472,10 +543,18 @@ def _prepare(cls: type, *, check_codec: bool = True) -> None:
             init(self, *args, **kwargs)
         finally:
             st.depth -= 1
-        if st.depth == 0 and type(_slot(self)) is _Init:
+        if st.depth:
+            return
+        now = _slot(self)
+        if now is None:  # __init__ replaced the instance __dict__ (pydantic does): put it back
+            _setattr(self, _SLOT, st)
+            now = st
+        if type(now) is _Init:
             # A fresh count: nothing done in __init__ counts. (An object that __init__ put
             # into a tree, `parent.kids.append(self)`, has its state there already.)
             _adopt(self, None)
+        elif now.root is now:  # adopted while __init__ ran (it had lost its placeholder)
+            now.seq = 0
 
     __init__.__wrapped__ = init  # type: ignore[attr-defined]
     __init__.__snapmixin_init__ = True  # type: ignore[attr-defined]
@@ -486,7 +565,125 @@ def _prepare(cls: type, *, check_codec: bool = True) -> None:
     _PREPARED.add(cls)
 
 
-class Snapshottable:
+# ---------------------------------------------------------------------------
+# pydantic v2 models: `class S(Snapshottable, BaseModel)`
+# ---------------------------------------------------------------------------
+#
+# pydantic owns a model's instance __dict__ (it replaces it when it validates, copies it when it
+# copies, compares it, pickles it): these methods, set on each Snapshottable model class, let
+# pydantic do its part and keep the mixin's one private entry out of it (see README).
+
+
+def _pydantic_setup(cls: type) -> None:
+    base: Any = sys.modules["pydantic"].BaseModel
+    model_setattr = base.__setattr__
+    model_getstate = base.__getstate__
+    model_setstate = base.__setstate__
+    model_copy = base.model_copy
+    getattribute = object.__getattribute__
+
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if name[:1] == "_":  # pydantic's private attributes: not state, not counted
+            model_setattr(self, name, value)
+            return
+        try:
+            st = getattribute(self, _SLOT)
+        except AttributeError:  # built by model_validate / model_construct: adopt now
+            st = _state(self)
+        if name in st.quiet:
+            model_setattr(self, name, value)
+            return
+        d = getattribute(self, "__dict__")
+        old = d.get(name, _MISSING)
+        held = name in st.held
+        if old is value and held:
+            return  # `m.tags |= {...}`: the in-place operator counted already
+        model_setattr(self, name, value)  # validation, fields set; raises before anything counts
+        d = getattribute(self, "__dict__")  # validate_assignment installs a new one
+        new = d.get(name, _MISSING)  # what pydantic stored (validation may have made a new list)
+        if new is not _MISSING and type(new) not in SCALARS:
+            tracked = track(new, st.root)
+            if tracked is not new:
+                d[name] = tracked  # equal to what pydantic validated: a tracked copy of it
+            st.held.add(name)
+        else:
+            st.held.discard(name)
+        if held:
+            untrack(old)
+        st.root.mutated(self, "setattr", name, d.get(name, value))
+
+    def __getstate__(self: Any) -> Any:
+        state = dict(model_getstate(self))
+        state["__dict__"] = {k: v for k, v in state["__dict__"].items() if k != _SLOT}
+        return state
+
+    def __setstate__(self: Any, state: Any) -> None:
+        model_setstate(self, state)
+        _adopt(self, None)
+
+    def __deepcopy__(self: Any, memo: dict[int, Any] | None = None) -> Any:
+        memo = {} if memo is None else memo
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return new
+
+    def __eq__(self: Any, other: Any) -> bool:
+        if not isinstance(other, base):
+            return NotImplemented
+        mine = self.__pydantic_generic_metadata__["origin"] or type(self)
+        theirs = other.__pydantic_generic_metadata__["origin"] or type(other)
+        return bool(mine == theirs
+                    and _model_fields(self) == _model_fields(other)
+                    and self.__pydantic_private__ == other.__pydantic_private__
+                    and self.__pydantic_extra__ == other.__pydantic_extra__)
+
+    def __copy__(self: Any) -> Any:
+        return copy.deepcopy(self)  # as Snapshottable.__copy__: containers belong to one tree
+
+    def copy_model(self: Any, *, update: Any = None, deep: bool = False) -> Any:
+        copied = model_copy(self, update=update, deep=deep)
+        if update:  # pydantic wrote the new values straight into the copy's __dict__
+            _adopt(copied, None)
+        return copied
+
+    copy_model.__doc__ = model_copy.__doc__
+    _pydantic_post_init(cls)
+    for name, func in (("__setattr__", __setattr__), ("__getstate__", __getstate__),
+                       ("__setstate__", __setstate__), ("__deepcopy__", __deepcopy__), ("__copy__", __copy__),
+                       ("__eq__", __eq__), ("model_copy", copy_model)):
+        func.__qualname__ = f"{cls.__qualname__}.{name}"
+        type.__setattr__(cls, name, func)
+    type.__setattr__(cls, "__snapmixin_model__", True)
+
+
+def _pydantic_post_init(cls: type) -> None:
+    """Give every validated instance its state: pydantic calls ``model_post_init`` after it built
+    one, through ``__init__``, ``model_validate`` or ``model_construct`` (none of which keeps the
+    instance ``__dict__`` the mixin's ``__new__`` wrote into)."""
+    user: Any = cls.model_post_init  # type: ignore[attr-defined]
+
+    def model_post_init(self: Any, context: Any, /) -> None:
+        if type(_slot(self)) is _State:
+            user(self, context)
+            return
+        st = _adopt(self, None)
+        user(self, context)
+        if st.root is st:
+            st.seq = 0  # nothing done while the instance is built counts
+
+    model_post_init.__qualname__ = f"{cls.__qualname__}.model_post_init"
+    model_post_init.__doc__ = user.__doc__
+    type.__setattr__(cls, "model_post_init", model_post_init)
+
+
+def _model_fields(obj: Any) -> dict[str, Any]:
+    """A model's field values, for ``==`` (pydantic 2.0 compares the whole ``__dict__``)."""
+    d = object.__getattribute__(obj, "__dict__")
+    return {k: v for k, v in d.items() if k != _SLOT}
+
+
+class Snapshottable(tracking.Owner):
     """Mixin: durable, crash-safe snapshots of an object's state, with mutation tracking.
 
     Class keywords: ``snapshot_version`` (int, default 1) is the schema
@@ -494,22 +691,29 @@ class Snapshottable:
     in the class body upgrade older snapshots on restore.
     """
 
-    __slots__ = (_SLOT,)
+    # No slots of its own: its one private attribute lives in the instance __dict__ (set with
+    # object.__setattr__), so it combines with any base (pydantic's BaseModel has slots of its
+    # own) and a dataclass(slots=True) subclass keeps working (it has a __dict__ from here).
     _snapmixin: _State | _Init
-    __snapmixin_version__: ClassVar[int] = 1
+    __snapmixin_version__: ClassVar[int] = _migrate.DEFAULT_VERSION
     __snapmixin_migrations__: ClassVar[dict[int, _migrate.Migration]] = {}
-    __snapmixin_policy__: ClassVar[tuple[int | None, float | None] | None] = None
+    __snapmixin_policy__: ClassVar[Schedule | None] = None
 
     def __init_subclass__(cls, snapshot_version: int | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if snapshot_version is None:
             # dataclass(slots=True) re-creates the class without our keyword: keep what it had.
-            snapshot_version = cls.__dict__.get("__snapmixin_version__", _version(cls))
+            snapshot_version = cls.__snapmixin_version__
         found = dict(getattr(cls, "__snapmixin_migrations__", {}))
         found.update(_migrate.collect(cls.__dict__))
         _migrate.check_chain(found, snapshot_version, cls.__qualname__)
         cls.__snapmixin_version__ = snapshot_version
         cls.__snapmixin_migrations__ = found
+        if _is_pydantic(cls):
+            if not getattr(cls, "__snapmixin_model__", False):
+                _pydantic_setup(cls)
+            elif "model_post_init" in cls.__dict__:
+                _pydantic_post_init(cls)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls not in _PREPARED:
@@ -534,9 +738,12 @@ class Snapshottable:
                 untrack(old)
             else:
                 _setattr(self, name, value)
-                if st.d is not None and _direct(type(self), name):
-                    st.fast.add(name)
+                if name not in st.seen and _learn(self, st, name):
+                    return  # an untracked name: stored, not counted
         else:
+            if name in st.quiet:
+                _setattr(self, name, value)  # an untracked name: stored as is, not counted
+                return
             # `held`: the instance itself holds `old` (getattr may find a class-level default,
             # which must still be written: every field is in the instance, always).
             old = getattr(self, name, _MISSING)
@@ -549,10 +756,11 @@ class Snapshottable:
             else:
                 st.held.add(name)
             st.fast.discard(name)
+            st.seen.discard(name)
         r = st.root
         r.seq += 1
         if r.seq >= r.due:
-            r.tick()
+            r.tick(self, "setattr", name, value)
 
     def __delattr__(self, name: str) -> None:
         old = getattr(self, name, _MISSING)
@@ -562,14 +770,37 @@ class Snapshottable:
             st.held.discard(name)
             untrack(old)
         st.fast.discard(name)
-        st.root.mutated()
+        st.seen.discard(name)
+        if name not in st.quiet:
+            st.root.mutated(self, "delattr", name)
+
+    # -- the owner contract (tracking.Owner): how tracking sees this object ---
+    def __snapmixin_node__(self) -> _State | None:
+        st = _slot(self)
+        return st if type(st) is _State else None
+
+    def __snapmixin_adopt__(self, root: Root | None) -> tuple[_State, Any]:
+        return _new_state(self, root)
+
+    def __snapmixin_fields__(self) -> list[str]:
+        return _field_names(self)
+
+    def __snapmixin_linked__(self, state: Any, name: str, value: Any) -> None:
+        _note(self, state, name, value)
+
+    def __snapmixin_copy__(self) -> Any:
+        # An object that belongs to another tree is stored as a copy, as a list would be:
+        # taking it would silently remove it from the tree it is in (`dataclasses.replace(game)`
+        # would steal `game`'s units).
+        return copy.deepcopy(self)
 
     # -- pickle and copy: fields only, never the store binding ---------------
     def __getstate__(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         d = getattr(self, "__dict__", None)
-        slots = {n: getattr(self, n) for n in _field_names(self)
-                 if (d is None or n not in d) and hasattr(self, n)}
-        return (dict(d) if d else None, slots)
+        names = _field_names(self) + sorted(_untracked(type(self)))
+        slots = {n: getattr(self, n) for n in names if (d is None or n not in d) and hasattr(self, n)}
+        fields = {k: v for k, v in d.items() if k != _SLOT} if d else None
+        return (fields or None, slots)
 
     def __copy__(self: S) -> S:
         """A deep copy: a tracked container or nested object belongs to one tree only, so a
@@ -578,8 +809,13 @@ class Snapshottable:
 
     def __setstate__(self, state: Any) -> None:
         d, slots = state if isinstance(state, tuple) else (state, {})
+        st = _slot(self)
         for name, value in {**(d or {}), **(slots or {})}.items():
-            object.__setattr__(self, name, value)
+            if name == _SLOT:
+                continue
+            _setattr(self, name, value)
+            if type(st) is _Init and type(value) not in SCALARS:
+                st.held.add(name)
         _adopt(self, None)
 
     # -- public API --------------------------------------------------------
@@ -606,7 +842,7 @@ class Snapshottable:
         damaged = False
         try:
             obj: S
-            r = store._restore_gen(cls, fallback=fallback, schema_version=_version(cls),
+            r = store._restore_gen(cls, fallback=fallback, schema_version=cls.__snapmixin_version__,
                                    migrations=cls.__snapmixin_migrations__)
             obj, seq, base, damaged = r.state, r.info.seq, r.base, r.fell_back
         except SnapshotNotFound as e:
@@ -724,7 +960,7 @@ class Snapshottable:
 
     def mark_mutated(self) -> None:
         """Count a mutation that tracking cannot see (a numpy array changed in place...)."""
-        _state(self).root.mutated()
+        _state(self).root.mutated(self, "mark")
 
     def __enter__(self: S) -> S:
         return self

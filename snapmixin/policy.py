@@ -23,18 +23,81 @@ and the next mutation or ``snapshot()`` tries again.
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 import wrapt
 
-from .mixin import Snapshottable, _prepare, _state
+from .tracking import NEVER
 
-__all__ = ["snapshot_every"]
+__all__ = ["NO_SCHEDULE", "Schedule", "snapshot_every"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=type)
+
+
+class Schedule:
+    """When a class's automatic snapshots fall due: the *when*, for the mixin's *how*.
+
+    One per class policy (``@snapshot_every`` on the class), stored as the
+    class's ``__snapmixin_policy__``; :data:`NO_SCHEDULE` for a class without
+    one. The object's state asks it two things and saves when told to:
+
+    - :meth:`plan`: after a snapshot, a restore, a bind or a failure, the seq
+      at which the next mutation must look (``due``), and the two bounds that
+      let a look return at once while nothing is due (``count_due``: the seq
+      that reaches ``n``; ``deadline``: the monotonic time that reaches
+      ``seconds``). The state keeps the bounds and compares them inline on the
+      slow path, so a ``seconds=`` policy costs one clock read per mutation.
+    - :meth:`is_due`: whether the policy asks for a snapshot now.
+
+    The clock is ``time.monotonic``, looked up at each call (freezegun drives it).
+    """
+
+    __slots__ = ("n", "seconds")
+
+    def __init__(self, n: int | None, seconds: float | None) -> None:
+        self.n = n
+        self.seconds = seconds
+
+    def __repr__(self) -> str:
+        return f"Schedule(n={self.n!r}, seconds={self.seconds!r})"
+
+    def plan(self, seq: int, saved_seq: int, last_time: float, *, retry: bool) -> tuple[int, int, float]:
+        """``(due, count_due, deadline)`` for an object bound to a store, outside a batch.
+
+        ``retry``: a failed automatic snapshot (or a method form's request) is
+        pending; it is tried again at the next mutation, with or without a policy.
+        """
+        n, seconds = self.n, self.seconds
+        count_due = saved_seq + n if n is not None else NEVER
+        deadline = last_time + seconds if seconds is not None and not retry else -math.inf
+        if retry or seconds is not None:
+            due = seq + 1  # look at every mutation (the bounds make most looks return at once)
+        elif n is not None:
+            due = count_due
+        else:
+            due = NEVER
+        return due, count_due, deadline
+
+    def is_due(self, seq: int, saved_seq: int, last_time: float) -> bool:
+        """Whether ``seq - saved_seq`` unsaved mutations, the last snapshot at ``last_time``, call for one."""
+        if seq <= saved_seq:
+            return False
+        if self.n is not None and seq - saved_seq >= self.n:
+            return True
+        return self.seconds is not None and time.monotonic() - last_time >= self.seconds
+
+    def call_due(self, calls: int, last_time: float) -> bool:
+        """Method form: whether the ``calls``-th call of the method asks for a snapshot."""
+        return (self.n is not None and calls % self.n == 0) or (
+            self.seconds is not None and time.monotonic() - last_time >= self.seconds)
+
+
+#: The schedule of a class with no ``@snapshot_every``: only retries of a failed snapshot.
+NO_SCHEDULE = Schedule(None, None)
 
 
 class _Every:
@@ -59,12 +122,14 @@ class _Every:
         raise TypeError(f"@snapshot_every applies to a Snapshottable class or a method, not {target!r}")
 
     def _class(self, cls: type) -> type:
+        from .mixin import Snapshottable, _prepare  # the mixin imports this module: not at the top
+
         if not issubclass(cls, Snapshottable):
             raise TypeError(f"@snapshot_every: {cls.__qualname__} must inherit from Snapshottable")
         params = getattr(cls, "__dataclass_params__", None)
         if params is not None and params.frozen:
             _prepare(cls)  # raises the clear frozen-dataclass error, at class creation
-        type.__setattr__(cls, "__snapmixin_policy__", (self.n, self.seconds))
+        type.__setattr__(cls, "__snapmixin_policy__", Schedule(self.n, self.seconds))
         return cls
 
     def _method(self, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -75,7 +140,9 @@ class _Every:
             raise TypeError(f"@snapshot_every cannot decorate {func.__qualname__}: an async or generator "
                             "function runs after the call returns; use `with self.snapshot_batch():` "
                             "in its body instead")
-        n, seconds = self.n, self.seconds
+        from .mixin import Snapshottable, _state  # the mixin imports this module: not at the top
+
+        schedule = Schedule(self.n, self.seconds)
         key = object()  # this method's call counter, per object
 
         @wrapt.decorator
@@ -94,8 +161,7 @@ class _Every:
                 raise
             root.end_batch(count=True)
             calls = root.calls[key] = root.calls.get(key, 0) + 1
-            if (n is not None and calls % n == 0) or (
-                    seconds is not None and time.monotonic() - root.last_time >= seconds):
+            if schedule.call_due(calls, root.last_time):
                 root.save_requested = True
             if root.batch_depth:
                 root.refresh_due()

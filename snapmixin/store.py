@@ -1320,10 +1320,7 @@ def _with_turn(turn: SnapStore._Lock, call: Any, *args: Any, **kwargs: Any) -> A
         _RESERVED_TURN.set(None)
 
 
-def _class_version(cls: Any) -> int | None:
-    """The schema version a Snapshottable class declares (None for other types)."""
-    v = getattr(cls, "__snapmixin_version__", None) if _codec._isclass(cls) else None
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
+_class_version = _migrate.class_version  # the schema version a class declares (None: none)
 
 
 def _is_plain(state: Any) -> bool:

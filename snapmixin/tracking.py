@@ -12,10 +12,20 @@ The hot path of every mutation is two attribute operations and a compare::
 
     root.seq += 1
     if root.seq >= root.due:
-        root.tick()   # batches, automatic snapshots: the slow path
+        root.tick(node, op, key, value)   # batches, policies, a recorder: the slow path
 
 ``due`` is set so that the slow path runs only when something has to happen
-(a threshold reached, a batch open, a time-based policy to check).
+(a threshold reached, a batch open, a time-based policy to check, a
+:class:`Recorder` attached). What changed (``node``, ``op``, ``args``) is
+only built inside that call: with no recorder it costs nothing.
+
+The owner contract: tracking knows the objects that hold fields (the mixin's
+``Snapshottable``) only through :class:`Owner`, a base class whose methods
+they implement (their node state, adopting them into a tree, their field
+names, copying them). No other module sets anything in this one; the mixin
+imports this module, never the reverse. An owner's attribute assignment
+counts on ``state.root`` with the same hot path, calling
+``root.tick(obj, "setattr", name, value)`` when due.
 
 Rules:
 
@@ -36,11 +46,12 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import uuid
-from collections.abc import Callable, Iterable
-from typing import Any, SupportsIndex, TypeVar
+from collections.abc import Iterable
+from typing import Any, Protocol, SupportsIndex, TypeVar
 
 __all__ = [
-    "NEVER", "Root", "TrackedDict", "TrackedList", "TrackedSet", "adopt_fields", "hooks", "track", "untrack",
+    "NEVER", "SCALARS", "Owner", "Recorder", "Root", "TrackedDict", "TrackedList", "TrackedSet",
+    "adopt_fields", "track", "untrack",
 ]
 
 NEVER = 1 << 62  # a `due` no seq reaches
@@ -49,15 +60,33 @@ V = TypeVar("V")
 T = TypeVar("T")
 
 
+class Recorder(Protocol):
+    """What a :class:`Root` tells about each mutation when one is attached (a future journal).
+
+    ``record(node, op, key, value)``: ``node`` is the container or object
+    changed, ``op`` the operation (a method name such as ``"append"``,
+    ``"__setitem__"``, or ``"setattr"``/``"delattr"`` for an object's
+    attribute), ``key`` where (an index, a dict key, an attribute name; None
+    when the operation has none) and ``value`` what was stored (as stored:
+    tracked copies of plain containers; a list of them for ``extend``, the
+    other operand for the set operators, ``(key, reverse)`` for ``sort``).
+    Two fixed arguments rather than a tuple: nothing is allocated to say it.
+    """
+
+    def record(self, node: Any, op: str, key: Any, value: Any) -> None: ...
+
+
 class Root:
     """The mutation counter of one tree of objects.
 
     ``seq`` counts mutations; ``due`` is the seq at which :meth:`tick` must run.
-    ``on_due`` is called by :meth:`tick` outside batches (the mixin sets it to
-    its automatic-snapshot check).
+    ``recorder`` (None by default) is told what each mutation changed; while one
+    is attached, ``due`` is kept at ``seq + 1`` so that every mutation takes the
+    slow path (with none, the hot path is unchanged: the arguments that say what
+    changed are only built inside the slow path's call).
     """
 
-    __slots__ = ("__weakref__", "batch_captured", "batch_depth", "batch_dirty", "due", "on_due", "seq")
+    __slots__ = ("__weakref__", "batch_captured", "batch_depth", "batch_dirty", "due", "recorder", "seq")
 
     def __init__(self, seq: int = 0) -> None:
         self.seq = seq
@@ -65,24 +94,39 @@ class Root:
         self.batch_depth = 0
         self.batch_dirty = False
         self.batch_captured = False  # a snapshot was taken inside the open batch
-        self.on_due: Callable[[], None] | None = None
+        self.recorder: Recorder | None = None
 
-    def mutated(self) -> None:
+    def mutated(self, node: Any = None, op: str = "mark", key: Any = None, value: Any = None) -> None:
         """Count one mutation (what every tracked operation does, inlined)."""
         self.seq += 1
         if self.seq >= self.due:
-            self.tick()
+            self.tick(node, op, key, value)
 
-    def tick(self) -> None:
-        """The slow path of a mutation: batches count once, policies may fire."""
+    def tick(self, node: Any = None, op: str = "mark", key: Any = None, value: Any = None) -> None:
+        """The slow path of a mutation of ``node`` by ``op`` at ``key`` (already counted in ``seq``).
+
+        Tells the recorder, if any, then :meth:`due_now`.
+        """
+        if self.recorder is not None:
+            self.recorder.record(node, op, key, value)
+            if not self.batch_depth:
+                self.due = self.seq + 1
+        self.due_now()
+        if self.recorder is not None and self.due > self.seq + 1:
+            self.due = self.seq + 1  # a policy's bookkeeping must not hide the next mutation
+
+    def attach(self, recorder: Recorder | None) -> None:
+        """Attach ``recorder`` (None: detach): from the next mutation on, it is told each one."""
+        self.recorder = recorder
+        self.due = min(self.due, self.seq + 1)
+
+    def due_now(self) -> None:
+        """What happens when ``due`` is reached: batches count once; subclasses add policies."""
         if self.batch_depth:
             # Inside a batch every mutation is folded into one, counted at the end.
             self.seq -= 1
             self.batch_dirty = True
             self.due = self.seq + 1
-            return
-        if self.on_due is not None:
-            self.on_due()
 
     def begin_batch(self) -> None:
         self.batch_depth += 1
@@ -151,40 +195,61 @@ SCALARS: frozenset[type] = frozenset({
 })
 
 
-class ObjectHooks:
-    """How tracking sees nested ``Snapshottable`` objects (installed by the mixin).
+class Owner:
+    """The owner contract: what a nested tracked object's class implements.
 
-    ``state(obj)``: the object's state (``.root``, ``.refs``), or None when it
-    has none yet; ``adopt(obj, root)``: give it a state reporting to ``root``
-    and return ``(state, previous)``, ``previous`` being the counter its fields
-    reported to until now (a placeholder used while ``__init__`` runs), or
-    None; ``fields(obj)``: its field names; ``note(obj, state, name, value)``:
-    bookkeeping after a field is (re)linked; ``copy(obj)``: an independent
-    copy (for an object that belongs to another tree).
+    Tracking knows nested objects only through this base class (the mixin's
+    ``Snapshottable`` derives from it); nothing is installed into this module
+    from outside. A tracked container reports to its :class:`Root` directly; an
+    :class:`Owner` is a node with fields, and tells tracking about them through
+    these methods (all called rarely: when the object is stored, moved,
+    removed or first given a state, never on an assignment's hot path):
+
+    ``__snapmixin_node__()``
+        its node state, or None when it has none yet (built by a decoder, a
+        copy, or still in its ``__init__``). A node state is a :class:`Root`
+        (the counter of the object's own tree while it is in no other) with
+        two more attributes tracking reads and writes: ``root`` (the
+        :class:`Root` its mutations report to; the state itself while the
+        object is the root of its own tree) and ``refs`` (its places in a
+        tree, 0 while it is a root).
+    ``__snapmixin_adopt__(root)``
+        give it a fresh node state reporting to ``root`` and return ``(state,
+        previous)``: ``previous`` is the counter its fields reported to until
+        now (a placeholder used while ``__init__`` runs) or None. Its fields
+        are not looked at: tracking links them next.
+    ``__snapmixin_fields__()``
+        the names of its fields (the attributes that hold its state).
+    ``__snapmixin_linked__(state, name, value)``
+        told after field ``name`` was linked into the tree holding ``value``
+        (the owner's own bookkeeping of its fast paths).
+    ``__snapmixin_copy__()``
+        an independent copy, with no node state of its own yet: what is stored
+        when the object already belongs to another tree.
+
+    What changed reaches the :class:`Root` through the slow path of a
+    mutation: ``root.tick(node, op, key, value)`` (see :meth:`Root.tick`), which
+    an owner calls with ``(obj, "setattr", name, value)``.
     """
 
-    def __init__(self) -> None:
-        self.is_object: Callable[[Any], bool] = _never
-        self.state: Callable[[Any], Any] = _none
-        self.adopt: Callable[[Any, Root], tuple[Any, Any]] = _unset
-        self.fields: Callable[[Any], list[str]] = _unset
-        self.note: Callable[[Any, Any, str, Any], None] = _unset
-        self.copy: Callable[[Any], Any] = _unset
+    __slots__ = ()
+
+    def __snapmixin_node__(self) -> Any:  # pragma: no cover - the contract
+        raise NotImplementedError
+
+    def __snapmixin_adopt__(self, root: Root | None) -> tuple[Any, Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    def __snapmixin_fields__(self) -> list[str]:  # pragma: no cover
+        raise NotImplementedError
+
+    def __snapmixin_linked__(self, state: Any, name: str, value: Any) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def __snapmixin_copy__(self) -> Any:  # pragma: no cover
+        raise NotImplementedError
 
 
-def _never(value: Any) -> bool:
-    return False
-
-
-def _none(value: Any) -> None:
-    return None
-
-
-def _unset(*args: Any) -> Any:  # pragma: no cover - the mixin installs the real hooks at import
-    raise RuntimeError("snapmixin.tracking: object hooks not installed")
-
-
-hooks = ObjectHooks()
 _MISSING = object()
 
 
@@ -246,10 +311,10 @@ def _place(value: Any, root: Root, todo: list[tuple[Any, ...]]) -> Any:
         new_set._refs = 1
         set.update(new_set, value)
         return new_set
-    if hooks.is_object(value):
-        st = hooks.state(value)
+    if isinstance(value, Owner):
+        st = value.__snapmixin_node__()
         if st is None:  # never adopted (decoded, copied, or still in its __init__)
-            st, previous = hooks.adopt(value, root)
+            st, previous = value.__snapmixin_adopt__(root)
             st.refs = 1
             todo.append((_OBJECT, value, st, previous))
             return value
@@ -257,7 +322,7 @@ def _place(value: Any, root: Root, todo: list[tuple[Any, ...]]) -> Any:
             if st.root is root:
                 st.refs += 1
                 return value
-            value = hooks.copy(value)  # another tree's: copy (a free copy, placed below)
+            value = value.__snapmixin_copy__()  # another tree's: copy (a free copy, placed below)
             return _place(value, root, todo)
         st.refs = 1  # free: joins this tree as is, with everything below it
         own = st.root
@@ -301,8 +366,8 @@ def _fill(job: tuple[Any, ...], root: Root, todo: list[tuple[Any, ...]]) -> None
             node._deep = deep
     else:  # an object just given a state: its fields report to root
         obj, st, previous = node, job[2], job[3]
-        note = hooks.note
-        for name in hooks.fields(obj):
+        note = obj.__snapmixin_linked__
+        for name in obj.__snapmixin_fields__():
             v = getattr(obj, name, _MISSING)
             if v is _MISSING:
                 continue
@@ -313,7 +378,7 @@ def _fill(job: tuple[Any, ...], root: Root, todo: list[tuple[Any, ...]]) -> None
                     v._root = root  # stored while __init__ ran: move it, never copy
                     if v and t is not TrackedSet:
                         _reroot(v, previous, root, False)
-                    note(obj, st, name, v)
+                    note(st, name, v)
                     continue
                 if previous is not None and _root_of(v) is previous:
                     _set_root(v, root)  # stored while __init__ ran: move it, never copy
@@ -323,7 +388,7 @@ def _fill(job: tuple[Any, ...], root: Root, todo: list[tuple[Any, ...]]) -> None
                     if new is not v:
                         object.__setattr__(obj, name, new)
                         v = new
-            note(obj, st, name, v)
+            note(st, name, v)
 
 
 def adopt_fields(obj: Any, st: Any, previous: Any) -> None:
@@ -342,8 +407,8 @@ def adopt_fields(obj: Any, st: Any, previous: Any) -> None:
 def _root_of(value: Any) -> Any:
     if isinstance(value, _TRACKED):
         return value._root
-    if hooks.is_object(value):
-        st = hooks.state(value)
+    if isinstance(value, Owner):
+        st = value.__snapmixin_node__()
         return None if st is None else st.root
     return None
 
@@ -352,7 +417,7 @@ def _set_root(value: Any, root: Any) -> None:
     if isinstance(value, _TRACKED):
         value._root = root
     else:
-        hooks.state(value).root = root
+        value.__snapmixin_node__().root = root
 
 
 def _children(node: Any) -> Iterable[Any]:
@@ -363,7 +428,7 @@ def _children(node: Any) -> Iterable[Any]:
         return list(dict.values(node)) if node._deep else ()
     if t is TrackedSet:
         return ()
-    return [getattr(node, name, None) for name in hooks.fields(node)]
+    return [getattr(node, name, None) for name in node.__snapmixin_fields__()]
 
 
 def _reroot(node: Any, old: Any, new: Any, exclusive: bool) -> None:
@@ -381,8 +446,8 @@ def _reroot(node: Any, old: Any, new: Any, exclusive: bool) -> None:
                 if v._root is old and not (exclusive and v._refs > 1):
                     v._root = new
                     stack.append(v)
-            elif hooks.is_object(v):
-                st = hooks.state(v)
+            elif isinstance(v, Owner):
+                st = v.__snapmixin_node__()
                 if st is not None and st.root is old and not (exclusive and st.refs > 1):
                     st.root = new
                     stack.append(v)
@@ -405,8 +470,8 @@ def untrack(value: Any) -> None:
                 if not v._refs:
                     v._root = None
                     stack.extend(w for w in _children(v) if type(w) not in SCALARS)
-        elif hooks.is_object(v):
-            st = hooks.state(v)
+        elif isinstance(v, Owner):
+            st = v.__snapmixin_node__()
             if st is not None and st.refs:
                 st.refs -= 1
                 if not st.refs:
@@ -415,11 +480,11 @@ def untrack(value: Any) -> None:
                     _reroot(v, old, st, True)
 
 
-def _count(root: Root | None) -> None:
+def _count(root: Root | None, node: Any, op: str, key: Any = None, value: Any = None) -> None:
     if root is not None:
         root.seq += 1
         if root.seq >= root.due:
-            root.tick()
+            root.tick(node, op, key, value)
 
 
 # ---------------------------------------------------------------------------
@@ -452,7 +517,8 @@ class TrackedList(list[T]):
                 raise ValueError(f"attempt to assign sequence of size {len(value)} "
                                  f"to extended slice of size {len(old)}")
             # The new places first, then the old ones go: `lst[:] = sorted(lst)` keeps everything.
-            list.__setitem__(self, index, [track(v, root) for v in value])
+            value = [track(v, root) for v in value]
+            list.__setitem__(self, index, value)
             if root is not None:
                 for v in old:
                     untrack(v)
@@ -463,7 +529,7 @@ class TrackedList(list[T]):
             list.__setitem__(self, index, value)
             if root is not None and type(old) not in SCALARS:
                 untrack(old)
-        _count(root)
+        _count(root, self, "__setitem__", index, value)
 
     def __delitem__(self, index: Any) -> None:
         old = list.__getitem__(self, index)
@@ -471,12 +537,13 @@ class TrackedList(list[T]):
         if self._root is not None:
             for v in (old if isinstance(index, slice) else (old,)):
                 untrack(v)
-        _count(self._root)
+        _count(self._root, self, "__delitem__", index)
 
     def __iadd__(self, values: Iterable[T]) -> TrackedList[T]:  # type: ignore[override,misc]
         root = self._root
-        list.extend(self, [track(v, root) for v in values])
-        _count(root)
+        new = [track(v, root) for v in values]
+        list.extend(self, new)
+        _count(root, self, "__iadd__", None, new)
         return self
 
     def __imul__(self, n: SupportsIndex) -> TrackedList[T]:
@@ -490,7 +557,7 @@ class TrackedList(list[T]):
             elif len(self) < len(items):
                 for v in items:
                     untrack(v)
-        _count(root)
+        _count(root, self, "__imul__", None, n)
         return self
 
     def append(self, value: T, /) -> None:
@@ -501,23 +568,25 @@ class TrackedList(list[T]):
         if root is not None:
             root.seq += 1
             if root.seq >= root.due:
-                root.tick()
+                root.tick(self, "append", None, value)
 
     def extend(self, values: Iterable[T], /) -> None:
         root = self._root
-        list.extend(self, [track(v, root) for v in values])
-        _count(root)
+        new = [track(v, root) for v in values]
+        list.extend(self, new)
+        _count(root, self, "extend", None, new)
 
     def insert(self, index: SupportsIndex, value: T, /) -> None:
         root = self._root
-        list.insert(self, index, track(value, root))
-        _count(root)
+        value = track(value, root)
+        list.insert(self, index, value)
+        _count(root, self, "insert", index, value)
 
     def pop(self, index: SupportsIndex = -1, /) -> T:
         value = list.pop(self, index)
         if self._root is not None:
             untrack(value)
-        _count(self._root)
+        _count(self._root, self, "pop", index)
         return value
 
     def remove(self, value: T, /) -> None:
@@ -526,7 +595,7 @@ class TrackedList(list[T]):
         list.__delitem__(self, i)
         if self._root is not None:
             untrack(old)
-        _count(self._root)
+        _count(self._root, self, "remove", None, value)
 
     def clear(self) -> None:
         old = list(self)
@@ -534,15 +603,15 @@ class TrackedList(list[T]):
         if self._root is not None:
             for v in old:
                 untrack(v)
-        _count(self._root)
+        _count(self._root, self, "clear")
 
     def sort(self, *, key: Any = None, reverse: bool = False) -> None:
         list.sort(self, key=key, reverse=reverse)
-        _count(self._root)
+        _count(self._root, self, "sort", None, (key, reverse))
 
     def reverse(self) -> None:
         list.reverse(self)
-        _count(self._root)
+        _count(self._root, self, "reverse")
 
 
 class TrackedDict(dict[K, V]):
@@ -571,9 +640,9 @@ class TrackedDict(dict[K, V]):
         if type(value) not in SCALARS:
             # The new place first, then the old one goes: `d[k] = d[k]` keeps it.
             self._deep = True
-            new = track(value, root)
+            value = track(value, root)
             old = _dict_get(self, key, None)
-            _dict_set(self, key, new)
+            _dict_set(self, key, value)
             if root is not None and type(old) not in SCALARS:
                 untrack(old)
         elif self._deep:
@@ -586,21 +655,21 @@ class TrackedDict(dict[K, V]):
         if root is not None:
             root.seq += 1
             if root.seq >= root.due:
-                root.tick()
+                root.tick(self, "__setitem__", key, value)
 
     def __delitem__(self, key: K) -> None:
         old = dict.__getitem__(self, key)
         dict.__delitem__(self, key)
         if self._root is not None:
             untrack(old)
-        _count(self._root)
+        _count(self._root, self, "__delitem__", key)
 
     def __ior__(self, other: Any) -> TrackedDict[K, V]:  # type: ignore[override,misc]
-        self._merge(other)
-        _count(self._root)
+        _count(self._root, self, "__ior__", None, self._merge(other))
         return self
 
-    def _merge(self, other: Any, **kwargs: Any) -> None:
+    def _merge(self, other: Any, **kwargs: Any) -> dict[Any, Any]:
+        """Store every item of ``dict(other, **kwargs)``; return them as stored."""
         root = self._root
         items = dict(other, **kwargs)
         for k, v in items.items():
@@ -609,12 +678,13 @@ class TrackedDict(dict[K, V]):
             new = track(v, root)
             old = dict.get(self, k, None)
             dict.__setitem__(self, k, new)
+            items[k] = new
             if root is not None:
                 untrack(old)
+        return items
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
-        self._merge(other, **kwargs)
-        _count(self._root)
+        _count(self._root, self, "update", None, self._merge(other, **kwargs))
 
     def pop(self, key: K, *default: Any) -> Any:
         if default and key not in self:
@@ -622,14 +692,14 @@ class TrackedDict(dict[K, V]):
         value = dict.pop(self, key)
         if self._root is not None:
             untrack(value)
-        _count(self._root)
+        _count(self._root, self, "pop", key)
         return value
 
     def popitem(self) -> tuple[K, V]:
         item = dict.popitem(self)
         if self._root is not None:
             untrack(item[1])
-        _count(self._root)
+        _count(self._root, self, "popitem")
         return item
 
     def clear(self) -> None:
@@ -638,7 +708,7 @@ class TrackedDict(dict[K, V]):
         if self._root is not None:
             for v in old:
                 untrack(v)
-        _count(self._root)
+        _count(self._root, self, "clear")
 
     def setdefault(self, key: K, default: Any = None, /) -> Any:
         if key in self:
@@ -648,7 +718,7 @@ class TrackedDict(dict[K, V]):
         if type(value) not in SCALARS:
             self._deep = True
         dict.__setitem__(self, key, value)
-        _count(self._root)
+        _count(self._root, self, "setdefault", key, value)
         return value
 
 
@@ -675,59 +745,59 @@ class TrackedSet(set[T]):
 
     def add(self, value: T, /) -> None:
         set.add(self, value)
-        _count(self._root)
+        _count(self._root, self, "add", None, value)
 
     def discard(self, value: Any, /) -> None:
         set.discard(self, value)
-        _count(self._root)
+        _count(self._root, self, "discard", None, value)
 
     def remove(self, value: T, /) -> None:
         set.remove(self, value)
-        _count(self._root)
+        _count(self._root, self, "remove", None, value)
 
     def pop(self) -> T:
         value = set.pop(self)
-        _count(self._root)
+        _count(self._root, self, "pop")
         return value
 
     def clear(self) -> None:
         set.clear(self)
-        _count(self._root)
+        _count(self._root, self, "clear")
 
     def update(self, *others: Iterable[T]) -> None:
         set.update(self, *others)
-        _count(self._root)
+        _count(self._root, self, "update", None, others)
 
     def difference_update(self, *others: Iterable[Any]) -> None:
         set.difference_update(self, *others)
-        _count(self._root)
+        _count(self._root, self, "difference_update", None, others)
 
     def intersection_update(self, *others: Iterable[Any]) -> None:
         set.intersection_update(self, *others)
-        _count(self._root)
+        _count(self._root, self, "intersection_update", None, others)
 
     def symmetric_difference_update(self, other: Iterable[T], /) -> None:
         set.symmetric_difference_update(self, other)
-        _count(self._root)
+        _count(self._root, self, "symmetric_difference_update", None, other)
 
     def __ior__(self, other: Any) -> TrackedSet[T]:  # type: ignore[override,misc]
         set.__ior__(self, other)
-        _count(self._root)
+        _count(self._root, self, "__ior__", None, other)
         return self
 
     def __iand__(self, other: Any) -> TrackedSet[T]:  # type: ignore[misc]
         set.__iand__(self, other)
-        _count(self._root)
+        _count(self._root, self, "__iand__", None, other)
         return self
 
     def __isub__(self, other: Any) -> TrackedSet[T]:  # type: ignore[misc]
         set.__isub__(self, other)
-        _count(self._root)
+        _count(self._root, self, "__isub__", None, other)
         return self
 
     def __ixor__(self, other: Any) -> TrackedSet[T]:  # type: ignore[override,misc]
         set.__ixor__(self, other)
-        _count(self._root)
+        _count(self._root, self, "__ixor__", None, other)
         return self
 
 

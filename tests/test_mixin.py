@@ -13,7 +13,7 @@ import pickle
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -153,7 +153,9 @@ def test_the_private_slot_never_shows(tmp_path: Path) -> None:
     assert [f.name for f in dataclasses.fields(Game)] == ["level", "inventory", "flags", "armies"]
     assert dataclasses.asdict(game) == {"level": 1, "inventory": ["x"], "flags": set(),
                                         "armies": {"n": [{"name": "u", "hp": 10, "tags": []}]}}
-    assert "_snapmixin" not in vars(game)
+    # The one private entry lives in the instance __dict__ (issue 9 item 8: no slots, so pydantic
+    # models can be Snapshottables): vars() shows it, and only it, besides the fields.
+    assert set(vars(game)) == {"_snapmixin", "level", "inventory", "flags", "armies"}
     other = Game(armies={"n": [Unit()]}, inventory=["x"])  # unbound, never counted
     assert game == other and other == game
     assert copy.deepcopy(game) == game
@@ -186,16 +188,15 @@ def test_pickle_and_copies_keep_fields_only(tmp_path: Path) -> None:
 
 def test_slots_and_kw_only_dataclasses_work(tmp_path: Path) -> None:
     s = Slotted(items=[1])
-    assert not hasattr(s, "__dict__")
+    # The fields stay in slots; the instance __dict__ (from Snapshottable, which has no slots so
+    # that pydantic models can be Snapshottables: issue 9 item 8) holds only the private entry.
+    assert set(vars(s)) == {"_snapmixin"}
     s.items.append(2)
     s.level = 2
     assert s.snapshot_seq == 2
     s.bind(tmp_path / "a").snapshot()
     back = Slotted.open(tmp_path / "a")
     assert back == s and back.snapshot_seq == 2 and type(back.items) is TrackedList
-    with pytest.raises(AttributeError):
-        s.nope = 1  # type: ignore[attr-defined]
-
     k = KwOnly(level=3)
     k.items += [1]
     assert k.snapshot_seq == 1
@@ -766,7 +767,7 @@ class PlainUnit:
 
 def test_fields_left_at_their_class_default_are_written(tmp_path: Path) -> None:
     hero = Hero.open(tmp_path / "h")
-    assert set(vars(hero)) == {f.name for f in dataclasses.fields(Hero)}
+    assert set(vars(hero)) - {"_snapmixin"} == {f.name for f in dataclasses.fields(Hero)}
     hero.name = "Bob"
     hero.snapshot()
     SnapStore(tmp_path / "plain").create(PlainHero(name="Bob"), 1)
@@ -861,3 +862,135 @@ def test_asnapshot_inside_a_batch_does_not_swallow_what_follows(tmp_path: Path) 
     assert on_disk(tmp_path / "a")["seq"] == 2
     assert on_disk(tmp_path / "a")["state"] == {"title": "draft", "body": "final"}
 
+
+
+# ---------------------------------------------------------------------------
+# One place each (issue 11): the schema version, which fields an object has, untracked names
+# ---------------------------------------------------------------------------
+
+
+def test_one_reader_of_the_class_schema_version(tmp_path: Path) -> None:
+    from snapmixin import migrate
+    from snapmixin.store import _class_version
+
+    @dataclass
+    class V3(Snapshottable, snapshot_version=3):
+        n: int = 0
+
+        @migration(from_version=1)
+        def _a(d: dict) -> dict:  # type: ignore[misc]
+            return d
+
+        @migration(from_version=2)
+        def _b(d: dict) -> dict:  # type: ignore[misc]
+            return d
+
+    @dataclass
+    class Plain(Snapshottable):
+        n: int = 0
+
+    assert _class_version is migrate.class_version  # the store asks the same function
+    assert migrate.class_version(V3) == 3 and migrate.class_version(Plain) == migrate.DEFAULT_VERSION == 1
+    assert migrate.class_version(dict) is None and migrate.class_version(list[int]) is None
+    v = V3.open(tmp_path / "s")
+    v.n = 1
+    v.snapshot()
+    assert json.loads((tmp_path / "s" / "snapshot.json").read_text())["schema_version"] == 3
+
+
+def test_a_string_slots_declaration_names_one_field() -> None:
+    """`__slots__ = "items"` is one slot, not five one-letter names: the list set in __init__ joins
+    the object's tree, and each append counts once on it."""
+
+    class One(Snapshottable):
+        __slots__ = "items"
+
+        def __init__(self) -> None:
+            self.items: list[int] = []
+
+        def __snapshot_state__(self) -> Any:
+            return {"items": list(self.items)}
+
+        @classmethod
+        def __from_snapshot_state__(cls, value: Any) -> One:
+            return cls()
+
+    o = One()
+    o.items.append(1)
+    o.items.append(2)
+    assert o.snapshot_seq == 2 and o.__snapmixin_fields__() == ["items"]
+
+
+def test_untracked_names_are_stored_but_never_counted_or_tracked() -> None:
+    """The place transient fields will use: names a class lists as untracked are not state."""
+
+    @dataclass
+    class Cached(Snapshottable):
+        __snapmixin_untracked__: ClassVar[tuple[str, ...]] = ("cache", "hits")
+        n: int = 0
+        cache: dict[str, int] = field(default_factory=dict)
+        hits: int = 0
+
+    c = Cached()
+    c.hits = 1
+    c.hits = 2
+    c.cache = {"a": 1}
+    c.cache["b"] = 2
+    assert c.snapshot_seq == 0 and type(c.cache) is dict and c.hits == 2
+    del c.hits
+    assert c.snapshot_seq == 0
+    c.n = 1
+    c.n = 2
+    assert c.snapshot_seq == 2 and "cache" not in c.__snapmixin_fields__()
+    again = copy.deepcopy(c)
+    assert again.n == 2 and again.cache == {"a": 1, "b": 2} and again.snapshot_seq == 0
+
+
+def test_construction_keeps_cpython_inline_attribute_values() -> None:
+    """Building an object never reads its __dict__ (which would materialize it: CPython 3.11 and
+    3.12 then lose the inline-values fast path of every later attribute read, issue 13). A
+    materialized dict shows up among the object's gc referents; inline values do not."""
+    import gc
+    import sys
+
+    @dataclass
+    class Scalars(Snapshottable):
+        x: int = 0
+        y: str = ""
+
+    @dataclass
+    class Holder(Snapshottable):
+        x: int = 0
+        items: list[int] = field(default_factory=list)
+
+    def materialized(obj: object) -> bool:
+        return any(type(r) is dict for r in gc.get_referents(obj))
+
+    s, h = Scalars(), Holder(items=[1])
+    assert s.snapshot_seq == 0 and type(h.items) is TrackedList  # adopted, tracked
+    if (3, 11) <= sys.version_info[:2] <= (3, 12):
+        assert not materialized(s)
+        assert not any(type(r) is dict and "x" in r for r in gc.get_referents(h))
+    h.items.append(2)
+    assert h.snapshot_seq == 1 and s.x == 0
+
+
+def test_transient_fields_are_neither_counted_nor_tracked(tmp_path: Path) -> None:
+    """DESIGN: `transient(...)` fields are not saved and not tracked: assigning or mutating one is
+    not a mutation of the object's state."""
+    from snapmixin import transient
+
+    @dataclass
+    class WithLock(Snapshottable):
+        n: int = 0
+        lock: threading.Lock = transient(default_factory=threading.Lock)
+        seen: list[int] = transient(default_factory=list)
+
+    w = WithLock.open(tmp_path / "s")
+    w.seen.append(1)
+    w.lock = threading.Lock()
+    w.seen = [2]
+    assert w.snapshot_seq == 0 and type(w.seen) is list
+    w.n = 1
+    assert w.snapshot_seq == 1 and w.snapshot() == 1
+    assert "seen" not in json.loads((tmp_path / "s" / "snapshot.json").read_text())["state"]

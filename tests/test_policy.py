@@ -465,3 +465,67 @@ def test_a_call_is_never_split_even_by_a_snapshot_at_every_mutation(tmp_path: Pa
         assert state["x"] == state["y"] and state["trail"][-1][0] == state["x"]
     obj.x = 9  # outside a method: every assignment is written
     assert [seq for seq, _ in store.written] == [1, 2, 3]
+
+
+# ---------------------------------------------------------------------------
+# policy.Schedule: the *when* of a class policy lives in policy.py (issue 11)
+# ---------------------------------------------------------------------------
+
+
+def test_the_class_policy_is_a_schedule_the_state_consults(tmp_path: Path) -> None:
+    from snapmixin.policy import NO_SCHEDULE, Schedule
+
+    @snapshot_every(3, seconds=60.0)
+    @dataclass
+    class Timed(Snapshottable):
+        n: int = 0
+
+    @dataclass
+    class Untimed(Snapshottable):
+        n: int = 0
+
+    sched = Timed.__snapmixin_policy__
+    assert isinstance(sched, Schedule) and (sched.n, sched.seconds) == (3, 60.0)
+    assert Untimed.__snapmixin_policy__ is None
+    assert Untimed().__snapmixin_node__().schedule is NO_SCHEDULE  # type: ignore[union-attr]
+
+    calls: list[tuple[int, int]] = []
+
+    class Spy(Schedule):
+        def plan(self, seq: int, saved_seq: int, last_time: float, *, retry: bool) -> tuple[int, int, float]:
+            return seq + 1, 0, float("-inf")  # look at every mutation
+
+        def is_due(self, seq: int, saved_seq: int, last_time: float) -> bool:
+            calls.append((seq, saved_seq))
+            return seq - saved_seq >= 2  # this schedule, not the mixin, decides
+
+    Untimed.__snapmixin_policy__ = Spy(None, None)  # type: ignore[misc]
+    try:
+        obj = Untimed.open(tmp_path / "s")
+        obj.n = 1
+        obj.n = 2
+    finally:
+        Untimed.__snapmixin_policy__ = None  # type: ignore[misc]
+    assert (2, 0) in calls and obj.snapshot_unsaved == 0
+    assert json.loads((tmp_path / "s" / "snapshot.json").read_text())["seq"] == 2
+
+
+def test_schedule_plan_and_is_due() -> None:
+    from snapmixin.policy import NO_SCHEDULE, Schedule
+    from snapmixin.tracking import NEVER
+
+    assert NO_SCHEDULE.plan(5, 5, 0.0, retry=False)[0] == NEVER
+    assert NO_SCHEDULE.plan(5, 5, 0.0, retry=True)[0] == 6  # a failed snapshot: retried next time
+    assert Schedule(10, None).plan(5, 3, 0.0, retry=False) == (13, 13, float("-inf"))
+    due, count_due, deadline = Schedule(None, 30.0).plan(5, 3, 100.0, retry=False)
+    assert (due, count_due, deadline) == (6, NEVER, 130.0)
+    assert Schedule(None, 30.0).plan(5, 3, 100.0, retry=True)[2] == float("-inf")
+    with freeze_time("2026-01-01 00:00:00") as clock:
+        import time
+
+        s = Schedule(4, 30.0)
+        start = time.monotonic()
+        assert not s.is_due(3, 0, start) and s.is_due(4, 0, start) and not s.is_due(4, 4, start)
+        clock.tick(31)
+        assert s.is_due(1, 0, start) and s.call_due(1, start)
+        assert Schedule(2, None).call_due(2, start) and not Schedule(2, None).call_due(3, start)

@@ -803,3 +803,147 @@ def test_deeply_nested_values_are_tracked_without_recursion(depth: int) -> None:
     holder.kids.pop()
     node.data.append(2)
     assert holder.snapshot_seq == 3 and top.snapshot_seq == depth + 1
+
+
+# ---------------------------------------------------------------------------
+# The owner contract (issue 11): tracking stands alone; owners implement tracking.Owner
+# ---------------------------------------------------------------------------
+
+
+def _standalone_tracking() -> Any:
+    """tracking.py loaded on its own, as a fresh module nobody else has touched."""
+    import importlib.util
+    import pathlib
+
+    import snapmixin.tracking as installed
+
+    spec = importlib.util.spec_from_file_location("_tracking_alone", pathlib.Path(installed.__file__))
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_tracking_needs_nothing_installed_from_outside() -> None:
+    """A nested object that implements the written contract (no mixin at all) is adopted, counted
+    and moved by a freshly loaded tracking module: nothing has to be set in it by another module."""
+    t = _standalone_tracking()
+    assert not hasattr(t, "hooks")
+
+    class NodeState(t.Root):  # type: ignore[name-defined,misc]
+        def __init__(self, root: Any) -> None:
+            super().__init__()
+            self.root = root
+            self.refs = 0
+
+    class Leaf(t.Owner):
+        __slots__ = ("items", "node")
+
+        def __init__(self) -> None:
+            self.node = None
+            self.items = [1]
+
+        def __snapmixin_node__(self) -> Any:
+            return self.node
+
+        def __snapmixin_adopt__(self, root: Any) -> tuple[Any, Any]:
+            self.node = NodeState(root)
+            return self.node, None
+
+        def __snapmixin_fields__(self) -> list[str]:
+            return ["items"]
+
+        def __snapmixin_linked__(self, state: Any, name: str, value: Any) -> None:
+            pass
+
+        def __snapmixin_copy__(self) -> Any:
+            return Leaf()
+
+    root = t.Root()
+    outer = t.track([Leaf()], root)
+    leaf = outer[0]
+    assert leaf.node.root is root and leaf.node.refs == 1
+    assert type(leaf.items) is t.TrackedList  # its field was linked into the tree
+    leaf.items.append(2)
+    assert root.seq == 1
+    outer.pop()
+    assert root.seq == 2 and leaf.node.refs == 0 and leaf.node.root is leaf.node  # free again
+    leaf.items.append(3)
+    assert root.seq == 2 and leaf.node.seq == 1  # counted on its own tree now
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, str, tuple[Any, ...]]] = []
+
+    def record(self, node: Any, op: str, key: Any, value: Any) -> None:
+        self.seen.append((node, op, (key, value)))
+
+
+def test_a_recorder_receives_what_changed() -> None:
+    """The contract carries what changed (container, operation, arguments as stored) to a recorder
+    attached to the root; with none attached, `due` stays out of reach (the hot path never leaves)."""
+    b = Box()
+    from snapmixin.tracking import NEVER
+
+    root = b.__snapmixin_node__().root  # type: ignore[union-attr]
+    assert root.due == NEVER and root.recorder is None
+    log = _Log()
+    root.attach(log)
+    b.n = 5
+    b.items.append([1])
+    b.table["k"] = 2
+    b.tags.add("z")
+    b.items.pop()
+    assert [(node, op) for node, op, _ in log.seen] == [
+        (b, "setattr"), (b.items, "append"), (b.table, "__setitem__"), (b.tags, "add"), (b.items, "pop")]
+    assert log.seen[0][2] == ("n", 5)
+    stored = log.seen[1][2][1]
+    assert type(stored) is TrackedList and stored == [1]  # what the list holds, not the caller's list
+    assert log.seen[2][2] == ("k", 2)
+    assert b.snapshot_seq == 5
+
+
+def test_a_recorder_stays_attached_through_a_policy(tmp_path: Any) -> None:
+    from snapmixin import snapshot_every
+
+    @snapshot_every(2)
+    @dataclass
+    class P(Snapshottable):
+        n: int = 0
+
+    p = P.open(tmp_path / "s")
+    root = p.__snapmixin_node__()
+    assert root is not None
+    log = _Log()
+    root.attach(log)
+    for i in range(5):
+        p.n = i + 1  # a snapshot at 2 and 4 resets the policy's due: the recorder still sees all
+    assert len(log.seen) == 5 and p.snapshot_unsaved == 1
+
+
+def test_a_recorder_sees_every_mutation_under_a_seconds_policy_and_in_batches(tmp_path: Any) -> None:
+    from snapmixin import snapshot_every
+
+    @snapshot_every(seconds=3600.0)
+    @dataclass
+    class T(Snapshottable):
+        n: int = 0
+        items: list[int] = field(default_factory=list)
+
+    t = T.open(tmp_path / "s")
+    t.n = 1  # the policy's quick "not yet" return, no recorder
+    root = t.__snapmixin_node__()
+    assert root is not None
+    log = _Log()
+    root.attach(log)
+    t.n = 2
+    with t.snapshot_batch():
+        t.items.append(1)
+        t.items.append(2)
+    t.items.append(3)
+    assert [op for _, op, _ in log.seen] == ["setattr", "append", "append", "append"]
+    assert t.snapshot_seq == 4  # the batch counted once
+    root.attach(None)
+    t.n = 3
+    assert len(log.seen) == 4 and t.snapshot_seq == 5
