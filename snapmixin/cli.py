@@ -39,7 +39,6 @@ from .store import (
     SEQFILE,
     SNAPSHOT,
     SnapStore,
-    _checksum,
     _history_name,
 )
 
@@ -115,7 +114,7 @@ def _check(store: SnapStore, path: str, hint: int | None, *, current: bool) -> _
                created_at=info.created_at, size=info.size, checksum=info.checksum,
                layout=info.layout, state=gen.state)
     if info.checksum is not None:
-        c.checksum_ok = _checksum(gen.state) == info.checksum
+        c.checksum_ok = gen.checksum_ok()
         if not c.checksum_ok:
             if os.path.basename(path) == SNAPSHOT:
                 c.error = (f"{path}: checksum mismatch: the state was changed after it was written "
@@ -148,7 +147,8 @@ def _intact_hint(store: SnapStore, checks: Sequence[_Check]) -> str:
 def _notes(store: SnapStore, checks: Sequence[_Check], out: TextIO) -> None:
     """Remarks that are not damage: a stale snapshot.seq, temp files of a crashed writer."""
     cur = checks[0] if checks else None
-    if cur is not None and cur.ok and cur.layout == "snapmixin-1" and os.path.basename(cur.path) == SNAPSHOT:
+    ours = cur is not None and cur.layout is not None and cur.layout.startswith("snapmixin-")
+    if cur is not None and cur.ok and ours and os.path.basename(cur.path) == SNAPSHOT:
         try:
             text = fsio.read_regular(store.fs, store._p(SEQFILE), limit=64).decode("ascii", "replace").strip()
         except OSError:
@@ -264,8 +264,8 @@ def _cmd_rehash(args: argparse.Namespace) -> int:
     store = SnapStore(args.dir, lock_timeout=args.wait)
     path = store._p(SNAPSHOT)
     data = _read_snapshot(store, path)
-    seq, schema_version, raw, old_checksum = _parse_edited(data, path)
-    if old_checksum == _checksum(raw) and _intact(store, path):
+    seq, schema_version, raw, _ = _parse_edited(data, path)
+    if _intact(store, path):
         print(f"{path}: the checksum already matches the state (seq {seq}); nothing to do")
         return 0
     # Otherwise rewritten: a new checksum, and a header made whole (a damaged created_at,
@@ -388,8 +388,8 @@ def _parse_edited(data: bytes, path: str) -> tuple[int, int, bytes, Any]:
                 head[k] = _codec.loads(v)
             except _codec.DecodeFailure as e:  # pragma: no cover - the whole file parsed already
                 raise _Failure(f"{path}: bad {k!r}: {e.message}") from e
-    if head.get("format") != FORMAT or head.get("format_version") != FORMAT_VERSION:
-        raise _Failure(f"{path}: not a {FORMAT} format_version {FORMAT_VERSION} envelope (\"format\" "
+    if head.get("format") != FORMAT or head.get("format_version") not in (1, FORMAT_VERSION):
+        raise _Failure(f"{path}: not a {FORMAT} format_version 1 or {FORMAT_VERSION} envelope (\"format\" "
                        f"is {head.get('format')!r}, \"format_version\" {head.get('format_version')!r}); "
                        "nothing was written")
     seq, sv = head.get("seq"), head.get("schema_version")

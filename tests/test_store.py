@@ -265,20 +265,21 @@ def test_envelope_format_and_checksum(tmp_path: Path) -> None:
     info = SnapStore(d).create({"counter": 42, "names": ["a", "b"]}, 10)
     raw = (d / "snapshot.json").read_bytes()
     doc = json.loads(raw)
+    # format version 2 (issue 11): the checksum is the last member and covers every byte before it
     assert list(doc) == ["format", "format_version", "seq", "schema_version", "created_at",
-                         "checksum", "state"]
-    assert doc["format"] == "snapmixin" and doc["format_version"] == 1
+                         "state", "checksum"]
+    assert doc["format"] == "snapmixin" and doc["format_version"] == 2
+    assert doc["checksum"] == info.checksum == info.generation
     assert doc["seq"] == 10 and doc["schema_version"] == 1
     assert doc["state"] == {"counter": 42, "names": ["a", "b"]}
     assert raw.startswith(b'{\n  "format": "snapmixin",\n') and raw.endswith(b"\n}\n")
     created = dt.datetime.fromisoformat(doc["created_at"].replace("Z", "+00:00"))
     assert created.utcoffset() == dt.timedelta(0)
     assert abs((dt.datetime.now(dt.timezone.utc) - created).total_seconds()) < 60
-    # The checksum is sha256 of the exact bytes of the state value as they stand in the file.
-    start = raw.index(b'"state": ') + len(b'"state": ')
-    end = raw.rindex(b"\n}\n")
-    span = raw[start:end]
-    assert json.loads(span) == doc["state"]
+    # Format version 2: the checksum is sha256 of every byte before the fixed-shape trailer.
+    trailer = b',\n  "checksum": "' + doc["checksum"].encode() + b'"\n}\n'
+    assert raw.endswith(trailer)
+    span = raw[:-len(trailer)]
     assert doc["checksum"] == "sha256:" + hashlib.sha256(span).hexdigest() == info.checksum
     assert (d / "snapshot.seq").read_bytes() == b"10\n"
     assert info.path == d / "snapshot.json" and info.size == len(raw)
@@ -308,7 +309,7 @@ def test_latest_and_info(tmp_path: Path) -> None:
     latest = store.latest()
     assert latest is not None
     assert latest.seq == 7 and latest.size == info.size and latest.checksum == info.checksum
-    assert latest.created_at == info.created_at and latest.layout == "snapmixin-1"
+    assert latest.created_at == info.created_at and latest.layout == "snapmixin-2"
     assert latest.path == tmp_path / "s" / "snapshot.json"
 
 

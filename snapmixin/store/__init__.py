@@ -49,7 +49,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import errno
-import hashlib
 import itertools
 import logging
 import math
@@ -64,10 +63,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-from . import codec as _codec
-from . import fsio
-from . import migrate as _migrate
-from .errors import (
+from .. import codec as _codec
+from .. import fsio
+from .. import migrate as _migrate
+from ..errors import (
     CorruptSnapshot,
     DecodeError,
     EncodeError,
@@ -79,6 +78,7 @@ from .errors import (
     SnapshotNotFound,
     StoreLocked,
 )
+from . import format as _fmt
 
 __all__ = ["ANY", "FORMAT", "FORMAT_VERSION", "MAX_SIZE", "SEQ_MAX", "SnapStore", "SnapshotInfo"]
 
@@ -86,17 +86,18 @@ log = logging.getLogger("snapmixin")
 
 T = TypeVar("T")
 
-FORMAT = "snapmixin"
-FORMAT_VERSION = 1
+FORMAT = _fmt.FORMAT
+#: The format version new writes use (version 1 files are still read).
+FORMAT_VERSION = _fmt.WRITTEN
 SEQ_MAX = 2**63 - 1
 #: The default ``max_size`` of a store: the largest snapshot file it reads or writes (1 GiB).
 MAX_SIZE = 2**30
-SNAPSHOT = "snapshot.json"
+SNAPSHOT = _fmt.SNAPSHOT
 SEQFILE = "snapshot.seq"
 HISTORY = "history"
 LOCK = ".lock"
 _HEAD_BYTES = 64 * 1024
-_STATE_KEY = b'\n  "state": '
+_STATE_KEY = _fmt.STATE_KEY
 # re.ASCII: \d must not match other scripts' digits (int() reads a FULLWIDTH DIGIT ONE as 1)
 #: History names of snapmixin 0.1.0 (by seq only; reused when a seq came back): read, listed and
 #: pruned as the oldest generations, never written any more.
@@ -132,12 +133,13 @@ class SnapshotInfo:
     path: Path
     size: int
     checksum: str | None = None
-    #: ``"snapmixin-1"``, or ``"minisnap-0.1.1"`` / ``"minisnap-0.1.3"`` for the seed's layouts.
-    layout: str = "snapmixin-1"
+    #: ``"snapmixin-2"`` (format version 2, what this version writes), ``"snapmixin-1"`` (format
+    #: version 1, snapmixin 0.1.0), or ``"minisnap-0.1.1"`` / ``"minisnap-0.1.3"`` for the seed's layouts.
+    layout: str = "snapmixin-2"
     #: The generation's identity: an opaque token, equal for two infos exactly when they describe
-    #: the same commit (the ``expect=`` of :meth:`SnapStore.create`). Format version 1 files do not
-    #: store one: it is derived from their header (seq, created_at, checksum). A header that
-    #: carries its own (a later format version) or a backend's ETag is passed in as is.
+    #: the same commit (the ``expect=`` of :meth:`SnapStore.create`). Format version 2: the
+    #: file's checksum (it covers every byte). Version 1 files do not store one: it is derived
+    #: from their header (seq, created_at, checksum).
     generation: str | None = None
 
     def __post_init__(self) -> None:
@@ -162,7 +164,10 @@ _MICROSECOND = timedelta(microseconds=1)
 
 def _derive_generation(info: SnapshotInfo) -> str:
     """The identity of a generation whose file does not name one (format version 1, minisnap):
-    seq, commit time in microseconds and checksum. Cheap: every header read makes one."""
+    seq, commit time in microseconds and checksum. Cheap: every header read makes one.
+    Format version 2: the checksum itself (it covers every byte of the file)."""
+    if info.layout == "snapmixin-2" and info.checksum is not None:
+        return info.checksum
     if info.checksum is not None and info.created_at is not None:
         when = info.created_at if info.created_at.tzinfo else info.created_at.replace(tzinfo=timezone.utc)
         return f"{info.seq:x}-{(when - _EPOCH) // _MICROSECOND:x}-{info.checksum[7:39]}"
@@ -175,18 +180,12 @@ def _damaged_generation(st: os.stat_result) -> str:
     return f"damaged-{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
 
 
-def _stamp(dt: datetime) -> str:
-    """``created_at`` in a history name: fixed width, so names sort by commit time."""
-    u = dt.astimezone(timezone.utc)
-    return (f"{u.year:04d}{u.month:02d}{u.day:02d}T{u.hour:02d}{u.minute:02d}{u.second:02d}"
-            f"{u.microsecond:06d}Z")
+_stamp = _fmt.stamp
 
 
 def _history_name(info: SnapshotInfo) -> str:
     """The name under ``history/`` of the generation ``info`` (unique: seq and commit time)."""
-    if info.created_at is None:  # a minisnap 0.1.1 bare state: no commit time to name it by
-        return f"snapshot-{info.seq:020d}.json"
-    return f"snapshot-{info.seq:020d}-{_stamp(info.created_at)}.json"
+    return _fmt.history_name(info.seq, info.created_at)
 
 
 @dataclass
@@ -201,6 +200,14 @@ class _Restored:
 class _Generation:
     info: SnapshotInfo
     state: bytes  # the raw JSON text of the state
+    #: the bytes the checksum covers (version 2: all before the trailer; version 1: the state)
+    hashed: bytes | memoryview | None = None
+
+    def checksum_ok(self) -> bool | None:
+        """Whether the checksum holds (None: a layout without one, or only the header was read)."""
+        if self.info.checksum is None or self.hashed is None:
+            return None
+        return _checksum(self.hashed) == self.info.checksum
 
 
 def _check_seq(seq: object) -> int:
@@ -221,40 +228,13 @@ def _token_or_none(expect: Any) -> str | None:
     return expect if isinstance(expect, str) else None
 
 
-def _checksum(state: bytes | memoryview) -> str:
-    return "sha256:" + hashlib.sha256(state).hexdigest()
-
-
-def _iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-_PLACEHOLDER = b"sha256:" + b"0" * 64
-
-
-def _envelope_parts(state_json: bytes, seq: int, schema_version: int,
-                    created_at: datetime) -> tuple[list[bytes | memoryview], str, int]:
-    """``snapshot.json`` as buffers to write one after the other, its checksum, and its size.
-
-    One formatting pass over the whole envelope (compact header + compact
-    state), then the checksum of the state's span, patched into the header's
-    placeholder without copying the (possibly large) state again.
-    """
-    head = (f'{{"format":"{FORMAT}","format_version":{FORMAT_VERSION},"seq":{seq},'
-            f'"schema_version":{schema_version},"created_at":"{_iso(created_at)}",'
-            f'"checksum":"{_PLACEHOLDER.decode()}","state":').encode()
-    out = _codec.pretty(b"".join((head, state_json, b"}")))
-    view = memoryview(out)
-    start = out.index(_STATE_KEY) + len(_STATE_KEY)  # the header holds no newline: the first one is it
-    end = len(out) - 2  # the formatted envelope ends with b"\n}"
-    checksum = _checksum(view[start:end])
-    p = out.index(_PLACEHOLDER, 0, start)
-    return [view[:p], checksum.encode(), view[p + len(_PLACEHOLDER):], b"\n"], checksum, len(out) + 1
+_checksum = _fmt.checksum_of
+_iso = _fmt.iso_time
 
 
 def envelope(state_json: bytes, seq: int, schema_version: int, created_at: datetime) -> tuple[bytes, str]:
-    """The bytes of ``snapshot.json`` for compact ``state_json`` (format version 1), and its checksum."""
-    parts, checksum, _ = _envelope_parts(state_json, seq, schema_version, created_at)
+    """The bytes of ``snapshot.json`` for compact ``state_json`` (format version 2), and its checksum."""
+    parts, checksum, _ = _fmt.encode_v2(state_json, seq, schema_version, created_at)
     return b"".join(parts), checksum
 
 
@@ -444,7 +424,7 @@ class SnapStore:
         fs = self.fs
         target = self._p(SNAPSHOT)
         try:
-            data, checksum, size = _envelope_parts(state_json, seq, version, when)
+            data, checksum, size = _fmt.encode_v2(state_json, seq, version, when)
         except _codec.EncodeFailure as e:  # a state within a level or two of the nesting limit
             raise EncodeError(f"{target}: {e.message}; the previous snapshot is untouched",
                               path=target, json_path=e.json_path) from e
@@ -472,7 +452,7 @@ class SnapStore:
                 else:
                     stored = None
                 if (current is not None and seq == current.seq and archive and not deliberate):
-                    if current.checksum == checksum and current.schema_version == version:
+                    if current.schema_version == version and self._same_state(current, data):
                         if on_commit is not None:  # the same state again: nothing to write
                             on_commit(current)
                         return current
@@ -494,10 +474,10 @@ class SnapStore:
                     # Commit times only go up in a directory (a clock stepped back, or two commits
                     # within its resolution): history names and the commit order rely on it.
                     when = current.created_at + timedelta(microseconds=1)
-                    data, checksum, size = _envelope_parts(state_json, seq, version, when)
+                    data, checksum, size = _fmt.encode_v2(state_json, seq, version, when)
                 # The first snapshot of another schema version keeps the previous generation
                 # (even with keep=1), so an upgrade (or a downgrade) can be undone by hand.
-                pin = (current is not None and current.layout == "snapmixin-1"
+                pin = (current is not None and current.layout.startswith("snapmixin-")
                        and current.schema_version != version)
                 archived = None
                 if damaged:
@@ -541,6 +521,22 @@ class SnapStore:
             except OSError as e:
                 raise self._os_error(e, f"cannot write the snapshot (seq {seq})") from e
         return info
+
+    def _same_state(self, current: SnapshotInfo, parts: list[bytes | memoryview]) -> bool:
+        """Whether the current generation holds exactly the state about to be written (the
+        formatted state's bytes compared: both versions format it the same way)."""
+        body = memoryview(parts[0])  # version 2: everything before the trailer, "state" last
+        i = bytes(body[:_HEAD_BYTES]).find(_STATE_KEY)  # the header is short: the state starts there
+        if i < 0:  # pragma: no cover - our own envelope always has it
+            return False
+        mine = body[i + len(_STATE_KEY):]
+        try:
+            gen = self._read(os.fspath(current.path), verify=True)
+        except SnapError as e:
+            _raise_if_unreadable(e)
+            return False
+        return (gen.info.checksum == current.checksum and len(gen.state) == len(mine)
+                and gen.state == mine)
 
     def _current_generation(self) -> tuple[SnapshotInfo | None, str | None]:
         """``snapshot.json``'s header (None when missing or damaged) and the current generation's
@@ -1085,7 +1081,7 @@ class SnapStore:
                 return
         except OSError:
             pass
-        if info.layout != "snapmixin-1":
+        if not info.layout.startswith("snapmixin-"):
             return  # the seed's layouts: leave their files as they are
         # Only a probe: released at once. A reader holding the lock while it writes would make
         # writers with lock_timeout=0 fail with StoreLocked (measured: 1 create in 6 with two
@@ -1208,7 +1204,19 @@ class SnapStore:
             return None
         _refuse_duplicates(text, top, path)
         head = {k: _load_field(v, k, path) for k, v in top.items()}
-        return self._info_from_header(head, path, size)
+        trailer: str | None = None
+        if head.get("format_version") == _fmt.V2:
+            # version 2: the checksum is the file's last bytes, read alone (not the whole file)
+            try:
+                tail, size = fsio.read_tail(self.fs, path, _fmt.TRAILER_SIZE)
+            except OSError:
+                return None  # let the whole read report it
+            trailer = _fmt.trailer_checksum(tail)
+            if trailer is None:
+                raise CorruptSnapshot(f"{path}: no checksum at the end of the file (a format version 2 "
+                                      "snapshot ends with it): the file is truncated or was edited",
+                                      path=path)
+        return self._info_from_header(head, path, size, trailer)
 
     def _parse(self, data: bytes, path: str, size: int, verify: bool, seq_hint: int | None) -> _Generation:
         top: dict[str, _codec.RawJSON] | None
@@ -1225,16 +1233,28 @@ class SnapStore:
         if top is not None and _is_ours(top):
             _refuse_duplicates(data, top, path)
             head = {k: _load_field(v, k, path) for k, v in top.items() if k != "state"}
-            info = self._info_from_header(head, path, size)
+            hashed: bytes | memoryview | None = None
+            trailer: str | None = None
+            if head.get("format_version") == _fmt.V2:
+                found = _fmt.split_trailer(data)
+                if found is None:
+                    raise CorruptSnapshot(f"{path}: the file does not end with its checksum (a format "
+                                          "version 2 snapshot does): it was truncated or edited. To "
+                                          f"accept an edit, run: python -m snapmixin rehash {self._dir}",
+                                          path=path)
+                hashed, trailer = found
+            info = self._info_from_header(head, path, size, trailer)
             if "state" not in top:
                 raise CorruptSnapshot(f"{path}: the envelope has no \"state\"", path=path)
             raw = bytes(top["state"])
-            if verify and _checksum(raw) != info.checksum:
+            gen = _Generation(info, raw, hashed if hashed is not None else raw)
+            if verify and not gen.checksum_ok():
+                what = "the file" if hashed is not None else "the state"
                 raise CorruptSnapshot(
-                    f"{path}: checksum mismatch: the state was changed after it was written "
+                    f"{path}: checksum mismatch: {what} was changed after it was written "
                     f"(by hand?). To accept the edit, run: python -m snapmixin rehash {self._dir}",
                     path=path)
-            return _Generation(info, raw)
+            return gen
         return self._parse_legacy(top, data, path, size, seq_hint)
 
     def _parse_legacy(self, top: dict[str, _codec.RawJSON] | None, data: bytes, path: str, size: int,
@@ -1274,9 +1294,11 @@ class SnapStore:
                                data.strip())
         raise CorruptSnapshot(f"{path}: not a snapmixin snapshot (no \"format\": \"{FORMAT}\")", path=path)
 
-    def _info_from_header(self, head: dict[str, Any], path: str, size: int) -> SnapshotInfo:
+    def _info_from_header(self, head: dict[str, Any], path: str, size: int,
+                          trailer: str | None = None) -> SnapshotInfo:
+        """The info of an envelope's header; ``trailer``: a version 2 file's checksum, from its end."""
         fv = head.get("format_version")
-        if fv != FORMAT_VERSION:
+        if isinstance(fv, bool) or not isinstance(fv, int) or fv not in _fmt.READABLE:
             if isinstance(fv, int) and not isinstance(fv, bool) and fv > FORMAT_VERSION:
                 raise CorruptSnapshot(f"{path}: format_version {fv} is newer than this snapmixin reads "
                                       f"({FORMAT_VERSION}): upgrade snapmixin", path=path)
@@ -1303,12 +1325,17 @@ class SnapStore:
         if created_at is None:
             raise CorruptSnapshot(f"{path}: created_at is not an ISO 8601 time: {_short(created)}",
                                   path=path)
+        if fv == _fmt.V2:
+            if trailer is None:  # pragma: no cover - the callers found it or refused the file
+                raise CorruptSnapshot(f"{path}: no checksum trailer", path=path)
+            return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=Path(path),
+                                size=size, checksum=trailer)
         checksum = head.get("checksum")
         if not isinstance(checksum, str) or not _CHECKSUM_RE.match(checksum):
             raise CorruptSnapshot(f"{path}: checksum must be \"sha256:<64 hex digits>\", not {checksum!r}",
                                   path=path)
         return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=Path(path),
-                            size=size, checksum=checksum)
+                            size=size, checksum=checksum, layout="snapmixin-1")
 
 
 def _with_turn(turn: SnapStore._Lock, call: Any, *args: Any, **kwargs: Any) -> Any:
