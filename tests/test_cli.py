@@ -626,3 +626,13 @@ def test_history_of_an_empty_directory(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 0 and "no generations" in out
     code, _, err = run(capsys, "history", "--json", str(tmp_path / "missing"))
     assert code == 1 and "does not exist" in err
+
+
+def test_the_cli_uses_only_the_public_store_api() -> None:
+    """Issue 11: cli.py goes through SnapStore's public API (no private member of a store)."""
+    import re
+
+    import snapmixin.cli
+    source = Path(snapmixin.cli.__file__).read_text()
+    assert re.findall(r"store\._[a-z]\w*", source) == []
+    assert re.findall(r"from \.store import[^)]*\b_[a-z]", source, re.S) == []

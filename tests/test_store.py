@@ -499,3 +499,33 @@ def test_async_errors_are_the_sync_ones(tmp_path: Path) -> None:
     with pytest.raises(SnapshotNotFound):
         asyncio.run(SnapStore(tmp_path / "missing").arestore())
     assert store.restore() == ({"x": 1}, 1)
+
+
+def test_public_generation_api(tmp_path: Path) -> None:
+    """What the CLI and the mixin use: check_generations, check_file, current, commit_encoded,
+    restore_generation, history_files, history_path."""
+    d = tmp_path / "s"
+    store = SnapStore(d, keep=3)
+    with pytest.raises(SnapshotNotFound):
+        store.check_generations()
+    assert store.current() == (None, None)
+    first = store.create({"a": 1}, 1)
+    second = store.commit_encoded(b'{"a":2}', 2, expect=first.generation)
+    with pytest.raises(SnapshotConflict):
+        store.commit_encoded(b'{"a":3}', 3, expect=first.generation)
+    info, token = store.current()
+    assert info == second and token == second.generation
+    checks = store.check_generations()
+    assert [(c.seq, c.current, c.ok, c.checksum_ok) for c in checks] == [(2, True, True, True),
+                                                                          (1, False, True, True)]
+    assert checks[0].state == b'{\n    "a": 2\n  }'
+    assert [s for s, _ in store.history_files()] == [1]
+    assert store.history_path(first) == store.history_files()[0][1]
+    r = store.restore_generation()
+    assert (r.state, r.info, r.base, r.fell_back) == ({"a": 2}, second, second.generation, False)
+    p = d / "snapshot.json"
+    p.write_bytes(p.read_bytes().replace(b'"a": 2', b'"a": 9'))
+    bad = store.check_file(p, current=True)
+    assert not bad.ok and bad.checksum_ok is False and str(p) in (bad.error or "")
+    r = store.restore_generation(fallback=True)
+    assert r.state == {"a": 1} and r.fell_back and r.base == store.current()[1]

@@ -80,7 +80,8 @@ from ..errors import (
 )
 from . import format as _fmt
 
-__all__ = ["ANY", "FORMAT", "FORMAT_VERSION", "MAX_SIZE", "SEQ_MAX", "SnapStore", "SnapshotInfo"]
+__all__ = ["ANY", "FORMAT", "FORMAT_VERSION", "MAX_SIZE", "SEQ_MAX", "GenerationCheck", "Restored",
+           "SnapStore", "SnapshotInfo"]
 
 log = logging.getLogger("snapmixin")
 
@@ -189,11 +190,48 @@ def _history_name(info: SnapshotInfo) -> str:
 
 
 @dataclass
-class _Restored:
+class Restored:
+    """What :meth:`SnapStore.restore_generation` returns: the state and what a writer
+    continuing from it needs."""
+
     state: Any
+    #: the restored generation
     info: SnapshotInfo
-    base: str | None  # the current generation's identity when it was read
-    fell_back: bool  # the current one was damaged; ``base`` names it
+    #: the current generation's identity when it was read: the restored one's, or with a
+    #: fallback the damaged one's (which the continuing writer replaces; pass it as ``expect=``)
+    base: str | None
+    #: the current generation was damaged and an older one was restored
+    fell_back: bool
+
+
+_Restored = Restored
+
+
+@dataclass(frozen=True)
+class GenerationCheck:
+    """One stored generation read whole and checked (:meth:`SnapStore.check_generations`)."""
+
+    path: Path
+    #: whether this is the current generation (``snapshot.json`` or the seed's newest file)
+    current: bool
+    #: its header; None when the file cannot be read as a generation at all
+    info: SnapshotInfo | None
+    #: the raw JSON text of the state (None when unreadable)
+    state: bytes | None
+    #: whether the checksum holds; None for a layout without one (the seed's)
+    checksum_ok: bool | None
+    #: what is wrong, naming the file; None when intact
+    error: str | None
+    #: the seq the file's name says (history and the seed's 0.1.3 files), else None
+    name_seq: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def seq(self) -> int | None:
+        return None if self.info is None else self.info.seq
 
 
 @dataclass
@@ -905,6 +943,108 @@ class SnapStore:
             reason = f"{reason} (is {self._dir} a file rather than a directory?)"
         return SnapError(f"{self._dir}: {what}: {reason} [{where}]; the previous snapshot is intact",
                          path=where)
+
+    # ------------------------------------------------------------ public API
+    # What the command line and the mixin use (they use nothing private of the store).
+
+    def commit_encoded(self, state_json: bytes, seq: int, *, schema_version: int | None = None,
+                       expect: str | None = ANY, force: bool = False, archive: bool = True,
+                       allow_regression: bool = False, replace_damaged: bool = False,
+                       on_commit: Callable[[SnapshotInfo], None] | None = None) -> SnapshotInfo:
+        """Commit an already-encoded state (compact JSON text) as a new generation.
+
+        :meth:`create` after its encoding step, with the knobs a caller that
+        manages its own base generation needs: ``expect`` (the precondition),
+        ``force`` (replace whatever is current; the replaced generation is kept
+        in ``history/``), ``archive=False`` (replace the current generation
+        without keeping it: ``rehash``), ``allow_regression`` (a deliberate
+        lower seq: ``rollback``), ``replace_damaged`` (with ``expect`` naming a
+        damaged current generation: replace it, keeping it as
+        ``history/damaged-<time>.json``) and ``on_commit`` (called with the new
+        generation's info under the lock as soon as it is committed). Same
+        errors and durability as :meth:`create`.
+        """
+        return self._commit(state_json, _check_seq(seq), schema_version=schema_version,
+                            expect=_check_expect(expect), force=force, archive=archive,
+                            allow_regression=allow_regression, replace_damaged=replace_damaged,
+                            on_commit=on_commit)
+
+    def restore_generation(self, cls: Any = None, *, fallback: bool = False,
+                           schema_version: int | None = None,
+                           migrations: Mapping[int, _migrate.Migration] | None = None) -> Restored:
+        """:meth:`restore`, returning a :class:`Restored`: the state, the restored generation's
+        info, and the base identity a writer continuing from it passes as ``expect=``.
+        ``schema_version``/``migrations`` override the store's (the mixin passes its class's)."""
+        return self._restore_gen(cls, fallback=fallback, schema_version=schema_version,
+                                 migrations=migrations)
+
+    def current(self) -> tuple[SnapshotInfo | None, str | None]:
+        """The current generation's header (None when there is none or it cannot be read) and
+        its identity (None when the store holds no snapshot; for a damaged ``snapshot.json``,
+        an identity of the damaged file, so a writer can replace exactly it). Raises
+        ``SnapError`` when the directory cannot be read."""
+        try:
+            return self._current_generation()
+        except OSError as e:
+            raise self._os_error(e, "cannot read the current snapshot") from e
+
+    def check_generations(self, *, current_only: bool = False) -> list[GenerationCheck]:
+        """Every stored generation (the current one, then ``history/``, then the seed's files),
+        newest first, each read whole and checked; nothing is repaired or written.
+        ``SnapshotNotFound`` (saying what the directory holds) when there is none."""
+        candidates = self._candidates()
+        if not candidates:
+            raise SnapshotNotFound(self._not_found_message(), path=self._dir)
+        if current_only:
+            candidates = candidates[:1]
+        return [self._check_one(p, hint, current=(i == 0)) for i, (p, hint) in enumerate(candidates)]
+
+    def check_file(self, path: str | os.PathLike[str], *, current: bool = False) -> GenerationCheck:
+        """One generation file of this store read whole and checked (never raises for damage)."""
+        return self._check_one(os.fspath(path), None, current=current)
+
+    def _check_one(self, path: str, hint: int | None, *, current: bool) -> GenerationCheck:
+        try:
+            gen = self._read(path, verify=False, seq_hint=hint)
+        except SnapError as e:
+            return GenerationCheck(Path(path), current, None, None, None, str(e), hint)
+        ok = gen.checksum_ok()
+        error = None
+        if ok is False:
+            what = "the file" if gen.info.layout == "snapmixin-2" else "the state"
+            error = f"{path}: checksum mismatch: {what} was changed after it was written"
+            if os.path.basename(path) == SNAPSHOT:
+                error += f" (by hand?); to accept the edit, run: python -m snapmixin rehash {self.path}"
+        elif hint is not None and gen.info.seq != hint:
+            error = (f"{path}: the file name says seq {hint} but the file holds seq {gen.info.seq} "
+                     "(renamed by hand?)")
+        return GenerationCheck(Path(path), current, gen.info, gen.state, ok, error, hint)
+
+    def history_files(self) -> list[tuple[int, Path]]:
+        """``(seq, path)`` of the files in ``history/``, the latest commit first (unread)."""
+        return [(s, Path(p)) for s, p in self._history_entries()]
+
+    def history_path(self, info: SnapshotInfo) -> Path:
+        """Where ``history/`` keeps (or would keep) the generation ``info``."""
+        return Path(self._p(HISTORY, _history_name(info)))
+
+    def seq_file_text(self) -> str | None:
+        """The text of the derived ``snapshot.seq`` (stripped), or None when it cannot be read."""
+        try:
+            return fsio.read_regular(self.fs, self._p(SEQFILE), limit=64).decode("ascii", "replace").strip()
+        except OSError:
+            return None
+
+    def temp_files(self) -> list[str]:
+        """Names of temp files left in the directory by interrupted writers (sorted)."""
+        try:
+            return sorted(n for n in self.fs.listdir(self._dir) if fsio.is_temp_name(n))
+        except OSError:
+            return []
+
+    def not_found(self) -> SnapshotNotFound:
+        """The ``SnapshotNotFound`` this store raises when it holds no snapshot, saying why."""
+        return SnapshotNotFound(self._not_found_message(), path=self._dir)
 
     # ------------------------------------------------------------------ read
     def exists(self) -> bool:
