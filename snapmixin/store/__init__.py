@@ -47,16 +47,9 @@ A crash before the rename in step 4 leaves the old snapshot; after it, the new o
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import errno
-import itertools
 import logging
-import math
 import os
 import re
-import stat
-import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -76,9 +69,9 @@ from ..errors import (
     SnapError,
     SnapshotConflict,
     SnapshotNotFound,
-    StoreLocked,
 )
 from . import format as _fmt
+from . import local as _local
 
 __all__ = ["ANY", "FORMAT", "FORMAT_VERSION", "MAX_SIZE", "SEQ_MAX", "GenerationCheck", "Restored",
            "SnapStore", "SnapshotInfo"]
@@ -94,9 +87,9 @@ SEQ_MAX = 2**63 - 1
 #: The default ``max_size`` of a store: the largest snapshot file it reads or writes (1 GiB).
 MAX_SIZE = 2**30
 SNAPSHOT = _fmt.SNAPSHOT
-SEQFILE = "snapshot.seq"
-HISTORY = "history"
-LOCK = ".lock"
+SEQFILE = _local.SEQFILE
+HISTORY = _local.HISTORY
+LOCK = _local.LOCK
 _HEAD_BYTES = 64 * 1024
 _STATE_KEY = _fmt.STATE_KEY
 # re.ASCII: \d must not match other scripts' digits (int() reads a FULLWIDTH DIGIT ONE as 1)
@@ -118,10 +111,6 @@ _ENVELOPE_KEYS = frozenset({"format", "format_version", "seq", "schema_version",
                             "checksum", "state"})
 _DAMAGED_ENVELOPE_KEYS = 5
 _CHECKSUM_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_LOCK_TOKENS = itertools.count(1)
-#: The lock place reserved by :meth:`SnapStore.acreate` for the write running in this context.
-_RESERVED_TURN: contextvars.ContextVar[SnapStore._Lock | None] = contextvars.ContextVar(
-    "snapmixin_turn", default=None)
 
 
 @dataclass(frozen=True)
@@ -334,13 +323,13 @@ class SnapStore:
                                      or max_size < 1):
             raise ValueError(f"max_size must be a number of bytes >= 1 or None, not {max_size!r}")
         self.max_size = max_size
-        self._parent_synced = False
         self.path = Path(path).expanduser()
         self.keep = keep
         self.codec = codec
-        self.lock_timeout = lock_timeout
         self.ignore_unknown_keys = ignore_unknown_keys
-        self.fs = fs if fs is not None else fsio.REAL
+        #: where the generations live and how one commits (the POSIX directory backend)
+        self.backend = _local.LocalBackend(os.fspath(self.path), fs if fs is not None else fsio.REAL,
+                                           lock_timeout)
         if isinstance(migrations, Mapping):
             migrations = migrations.values()
         self.migrations = _migrate.collect(list(migrations or ()))
@@ -355,6 +344,20 @@ class SnapStore:
         return f"SnapStore({str(self.path)!r}, keep={self.keep})"
 
     # ------------------------------------------------------------------ paths
+    @property
+    def fs(self) -> fsio.FileOps:
+        """The file-system layer (tests substitute a fault-injecting one)."""
+        return self.backend.fs
+
+    @property
+    def lock_timeout(self) -> float | None:
+        """Seconds a writer waits for another process's lock (see the class doc)."""
+        return self.backend.lock_timeout
+
+    @lock_timeout.setter
+    def lock_timeout(self, value: float | None) -> None:
+        self.backend.lock_timeout = value
+
     @property
     def _dir(self) -> str:
         return os.fspath(self.path)
@@ -423,7 +426,7 @@ class SnapStore:
         expect = _check_expect(expect)
         # The place in this process's queue of writers is taken now, in the event loop, so
         # that writes gathered together commit in the order they were called.
-        turn = SnapStore._Lock(self, "write a snapshot to")
+        turn = _local.DirectoryLock(self.backend, "write a snapshot to")
         try:
             turn.reserve()
             return await asyncio.to_thread(_with_turn, turn, self._commit, data, seq,
@@ -472,7 +475,7 @@ class SnapStore:
                               "(SnapStore(max_size=...) raises the limit)", path=target)
         with self._locked("write a snapshot to"):
             try:
-                fsio.cleanup_temps(fs, self._dir)
+                self.backend.cleanup_temps()
                 current, token = self._current_generation()
                 if force:
                     expect = ANY
@@ -528,7 +531,7 @@ class SnapStore:
                 info = SnapshotInfo(seq=seq, created_at=when, schema_version=version, path=Path(target),
                                     size=size, checksum=checksum)
                 try:
-                    fsio.atomic_write(fs, self._dir, SNAPSHOT, data)
+                    self.backend.write(data)
                 except OSError as e:
                     head = self._current_head()
                     mine = (seq, checksum, when)
@@ -622,35 +625,11 @@ class SnapStore:
     def _keep_damaged(self, when: datetime) -> str | None:
         """Keep the damaged ``snapshot.json`` about to be replaced as ``history/damaged-<time>.json``
         (a second name, not a copy; never pruned, never restored). Returns its path, or None."""
-        hist = self._p(HISTORY)
-        self.fs.makedirs(hist)
-        if not stat.S_ISDIR(self.fs.lstat(hist).st_mode):
-            raise NotADirectoryError(errno.ENOTDIR, "history/ is not a directory (a symlink?)", hist)
-        dst = os.path.join(hist, f"{_DAMAGED_PREFIX}{_stamp(when)}.json")
-        try:
-            self.fs.link(self._p(SNAPSHOT), dst)
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            log.warning("%s: could not keep the damaged %s as %s (%s); it is replaced", self._dir,
-                        SNAPSHOT, dst, e.strerror or e)
-            return None
-        self.fs.fsync_dir(hist)
-        log.warning("%s: the damaged %s is replaced; kept as %s", self._dir, SNAPSHOT, dst)
-        return dst
+        return self.backend.keep_damaged(f"{_DAMAGED_PREFIX}{_stamp(when)}.json")
 
     def _write_seqfile(self, seq: int) -> None:
-        """Update the derived ``snapshot.seq`` (not fsynced: ``restore()`` repairs it).
-
-        In place when it is a regular file already (a rename costs a journal
-        flush on some file systems); otherwise atomically replaced, which also
-        replaces a symlink or FIFO standing there instead of writing through it.
-        """
-        data = f"{seq}\n".encode()
-        try:
-            self.fs.rewrite(self._p(SEQFILE), data)
-        except OSError:
-            fsio.atomic_write(self.fs, self._dir, SEQFILE, data, durable=False)
+        """Update the derived ``snapshot.seq`` (not fsynced: ``restore()`` repairs it)."""
+        self.backend.write_seqfile(seq)
 
     def _housekeeping(self, seq: int, version: int, *, spare: str | None = None) -> None:
         try:
@@ -663,32 +642,8 @@ class SnapStore:
             log.warning("%s: could not prune %s/: %s", self._dir, HISTORY, e)
 
     def _archive(self, current: SnapshotInfo) -> None:
-        hist = self._p(HISTORY)
-        self.fs.makedirs(hist)
-        if not stat.S_ISDIR(self.fs.lstat(hist).st_mode):  # never archive through a symlink
-            raise NotADirectoryError(errno.ENOTDIR, "history/ is not a directory (a symlink?)", hist)
-        fsio.cleanup_temps(self.fs, hist)  # left by a writer that died copying (no hard links)
-        # A name of its own (seq and commit time): the only file that can stand there already is
-        # this very generation, archived by a writer that died before committing.
-        name = _history_name(current)
-        dst = os.path.join(hist, name)
-        try:
-            self.fs.unlink(dst)
-        except FileNotFoundError:
-            pass
-        try:
-            self.fs.link(self._p(SNAPSHOT), dst)
-        except OSError:
-            # No hard links here (some network and FAT file systems): copy instead.
-            fsio.atomic_write(self.fs, hist, name, fsio.read_regular(self.fs, self._p(SNAPSHOT)))
-        try:
-            self.fs.fsync_dir(hist)
-        except OSError:
-            try:  # leave history/ as it was: the caller is told nothing was written
-                self.fs.unlink(dst)
-            except OSError:
-                pass
-            raise
+        """Keep the current generation in ``history/`` under its own name (seq and commit time)."""
+        self.backend.keep_current(_history_name(current))
 
     def _drop_stale_archive(self, current: SnapshotInfo) -> None:
         """Remove ``history/``'s second name of ``current``, left by a writer that died between
@@ -711,12 +666,7 @@ class SnapStore:
         rollback a lower seq is the newer generation). snapmixin 0.1.0's names (seq only) come
         last, as the oldest, by seq.
         """
-        try:
-            if not stat.S_ISDIR(self.fs.lstat(self._p(HISTORY)).st_mode):
-                return []  # a symlink (perhaps out of the directory) or a file: not ours to read or prune
-            names = self.fs.listdir(self._p(HISTORY))
-        except (FileNotFoundError, NotADirectoryError):
-            return []
+        names = self.backend.list_kept()
         stamped: list[tuple[str, int, str]] = []
         old: list[tuple[int, str]] = []
         for name in names:
@@ -756,193 +706,15 @@ class SnapStore:
             self.fs.unlink(p)
 
     # ------------------------------------------------------------------ lock
-    class _Lock:
-        """The writer lock of the store's directory, in two halves.
+    #: The writer lock of the directory (see :class:`snapmixin.store.local.DirectoryLock`).
+    _Lock = _local.DirectoryLock
 
-        First the in-process lock (:data:`fsio.PROCESS_LOCKS`, keyed by the
-        directory's identity): this process's threads and tasks wait there for
-        their turn, whatever ``lock_timeout`` says. Then ``flock`` on ``.lock``,
-        which only other processes can hold: ``StoreLocked`` after ``lock_timeout``.
-
-        Interrupt safety: every step that takes or gives back a resource and
-        records it runs with signal handlers deferred (:class:`fsio.DeferSignals`),
-        so a ``KeyboardInterrupt`` lands before or after it, never in between;
-        :meth:`release` is idempotent and runs on every way out (``__exit__``, a
-        failed ``__enter__``, and, while something is held, ``__del__`` for an
-        interrupt that fires on entry to ``__exit__`` itself, before any of its code
-        ran: see :class:`_HeldLock`).
-        """
-
-        def __init__(self, store: SnapStore, doing: str, *, probe: bool = False) -> None:
-            self.store, self.doing, self.probe = store, doing, probe
-            self.fd = -1
-            self.key: object = None
-            self.token = next(_LOCK_TOKENS)
-            self.reserved = False
-
-        def reserve(self) -> None:
-            """Take this writer's place in the in-process queue now (its thread takes the lock
-            later). Makes the directory: its identity is the queue's key."""
-            s = self.store
-            try:
-                fsio.make_dirs(s.fs, s._dir)
-                key = s.fs.dir_id(s._dir)
-            except OSError as e:
-                raise s._os_error(e, f"cannot {self.doing} it") from e
-            with fsio.DeferSignals():
-                fsio.PROCESS_LOCKS.reserve(key, self.token)
-                self.__class__ = SnapStore._HeldLock
-                self.key, self.reserved = key, True
-
-        def abandon(self) -> None:
-            """Give the reserved place back if this writer's thread never started (idempotent)."""
-            if self.reserved and self.key is not None:
-                fsio.PROCESS_LOCKS.abandon(self.key, self.token)
-
-        def __enter__(self) -> None:
-            try:
-                self._acquire()
-            except BaseException:
-                self.release()
-                raise
-
-        def __exit__(self, *exc: object) -> None:
-            self.release()
-
-        def _refuse(self, why: str, cause: BaseException | None = None) -> StoreLocked:
-            s = self.store
-            err = StoreLocked(f"{s._dir}: {why}; cannot {self.doing} it now", path=s._p(LOCK))
-            err.__cause__ = cause
-            return err
-
-        def _acquire(self) -> None:
-            s = self.store
-            if self.key is None:
-                try:
-                    if not self.probe:
-                        fsio.make_dirs(s.fs, s._dir)
-                    self.key = s.fs.dir_id(s._dir)
-                except OSError as e:
-                    raise s._os_error(e, f"cannot {self.doing} it") from e
-            # 1. the writers of this process, one at a time, in turn (they always wait)
-            pause = 0.0005
-            while True:
-                try:
-                    with fsio.DeferSignals():
-                        self.__class__ = SnapStore._HeldLock
-                        holder = fsio.PROCESS_LOCKS.try_take(self.key, self.token, reserved=self.reserved)
-                except LookupError:
-                    raise SnapError(f"{s._dir}: the write was cancelled before it started; nothing "
-                                    "was written", path=s._dir) from None
-                if holder is None:
-                    break
-                if self.probe:
-                    raise self._refuse("a writer of this process is busy")
-                if holder == threading.get_ident():
-                    raise self._refuse("this thread is already writing to it (a write started "
-                                       "from inside another write, e.g. a signal handler?)")
-                time.sleep(pause)  # interruptible, holding nothing but a place in the queue
-                pause = min(pause * 2, 0.01)
-            # 2. other processes: flock, for lock_timeout seconds
-            timeout = 0.0 if self.probe else s.lock_timeout
-            deadline = None if timeout is None or timeout == math.inf else time.monotonic() + timeout
-            delay = 0.001
-            while True:
-                try:
-                    with fsio.DeferSignals():
-                        self.fd = s.fs.lock(s._p(LOCK), 0)
-                    break
-                except BlockingIOError as e:
-                    if deadline is None or time.monotonic() < deadline:
-                        time.sleep(delay)
-                        delay = min(delay * 2, 0.05)
-                        continue
-                    waited = "" if not timeout else f" after waiting {timeout} s"
-                    raise self._refuse(f"another process holds the lock {s._p(LOCK)}{waited} "
-                                       "(pass lock_timeout= to wait)", e) from e
-                except OSError as e:
-                    raise s._os_error(e, f"cannot {self.doing} it") from e
-            if not self.probe and not s._parent_synced:
-                s._sync_parent()
-
-        def probe_free(self) -> bool:
-            """Whether no writer (of this process or another) holds the lock now: taken and
-            given back at once, in one step (the shorter, the fewer writers with
-            ``lock_timeout=0`` collide with the probe)."""
-            s = self.store
-            try:
-                self.key = s.fs.dir_id(s._dir)
-                with fsio.DeferSignals():
-                    try:
-                        if fsio.PROCESS_LOCKS.try_take(self.key, self.token) is not None:
-                            return False  # (not waiting: the finally leaves the queue)
-                        fd = s.fs.lock(s._p(LOCK), 0)
-                        s.fs.unlock(fd)
-                    finally:
-                        fsio.PROCESS_LOCKS.give_back(self.key, self.token)
-            except OSError:
-                return False
-            return True
-
-        def release(self) -> None:
-            """Give back what is held (idempotent; safe to call from any way out)."""
-            if self.fd < 0 and (self.key is None
-                                or not fsio.PROCESS_LOCKS.queued(self.key, self.token)):
-                return
-            with fsio.DeferSignals():
-                fd, self.fd = self.fd, -1
-                try:
-                    if fd >= 0:
-                        self.store.fs.unlock(fd)  # closes fd whatever fails
-                except OSError as e:
-                    log.warning("%s: releasing the lock: %s (the descriptor is closed, which "
-                                "releases it)", self.store._dir, e.strerror or e)
-                finally:
-                    if self.key is not None:
-                        fsio.PROCESS_LOCKS.give_back(self.key, self.token)
-                    self.__class__ = SnapStore._Lock
-
-    class _HeldLock(_Lock):
-        """A :class:`_Lock` while it holds or waits for something: only then has it a
-        ``__del__`` (the last resort for an interrupt that fired on entry to ``__exit__``,
-        before any of its code ran). A lock that holds nothing is its plain class again, so
-        the usual write has no finalizer, where a signal would be reported as ignored."""
-
-        def __del__(self) -> None:
-            try:
-                self.release()
-            except BaseException:  # pragma: no cover - nowhere to report it
-                pass
-
-    def _locked(self, doing: str) -> SnapStore._Lock:
+    def _locked(self, doing: str) -> _local.DirectoryLock:
         """The writer lock; the place :meth:`acreate` reserved for this write, if there is one."""
-        turn = _RESERVED_TURN.get()
-        if turn is not None and turn.store is self:
-            _RESERVED_TURN.set(None)  # one write per reservation
-            return turn
-        return SnapStore._Lock(self, doing)
-
-    def _sync_parent(self) -> None:
-        """Make the store directory's own entry durable in its parent, once per store
-        object: an application that made the directory itself may never have fsynced it,
-        and then a power loss could lose the whole directory with every snapshot in it."""
-        parent = os.path.dirname(os.path.abspath(self._dir))
-        try:
-            self.fs.fsync_dir(parent)
-        except OSError as e:
-            if e.errno not in (errno.EACCES, errno.EPERM):
-                raise self._os_error(e, f"cannot fsync the parent directory {parent}") from e
-            # a parent we may not open for reading (e.g. mode 0711): nothing more we can do
-            log.debug("%s: cannot fsync the parent directory: %s", self._dir, e.strerror or e)
-        self._parent_synced = True
+        return self.backend.exclusive(doing)
 
     def _os_error(self, e: OSError, what: str) -> SnapError:
-        where = e.filename or self._dir
-        reason = e.strerror or str(e)
-        if isinstance(e, (NotADirectoryError, FileExistsError)):
-            reason = f"{reason} (is {self._dir} a file rather than a directory?)"
-        return SnapError(f"{self._dir}: {what}: {reason} [{where}]; the previous snapshot is intact",
-                         path=where)
+        return self.backend.os_error(e, what)
 
     # ------------------------------------------------------------ public API
     # What the command line and the mixin use (they use nothing private of the store).
@@ -1227,7 +999,7 @@ class SnapStore:
         # writers with lock_timeout=0 fail with StoreLocked (measured: 1 create in 6 with two
         # readers restoring in a loop). Racing a writer that starts now is harmless: the file
         # is derived, the writer rewrites it after its commit, and the next restore repairs it.
-        if not SnapStore._Lock(self, "repair snapshot.seq in", probe=True).probe_free():
+        if not _local.DirectoryLock(self.backend, "repair snapshot.seq in", probe=True).probe_free():
             return  # a writer is busy (it will write the file) or the directory is read-only
         try:
             head = self._current_head()
@@ -1478,13 +1250,13 @@ class SnapStore:
                             size=size, checksum=checksum, layout="snapmixin-1")
 
 
-def _with_turn(turn: SnapStore._Lock, call: Any, *args: Any, **kwargs: Any) -> Any:
+def _with_turn(turn: _local.DirectoryLock, call: Any, *args: Any, **kwargs: Any) -> Any:
     """Run ``call`` (in a worker thread) with ``turn`` as the lock its write takes."""
-    _RESERVED_TURN.set(turn)
+    _local.RESERVED_TURN.set(turn)
     try:
         return call(*args, **kwargs)
     finally:
-        _RESERVED_TURN.set(None)
+        _local.RESERVED_TURN.set(None)
 
 
 def _class_version(cls: Any) -> int | None:
