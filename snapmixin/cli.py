@@ -25,7 +25,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, TextIO
 
 from . import __version__, fsio
@@ -35,12 +35,12 @@ from .store import (
     FORMAT,
     FORMAT_VERSION,
     HISTORY,
-    SEQ_MAX,
     SEQFILE,
     SNAPSHOT,
     GenerationCheck,
     SnapStore,
 )
+from .store import format as _fmt
 
 __all__ = ["main"]
 
@@ -98,9 +98,7 @@ def _text(s: str) -> str:
 
 
 def _iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return None if dt is None else _fmt.iso_time(dt)
 
 
 def _check_of(g: GenerationCheck) -> _Check:
@@ -369,9 +367,9 @@ def _parse_edited(data: bytes, path: str) -> tuple[int, int, bytes, Any]:
                        f"is {head.get('format')!r}, \"format_version\" {head.get('format_version')!r}); "
                        "nothing was written")
     seq, sv = head.get("seq"), head.get("schema_version")
-    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= SEQ_MAX:
+    if not _fmt.in_range(seq):
         raise _Failure(f"{path}: \"seq\" must be an integer between 0 and 2**63 - 1, not {seq!r}")
-    if isinstance(sv, bool) or not isinstance(sv, int) or not 1 <= sv <= SEQ_MAX:
+    if not _fmt.in_range(sv, 1):
         raise _Failure(f"{path}: \"schema_version\" must be an integer between 1 and 2**63 - 1, "
                        f"not {sv if isinstance(sv, int) and sv.bit_length() <= 256 else '(too large)'}")
     if "state" not in top:
@@ -424,7 +422,7 @@ def _int(text: str) -> int:
 
 def _seq(text: str) -> int:
     n = _int(text)
-    if not 0 <= n <= SEQ_MAX:
+    if not _fmt.in_range(n):
         raise argparse.ArgumentTypeError(f"must be between 0 and 2**63 - 1, not {n}")
     return n
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from snapmixin.fsio import is_temp_name
 
-__all__ = ["TRAILER_SIZE", "files", "reseal", "temps", "unseal", "v1_envelope", "verify_v2",
-           "write_v1"]
+__all__ = ["TRAILER_SIZE", "files", "files_no_lock", "reseal", "temps", "temps_here", "unseal",
+           "v1_envelope", "verify_v2", "write_v1"]
 
 _TRAILER_HEAD = b',\n  "checksum": "sha256:'
 _TRAILER_TAIL = b'"\n}\n'
@@ -34,6 +34,16 @@ def files(d: Path, *, lock: bool = True) -> dict[str, bytes]:
             if (lock or n != ".lock") and p.is_file():
                 out[os.path.relpath(p, d)] = p.read_bytes()
     return dict(sorted(out.items()))
+
+
+def files_no_lock(d: Path) -> dict[str, bytes]:
+    """:func:`files` without ``.lock`` (which a writer may create)."""
+    return files(d, lock=False)
+
+
+def temps_here(d: Path) -> list[str]:
+    """Temp files left directly in ``d`` (not in ``history/``)."""
+    return temps(d, recursive=False)
 
 
 def temps(d: Path, *, recursive: bool = True) -> list[str]:

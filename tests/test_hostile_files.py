@@ -36,6 +36,7 @@ from snapmixin.fsio import FileOps, is_temp_name
 from snapmixin.store import _history_name
 from tests.crashfs import RecordingFS
 from tests.support import reseal, unseal
+from tests.support import temps_here as temps
 
 R = TypeVar("R")
 
@@ -92,8 +93,6 @@ def tree_bytes(root: Path) -> dict[str, bytes | str]:
     return out
 
 
-def temps(d: Path) -> list[str]:
-    return [n for n in os.listdir(d) if is_temp_name(n)]
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from snapmixin.errors import (
 )
 from snapmixin.fsio import FileOps, is_temp_name
 from tests.crashfs import MUTATING, RecordingFS
+from tests.support import files_no_lock as files
 from tests.support import write_v1
 
 OLD = {"name": "old", "items": [1, 2, 3]}
@@ -51,12 +52,6 @@ def seeded(d: Path, keep: int = 1, seqs: tuple[int, ...] = (5,)) -> SnapStore:
     return store
 
 
-def files(d: Path) -> dict[str, bytes]:
-    out = {}
-    for p in sorted(d.rglob("*")):
-        if p.is_file() and p.name != ".lock":
-            out[str(p.relative_to(d))] = p.read_bytes()
-    return out
 
 
 def assert_intact(d: Path, before: dict[str, bytes], seq: int = 5, keep: int = 1) -> None:

@@ -1,9 +1,19 @@
-"""SnapStore: an atomic, durable snapshot of one (state, seq) pair in a directory.
+"""SnapStore: an atomic, durable snapshot of one (state, seq) pair, and the store's layers.
 
-On-disk format, version 1::
+The package is cut where changes fall:
+
+- this module: :class:`SnapStore` (the facade: seq rules, ``expect=``,
+  retention, schema migrations, the public API the mixin and the CLI use);
+- :mod:`.format`: the envelope (write version 2, read versions 1 and 2, the
+  checksum, file names);
+- :mod:`.legacy`: the seed's (minisnap 0.1.1 / 0.1.3) layouts, read only;
+- :mod:`.backend`: the storage contract; :mod:`.local`: the POSIX directory
+  backend (the writer lock and the file steps of a commit).
+
+On-disk layout::
 
     DIR/
-      snapshot.json   the commit record (pretty JSON, "state" last)
+      snapshot.json   the commit record (format version 2: pretty JSON, "checksum" last)
       snapshot.seq    "42\\n": a copy of the seq for people and shell scripts
       history/        older generations: snapshot-<seq, 20 digits>-<commit time>.json, same
                       envelope; names never reused, ordered by commit time (0.1.0's
@@ -11,21 +21,15 @@ On-disk format, version 1::
       .lock           advisory lock, held only while a write runs
 
 Which layout a file has: a top-level object with ``"format": "snapmixin"`` is
-our envelope; without it, an object with 5 or more of the envelope's 7 key
-names (format, format_version, seq, schema_version, created_at, checksum,
-state) is one of ours with a damaged ``format`` (``CorruptSnapshot``); anything
-else is a minisnap layout (0.1.3 ``{"seq", "state"}`` in ``snapshot_<seq>.json``,
-0.1.1 a bare state, whatever its keys, with the seq in ``snapshot.seq``). A
+our envelope (its ``format_version`` says which); without it, an object with 5
+or more of the envelope's 7 key names is one of ours with a damaged ``format``
+(``CorruptSnapshot``); anything else is a minisnap layout (:mod:`.legacy`). A
 top-level key that appears twice in an envelope is damage. A file larger than
 the store's ``max_size``, or whose first 64 KiB hold a byte JSON text never
 contains, is refused as damage without being read whole. A read that fails
 (EIO...) is a ``SnapError`` carrying the ``OSError``, never ``CorruptSnapshot``.
 
-``snapshot.json`` is the single commit point. Its ``checksum`` is
-``"sha256:<hex>"``, the SHA-256 of the exact bytes of the ``state`` value as
-they stand in the file, from its first character to its last (no surrounding
-whitespace). Another implementation verifies it by locating the value of the
-top-level ``state`` key and hashing that span.
+The checksum and the generation identity are described in :mod:`.format`.
 
 Commit protocol of :meth:`SnapStore.create`:
 
@@ -71,6 +75,7 @@ from ..errors import (
     SnapshotNotFound,
 )
 from . import format as _fmt
+from . import legacy as _legacy
 from . import local as _local
 
 __all__ = ["ANY", "FORMAT", "FORMAT_VERSION", "MAX_SIZE", "SEQ_MAX", "GenerationCheck", "Restored",
@@ -83,7 +88,7 @@ T = TypeVar("T")
 FORMAT = _fmt.FORMAT
 #: The format version new writes use (version 1 files are still read).
 FORMAT_VERSION = _fmt.WRITTEN
-SEQ_MAX = 2**63 - 1
+SEQ_MAX = _fmt.SEQ_MAX
 #: The default ``max_size`` of a store: the largest snapshot file it reads or writes (1 GiB).
 MAX_SIZE = 2**30
 SNAPSHOT = _fmt.SNAPSHOT
@@ -95,14 +100,14 @@ _STATE_KEY = _fmt.STATE_KEY
 # re.ASCII: \d must not match other scripts' digits (int() reads a FULLWIDTH DIGIT ONE as 1)
 #: History names of snapmixin 0.1.0 (by seq only; reused when a seq came back): read, listed and
 #: pruned as the oldest generations, never written any more.
-_HISTORY_RE = re.compile(r"^snapshot-(\d{20})\.json$", re.ASCII)
+_HISTORY_RE = _legacy.HISTORY_V0_RE
 #: History names now: seq, then the generation's commit time (UTC, microseconds). Commit times of
 #: one directory only go up (a commit is stamped later than the generation it replaces), so a name
 #: is never reused and the stamp orders history by commit, whatever the seqs did (a rollback).
 _HISTORY2_RE = re.compile(r"^snapshot-(\d{20})-(\d{8}T\d{12}Z)\.json$", re.ASCII)
 #: A damaged ``snapshot.json`` replaced on purpose (after ``open(fallback=True)``) is kept here.
 _DAMAGED_PREFIX = "damaged-"
-_MINISNAP13_RE = re.compile(r"^snapshot_(\d{1,20})\.json$", re.ASCII)
+_MINISNAP13_RE = _legacy.MINISNAP13_RE
 #: The keys of our envelope. How a top-level JSON object is told apart (see the module doc):
 #: ``"format": "snapmixin"`` makes it ours; without that, ``_DAMAGED_ENVELOPE_KEYS`` or more of
 #: these names make it one of ours damaged (a flipped bit in ``"format"``); anything else is
@@ -240,7 +245,7 @@ class _Generation:
 def _check_seq(seq: object) -> int:
     if isinstance(seq, bool) or not isinstance(seq, int):
         raise InvalidSeq(f"seq must be an integer, not {type(seq).__name__} ({seq!r})")
-    if not 0 <= seq <= SEQ_MAX:
+    if not _fmt.in_range(seq):
         raise InvalidSeq(f"seq must be between 0 and 2**63 - 1, not {seq}")
     return seq
 
@@ -258,11 +263,6 @@ def _token_or_none(expect: Any) -> str | None:
 _checksum = _fmt.checksum_of
 _iso = _fmt.iso_time
 
-
-def envelope(state_json: bytes, seq: int, schema_version: int, created_at: datetime) -> tuple[bytes, str]:
-    """The bytes of ``snapshot.json`` for compact ``state_json`` (format version 2), and its checksum."""
-    parts, checksum, _ = _fmt.encode_v2(state_json, seq, schema_version, created_at)
-    return b"".join(parts), checksum
 
 
 class SnapStore:
@@ -766,7 +766,7 @@ class SnapStore:
         ``SnapshotNotFound`` (saying what the directory holds) when there is none."""
         candidates = self._candidates()
         if not candidates:
-            raise SnapshotNotFound(self._not_found_message(), path=self._dir)
+            raise self.not_found()
         if current_only:
             candidates = candidates[:1]
         return [self._check_one(p, hint, current=(i == 0)) for i, (p, hint) in enumerate(candidates)]
@@ -910,7 +910,7 @@ class SnapStore:
         steps = migrations if migrations is not None else self.migrations
         candidates = self._live(self._candidates())
         if not candidates:
-            raise SnapshotNotFound(self._not_found_message(), path=self._dir)
+            raise self.not_found()
         first_error: CorruptSnapshot | None = None
         base: str | None = None
         for i, (p, hint) in enumerate(candidates):
@@ -1049,12 +1049,9 @@ class SnapStore:
         """The highest seq any other file remembers, when ``snapshot.json`` is missing or damaged."""
         seqs = [s for s, _ in self._history_entries()]
         seqs += [s for p, s in self._candidates() if s is not None and s <= SEQ_MAX]
-        try:
-            text = fsio.read_regular(self.fs, self._p(SEQFILE), limit=64).strip()
-            if text.isdigit() and int(text) <= SEQ_MAX:  # garbage there must not lock writers out
-                seqs.append(int(text))
-        except OSError:
-            pass
+        stored = self._seqfile_seq()  # garbage there must not lock writers out
+        if stored is not None:
+            seqs.append(stored)
         return max(seqs) if seqs else None
 
     def _read(self, path: str, *, verify: bool, head_only: bool = False,
@@ -1171,40 +1168,16 @@ class SnapStore:
 
     def _parse_legacy(self, top: dict[str, _codec.RawJSON] | None, data: bytes, path: str, size: int,
                       seq_hint: int | None) -> _Generation:
-        name = os.path.basename(path)
-        if top is not None and len(_ENVELOPE_KEYS.intersection(top)) >= _DAMAGED_ENVELOPE_KEYS:
-            # One of our envelopes with its "format" damaged (a flipped bit in the key or the
-            # value): not a minisnap 0.1.1 bare state, which would return the envelope as state.
-            raise CorruptSnapshot(f"{path}: a damaged snapmixin envelope (no \"format\": \"{FORMAT}\"; "
-                                  f"keys {sorted(top)[:10]})", path=path)
-        if _MINISNAP13_RE.match(name) and top is not None and "state" in top and "seq" in top:
-            seq = _valid_seq(_load_field(top["seq"], "seq", path), path)
-            return _Generation(SnapshotInfo(seq=seq, created_at=None, schema_version=1, path=Path(path),
-                                            size=size, layout="minisnap-0.1.3"), bytes(top["state"]))
-        if name == SNAPSHOT:
-            # minisnap 0.1.1: the bare state, with the seq in snapshot.seq.
-            seqfile = self._p(SEQFILE)
-            try:
-                text = fsio.read_regular(self.fs, seqfile, limit=64).decode("ascii").strip()
-                seq = int(text) if text.isdigit() else -1
-            except (OSError, UnicodeDecodeError):
-                seq = -1
-            if 0 <= seq <= SEQ_MAX:
-                _codec_check_json(data, path)
-                return _Generation(SnapshotInfo(seq=seq, created_at=None, schema_version=1,
-                                                path=Path(path), size=size, layout="minisnap-0.1.1"),
-                                   data.strip())
-            raise CorruptSnapshot(f"{path}: not a snapmixin snapshot (no \"format\": \"{FORMAT}\") and "
-                                  f"{seqfile} holds no seq, so it is not a minisnap 0.1.1 one either",
-                                  path=path)
-        if seq_hint is not None and (_HISTORY_RE.match(name) or (top is not None and "state" not in top)):
-            # history entry archived from a minisnap 0.1.1 directory: bare state (any JSON value:
-            # a list, a string, a dict with a "state" key...), seq in its name
-            _codec_check_json(data, path)
-            return _Generation(SnapshotInfo(seq=seq_hint, created_at=None, schema_version=1,
-                                            path=Path(path), size=size, layout="minisnap-0.1.1"),
-                               data.strip())
-        raise CorruptSnapshot(f"{path}: not a snapmixin snapshot (no \"format\": \"{FORMAT}\")", path=path)
+        seq, layout, raw = _legacy.read(top, data, path, seq_hint, self._seqfile_seq, self._p(SEQFILE))
+        return _Generation(SnapshotInfo(seq=seq, created_at=None, schema_version=1, path=Path(path),
+                                        size=size, layout=layout), raw)
+
+    def _seqfile_seq(self) -> int | None:
+        """The seq in ``snapshot.seq`` (the one parser of it), or None when unusable."""
+        try:
+            return _fmt.parse_seq_text(fsio.read_regular(self.fs, self._p(SEQFILE), limit=64))
+        except OSError:
+            return None
 
     def _info_from_header(self, head: dict[str, Any], path: str, size: int,
                           trailer: str | None = None) -> SnapshotInfo:
@@ -1217,7 +1190,7 @@ class SnapStore:
             raise CorruptSnapshot(f"{path}: unknown format_version {fv!r}", path=path)
         seq = _valid_seq(head.get("seq"), path)
         sv = head.get("schema_version")
-        if isinstance(sv, bool) or not isinstance(sv, int) or not 1 <= sv <= SEQ_MAX:
+        if not _fmt.in_range(sv, 1):
             raise CorruptSnapshot(f"{path}: schema_version must be an integer between 1 and 2**63 - 1, "
                                   f"not {_short(sv)}", path=path)
         created = head.get("created_at")
@@ -1268,14 +1241,6 @@ def _class_version(cls: Any) -> int | None:
 def _is_plain(state: Any) -> bool:
     return isinstance(state, (dict, list, tuple, str, int, float, bool)) or state is None
 
-
-def _load_field(raw: _codec.RawJSON, key: str, path: str) -> Any:
-    try:
-        return _codec.loads(raw)
-    except _codec.DecodeFailure as e:  # pragma: no cover - the whole file parsed already
-        raise CorruptSnapshot(f"{path}: bad {key!r}: {e.message}", path=path) from e
-    except UnicodeDecodeError as e:  # split_object does not check the members' UTF-8
-        raise CorruptSnapshot(f"{path}: bad {key!r}: not valid UTF-8 ({e})", path=path) from e
 
 
 _JSON_START = frozenset(b'{["-0123456789tfn')
@@ -1380,25 +1345,6 @@ def _raise_if_unreadable(e: SnapError) -> None:
     raise e
 
 
-def _short(value: Any) -> str:
-    """``repr(value)``, cut short (a 10**100000 int must not make a message of 100,000 digits)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
-        return f"an integer of {value.bit_length()} bits"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _valid_seq(seq: Any, path: str) -> int:
-    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= SEQ_MAX:
-        raise CorruptSnapshot(f"{path}: seq must be an integer between 0 and 2**63 - 1, not {_short(seq)}",
-                              path=path)
-    return seq
-
-
-def _codec_check_json(data: bytes, path: str) -> None:
-    try:
-        _codec.loads(data)
-    except _codec.DecodeFailure as e:
-        raise CorruptSnapshot(f"{path}: {e.message}", path=path) from e
-    except UnicodeDecodeError as e:
-        raise CorruptSnapshot(f"{path}: not valid UTF-8 ({e})", path=path) from e
+_short = _fmt.short
+_valid_seq = _fmt.valid_seq
+_load_field = _fmt.load_field

@@ -46,13 +46,16 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime, timezone
+from typing import Any, TypeGuard
 
 from .. import codec as _codec
+from ..errors import CorruptSnapshot
 
 __all__ = [
-    "FORMAT", "READABLE", "SNAPSHOT", "STATE_KEY", "TRAILER_SIZE", "V1", "V2", "WRITTEN",
-    "checksum_of", "encode_v1", "encode_v2", "history_name", "iso_time", "split_trailer", "stamp",
-    "verify_v2",
+    "FORMAT", "READABLE", "SEQ_MAX", "SNAPSHOT", "STATE_KEY", "TRAILER_SIZE", "V1", "V2", "WRITTEN",
+    "check_json", "checksum_of", "encode_v1", "encode_v2", "history_name", "in_range", "iso_time",
+    "load_field", "parse_seq_text", "short", "split_trailer", "stamp", "trailer_checksum",
+    "valid_seq", "verify_v2",
 ]
 
 FORMAT = "snapmixin"
@@ -157,3 +160,59 @@ def verify_v2(data: bytes | memoryview) -> bool:
     """Rules 1 and 2 of the verification rule: the trailer is there and the checksum holds."""
     found = split_trailer(data)
     return found is not None and checksum_of(found[0]) == found[1]
+
+
+# -- values of a header, checked once for every reader ---------------------------------------------
+#: The largest seq (and schema version): a signed 64-bit integer.
+SEQ_MAX = 2**63 - 1
+
+
+def in_range(value: object, low: int = 0) -> TypeGuard[int]:
+    """Whether ``value`` is an int (not a bool) between ``low`` and :data:`SEQ_MAX`: the range
+    check of a seq (``low=0``) and of a schema version (``low=1``), on every path."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= SEQ_MAX
+
+
+def parse_seq_text(data: bytes) -> int | None:
+    """The seq in a ``snapshot.seq`` file's bytes (ASCII digits, whitespace around), or None."""
+    text = data.strip()
+    if not text.isdigit():  # bytes.isdigit: ASCII digits only
+        return None
+    seq = int(text)
+    return seq if seq <= SEQ_MAX else None
+
+
+def short(value: Any) -> str:
+    """``repr(value)``, cut short (a 10**100000 int must not make a message of 100,000 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def valid_seq(seq: Any, path: str) -> int:
+    """``seq`` read from a file, or ``CorruptSnapshot`` naming the file."""
+    if not in_range(seq):
+        raise CorruptSnapshot(f"{path}: seq must be an integer between 0 and 2**63 - 1, not {short(seq)}",
+                              path=path)
+    return int(seq)
+
+
+def load_field(raw: _codec.RawJSON, key: str, path: str) -> Any:
+    """One top-level member's value (``CorruptSnapshot`` when it cannot be read)."""
+    try:
+        return _codec.loads(raw)
+    except _codec.DecodeFailure as e:  # pragma: no cover - the whole file parsed already
+        raise CorruptSnapshot(f"{path}: bad {key!r}: {e.message}", path=path) from e
+    except UnicodeDecodeError as e:  # split_object does not check the members' UTF-8
+        raise CorruptSnapshot(f"{path}: bad {key!r}: not valid UTF-8 ({e})", path=path) from e
+
+
+def check_json(data: bytes, path: str) -> None:
+    """``CorruptSnapshot`` unless ``data`` is one JSON text."""
+    try:
+        _codec.loads(data)
+    except _codec.DecodeFailure as e:
+        raise CorruptSnapshot(f"{path}: {e.message}", path=path) from e
+    except UnicodeDecodeError as e:
+        raise CorruptSnapshot(f"{path}: not valid UTF-8 ({e})", path=path) from e
