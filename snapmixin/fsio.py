@@ -42,6 +42,7 @@ __all__ = [
     "is_temp_name",
     "make_dirs",
     "read_regular",
+    "read_tail",
 ]
 
 TMP_SUFFIX = ".tmp"

@@ -108,13 +108,6 @@ _HISTORY2_RE = re.compile(r"^snapshot-(\d{20})-(\d{8}T\d{12}Z)\.json$", re.ASCII
 #: A damaged ``snapshot.json`` replaced on purpose (after ``open(fallback=True)``) is kept here.
 _DAMAGED_PREFIX = "damaged-"
 _MINISNAP13_RE = _legacy.MINISNAP13_RE
-#: The keys of our envelope. How a top-level JSON object is told apart (see the module doc):
-#: ``"format": "snapmixin"`` makes it ours; without that, ``_DAMAGED_ENVELOPE_KEYS`` or more of
-#: these names make it one of ours damaged (a flipped bit in ``"format"``); anything else is
-#: a minisnap layout (0.1.3 ``{"seq", "state"}``, 0.1.1 a bare state, whatever its keys).
-_ENVELOPE_KEYS = frozenset({"format", "format_version", "seq", "schema_version", "created_at",
-                            "checksum", "state"})
-_DAMAGED_ENVELOPE_KEYS = 5
 _CHECKSUM_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 

@@ -20,7 +20,8 @@ from .. import codec as _codec
 from ..errors import CorruptSnapshot
 from . import format as _fmt
 
-__all__ = ["MINISNAP11", "MINISNAP13", "MINISNAP13_RE", "read"]
+__all__ = ["DAMAGED_ENVELOPE_KEYS", "ENVELOPE_KEYS", "HISTORY_V0_RE", "MINISNAP11", "MINISNAP13",
+           "MINISNAP13_RE", "read"]
 
 MINISNAP11 = "minisnap-0.1.1"
 MINISNAP13 = "minisnap-0.1.3"

@@ -30,7 +30,7 @@ from .. import fsio
 from ..errors import SnapError, StoreLocked
 from .backend import Backend, Buffer
 
-__all__ = ["HISTORY", "LOCK", "SEQFILE", "SNAPSHOT", "DirectoryLock", "LocalBackend"]
+__all__ = ["HISTORY", "LOCK", "RESERVED_TURN", "SEQFILE", "SNAPSHOT", "DirectoryLock", "LocalBackend"]
 
 log = logging.getLogger("snapmixin")
 
