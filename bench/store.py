@@ -40,6 +40,7 @@ from _env import code_version, cpu_model
 
 import snapmixin
 import snapmixin.store as _store_mod
+import snapmixin.store.format as _fmt_mod
 from snapmixin import SnapStore
 from snapmixin import codec as _codec
 from snapmixin import fsio as _fsio
@@ -346,7 +347,7 @@ def bench_store(root: str, reps_small: int, reps_large: int) -> list[str]:
         "Floor for `create()`: `msgspec.json.encode(state)`, write to a temp file in the same directory, "
         "fsync, rename over the target, fsync the directory. Floor for `restore()`: read the floor's file, "
         "`msgspec.json.decode(data, type=State)`. The pickle column does the same with "
-        "`pickle.dumps`/`pickle.loads`. `create()` writes the format-version-1 envelope "
+        "`pickle.dumps`/`pickle.loads`. `create()` writes the format-version-2 envelope "
         "(pretty JSON, SHA-256), takes the lock and updates `snapshot.seq`; `restore()` verifies the "
         "checksum and refuses unknown keys. Cyclic GC off while timing.",
         "",
@@ -464,23 +465,18 @@ def bench_codec(root: str, n_items: int, reps: int) -> list[str]:
 # Optional (--breakdown): where the time goes
 # ---------------------------------------------------------------------------
 
-_HEAD_TEMPLATE = (b'{"format":"snapmixin","format_version":1,"seq":%d,"schema_version":1,'
-                  b'"created_at":"2024-05-01T12:00:00.000000Z","checksum":"sha256:%s","state":')
-_STATE_KEY = b'\n  "state": '
+_HEAD_TEMPLATE = (b'{"format":"snapmixin","format_version":2,"seq":%d,"schema_version":1,'
+                  b'"created_at":"2024-05-01T12:00:00.000000Z","state":')
 
 
 def format_floor_bufs(state: State, seq: int) -> list[bytes | memoryview]:
-    """The cheapest bytes of a format-version-1 ``snapshot.json`` this bench knows how to make:
-    one encode, one ``msgspec.json.format`` pass over the whole envelope, SHA-256 of the state's
-    span (no copy), and the file written as three buffers (no join, no re-indent)."""
-    placeholder = b"0" * 64
-    pretty = msgspec.json.format(_HEAD_TEMPLATE % (seq, placeholder) + msgspec.json.encode(state) + b"}",
-                                 indent=2)
-    i = pretty.index(_STATE_KEY) + len(_STATE_KEY)
-    view = memoryview(pretty)
-    digest = hashlib.sha256(view[i:len(pretty) - 2]).hexdigest().encode()
-    k = pretty.index(b"sha256:" + placeholder) + len(b"sha256:")
-    return [view[:k], digest, view[k + 64:], b"\n"]
+    """The cheapest bytes of a format-version-2 ``snapshot.json`` this bench knows how to make:
+    one encode, one ``msgspec.json.format`` pass over the whole envelope, SHA-256 of every byte
+    but the closing brace (no copy), and the checksum trailer appended (two buffers)."""
+    pretty = msgspec.json.format(_HEAD_TEMPLATE % seq + msgspec.json.encode(state) + b"}", indent=2)
+    body = memoryview(pretty)[:-2]
+    digest = hashlib.sha256(body).hexdigest().encode()
+    return [body, b',\n  "checksum": "sha256:' + digest + b'"\n}\n']
 
 
 def floor_write_bufs(directory: str, bufs: list[bytes | memoryview], name: str = "snapshot.json") -> None:
@@ -510,7 +506,7 @@ def bench_ladder(root: str, cases: list[tuple[str, State, int]]) -> list[str]:
     labels = [
         "L0 floor: `msgspec.json.encode` + file steps",
         "L1 format floor: envelope made in one `json.format` pass + SHA-256 + file steps",
-        "L2 snapmixin's bytes (`store.encode` + `store.envelope`) + the floor's file steps",
+        "L2 snapmixin's bytes (`store.encode` + `format.encode_v2`) + the floor's file steps",
         "L3 same bytes through `fsio.atomic_write` (random temp name, lstat, fchmod)",
         "L4 L3 + `snapshot.seq` through `fsio.atomic_write(durable=False)`",
         "L5 `SnapStore.create()` (adds lock, temp cleanup, reading the stored seq, prune)",
@@ -525,7 +521,7 @@ def bench_ladder(root: str, cases: list[tuple[str, State, int]]) -> list[str]:
         seq = iter(range(1, 1 << 30))
 
         def l2_bytes(state: State = state, store: SnapStore = store) -> bytes:
-            return _store_mod.envelope(store.encode(state), 1, 1, now)[0]
+            return b"".join(_fmt_mod.encode_v2(store.encode(state), 1, 1, now)[0])
 
         def l4(d: str = dirs[4], state: State = state, store: SnapStore = store) -> None:
             _fsio.atomic_write(_fsio.REAL, d, "snapshot.json", l2_bytes(state, store))
@@ -565,8 +561,8 @@ def bench_ladder(root: str, cases: list[tuple[str, State, int]]) -> list[str]:
         "|---|" + "--:|" * len(cases),
         *(f"| {lab} | " + " | ".join(cells[lab]) + " |" for lab in labels),
         "",
-        "L1 is the least any writer of format version 1 has to do (pretty JSON, indent 2, checksum of the "
-        "state's span); it writes a file `SnapStore.restore()` accepts (checked).",
+        "L1 is the least any writer of format version 2 has to do (pretty JSON, indent 2, checksum of "
+        "every byte before the trailer); it writes a file `SnapStore.restore()` accepts (checked).",
     ]
 
 
@@ -628,13 +624,12 @@ def bench_steps(root: str, cases: list[tuple[str, State, int]]) -> list[str]:
     wrapped: dict[str, list[tuple[str, Any, str]]] = {
         "create": [
             ("encode: `store.encode(state)`", None, "encode"),
-            ("envelope: `store.envelope()`, all of it", _store_mod, "envelope"),
+            ("envelope: `format.encode_v2()`, all of it (format + SHA-256)", _fmt_mod, "encode_v2"),
             ("... of which `codec.pretty` (format + re-indent)", _codec, "pretty"),
-            ("... of which SHA-256 of the state", _store_mod, "_checksum"),
         ],
         "restore": [
             ("`_parse`: envelope to dict[str, Raw], checksum", None, "_parse"),
-            ("... of which SHA-256 of the state", _store_mod, "_checksum"),
+            ("... of which SHA-256 of the file", _store_mod, "_checksum"),
             ("`_decode`: codec.decode into State", None, "_decode"),
         ],
     }

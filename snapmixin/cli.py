@@ -25,7 +25,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, TextIO
 
 from . import __version__, fsio
@@ -35,13 +35,12 @@ from .store import (
     FORMAT,
     FORMAT_VERSION,
     HISTORY,
-    SEQ_MAX,
     SEQFILE,
     SNAPSHOT,
+    GenerationCheck,
     SnapStore,
-    _checksum,
-    _history_name,
 )
+from .store import format as _fmt
 
 __all__ = ["main"]
 
@@ -99,41 +98,27 @@ def _text(s: str) -> str:
 
 
 def _iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return None if dt is None else _fmt.iso_time(dt)
 
 
-def _check(store: SnapStore, path: str, hint: int | None, *, current: bool) -> _Check:
-    """Read one generation whole and check it, without raising and without writing anything."""
-    try:
-        gen = store._read(path, verify=False, seq_hint=hint)
-    except SnapError as e:
-        return _Check(path=path, current=current, seq=hint, error=str(e))
-    info = gen.info
-    c = _Check(path=path, current=current, seq=info.seq, schema_version=info.schema_version,
-               created_at=info.created_at, size=info.size, checksum=info.checksum,
-               layout=info.layout, state=gen.state)
-    if info.checksum is not None:
-        c.checksum_ok = _checksum(gen.state) == info.checksum
-        if not c.checksum_ok:
-            if os.path.basename(path) == SNAPSHOT:
-                c.error = (f"{path}: checksum mismatch: the state was changed after it was written "
-                           f"(by hand?); to accept the edit, run: {_prog()} rehash {store.path}")
-            else:
-                c.error = f"{path}: checksum mismatch: the state was changed after it was written"
-    if c.error is None and hint is not None and info.seq != hint:
-        c.error = (f"{path}: the file name says seq {hint} but the file holds seq {info.seq} "
-                   "(renamed by hand?)")
-    return c
+def _check_of(g: GenerationCheck) -> _Check:
+    """The command line's view of one checked generation."""
+    info = g.info
+    if info is None:
+        return _Check(path=str(g.path), current=g.current, seq=g.name_seq, error=g.error)
+    error = g.error
+    if g.checksum_ok is False:
+        error = f"{g.path}: checksum mismatch: the snapshot was changed after it was written"
+        if g.path.name == SNAPSHOT:
+            error += f" (by hand?); to accept the edit, run: {_prog()} rehash {g.path.parent}"
+    return _Check(path=str(g.path), current=g.current, seq=info.seq, schema_version=info.schema_version,
+                  created_at=info.created_at, size=info.size, checksum=info.checksum,
+                  checksum_ok=g.checksum_ok, layout=info.layout, error=error, state=g.state)
 
 
-def _generations(store: SnapStore) -> list[_Check]:
+def _generations(store: SnapStore, *, current_only: bool = False) -> list[_Check]:
     """Check every generation of the directory, newest first; ``SnapshotNotFound`` when none."""
-    candidates = store._candidates()
-    if not candidates:
-        raise SnapshotNotFound(store._not_found_message(), path=store._dir)
-    return [_check(store, p, hint, current=(i == 0)) for i, (p, hint) in enumerate(candidates)]
+    return [_check_of(g) for g in store.check_generations(current_only=current_only)]
 
 
 def _intact_hint(store: SnapStore, checks: Sequence[_Check]) -> str:
@@ -148,32 +133,23 @@ def _intact_hint(store: SnapStore, checks: Sequence[_Check]) -> str:
 def _notes(store: SnapStore, checks: Sequence[_Check], out: TextIO) -> None:
     """Remarks that are not damage: a stale snapshot.seq, temp files of a crashed writer."""
     cur = checks[0] if checks else None
-    if cur is not None and cur.ok and cur.layout == "snapmixin-1" and os.path.basename(cur.path) == SNAPSHOT:
-        try:
-            text = fsio.read_regular(store.fs, store._p(SEQFILE), limit=64).decode("ascii", "replace").strip()
-        except OSError:
-            text = None
+    ours = cur is not None and cur.layout is not None and cur.layout.startswith("snapmixin-")
+    if cur is not None and cur.ok and ours and os.path.basename(cur.path) == SNAPSHOT:
+        text = store.seq_file_text()
         if text != str(cur.seq):
             said = "is missing" if text is None else f"says {text!r}"
-            print(f"note: {store._p(SEQFILE)} {said} but {cur.path} holds seq {cur.seq} "
+            print(f"note: {store.path / SEQFILE} {said} but {cur.path} holds seq {cur.seq} "
                   "(a derived copy; the next restore or write repairs it)", file=out)
-    try:
-        temps = [n for n in store.fs.listdir(store._dir) if fsio.is_temp_name(n)]
-    except OSError:
-        temps = []
+    temps = store.temp_files()
     if temps:
-        print(f"note: {len(temps)} temp file(s) left in {store._dir} by an interrupted writer "
+        print(f"note: {len(temps)} temp file(s) left in {store.path} by an interrupted writer "
               "(removed by the next write): " + ", ".join(sorted(temps)), file=out)
 
 
 # ------------------------------------------------------------------- commands
 def _cmd_show(args: argparse.Namespace) -> int:
     store = SnapStore(args.dir)
-    candidates = store._candidates()
-    if not candidates:
-        raise SnapshotNotFound(store._not_found_message(), path=store._dir)
-    p, hint = candidates[0]
-    c = _check(store, p, hint, current=True)
+    c = _generations(store, current_only=True)[0]
     if args.json:
         _print_json(c.as_json())
     elif c.layout is not None:  # readable, even if its checksum is wrong
@@ -229,14 +205,17 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_history(args: argparse.Namespace) -> int:
     store = SnapStore(args.dir)
-    if not store._candidates() and fsio.kind(store.fs, store._dir) == "dir":
+    try:
+        checks = _generations(store)
+    except SnapshotNotFound:
+        if fsio.kind(store.fs, os.fspath(store.path)) != "dir":
+            raise
         # An existing directory with no generation yet: an empty list, not an error.
         if args.json:
             _print_json([])
         else:
-            print(f"no generations in {store._dir} yet")
+            print(f"no generations in {store.path} yet")
         return 0
-    checks = _generations(store)
     if args.json:
         _print_json([c.as_json() for c in checks])
     else:
@@ -262,10 +241,10 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 def _cmd_rehash(args: argparse.Namespace) -> int:
     store = SnapStore(args.dir, lock_timeout=args.wait)
-    path = store._p(SNAPSHOT)
+    path = os.fspath(store.path / SNAPSHOT)
     data = _read_snapshot(store, path)
-    seq, schema_version, raw, old_checksum = _parse_edited(data, path)
-    if old_checksum == _checksum(raw) and _intact(store, path):
+    seq, schema_version, raw, _ = _parse_edited(data, path)
+    if _intact(store, path):
         print(f"{path}: the checksum already matches the state (seq {seq}); nothing to do")
         return 0
     # Otherwise rewritten: a new checksum, and a header made whole (a damaged created_at,
@@ -274,19 +253,19 @@ def _cmd_rehash(args: argparse.Namespace) -> int:
     compact = _codec.compact(raw)
     # archive=False never adds a history generation, but the commit still prunes history/
     # down to the store's keep: a keep above the number kept means nothing is pruned.
-    writer = SnapStore(args.dir, keep=len(store._history_entries()) + 2, lock_timeout=args.wait)
+    writer = SnapStore(args.dir, keep=len(store.history_files()) + 2, lock_timeout=args.wait)
     try:
         # No regression allowed: the seq is unchanged, so only a writer that committed
         # after we read the file (a higher seq) trips this, and its snapshot must not be lost.
-        info = writer._commit(compact, seq, schema_version=schema_version, archive=False)
+        info = writer.commit_encoded(compact, seq, schema_version=schema_version, archive=False)
     except SeqRegression as e:
         # A regression can also come from the store's fallback seq (snapshot.seq, history/)
         # when the edit damaged the header. Accept it only if the file is still what we read.
         if _read_snapshot(store, path) != data:
             raise _Failure(f"{path}: the file changed while rehashing (another writer committed "
                            f"seq {e.stored}?); nothing was written: check it and run rehash again") from e
-        info = writer._commit(compact, seq, schema_version=schema_version, archive=False,
-                              allow_regression=True)
+        info = writer.commit_encoded(compact, seq, schema_version=schema_version, archive=False,
+                                     allow_regression=True)
     print(f"{path}: rehashed: seq {info.seq}, schema {info.schema_version}, checksum {info.checksum}; "
           "no history generation added")
     return 0
@@ -294,15 +273,14 @@ def _cmd_rehash(args: argparse.Namespace) -> int:
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
     store = SnapStore(args.dir, lock_timeout=args.wait)
-    candidates = store._candidates()
-    if not candidates:
-        raise SnapshotNotFound(store._not_found_message(), path=store._dir)
+    checks = store.check_generations()  # SnapshotNotFound when there is none
+    candidates = [(os.fspath(g.path), g.name_seq) for g in checks]
     n = args.seq
-    current, token = store._current_generation()
-    current_path = store._p(SNAPSHOT)
+    current, token = store.current()
+    current_path = os.fspath(store.path / SNAPSHOT)
     present = fsio.kind(store.fs, current_path) is not None
     # The current generation, checked whole: a damaged one of seq n is repaired, not "nothing to do".
-    cur = _check(store, current_path, None, current=True) if present else None
+    cur = _check_of(store.check_file(current_path, current=True)) if present else None
     if cur is not None and cur.ok and cur.seq == n and args.file is None:
         print(f"{current_path}: seq {n} is already the current generation; nothing to do")
         return 0
@@ -315,33 +293,33 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
         kept = [f"{current.seq} (current)"] if current is not None else []
         kept += [str(h) for h in dict.fromkeys(h for _, h in candidates if h is not None)
                  if current is None or h != current.seq]
-        raise _Failure(f"{store._dir}: no kept generation has seq {n}"
+        raise _Failure(f"{store.path}: no kept generation has seq {n}"
                        + (f" in a file named {name}" if name else "")
                        + (" other than the damaged current one" if cur is not None and cur.seq == n else "")
                        + "; kept: " + (", ".join(kept) if kept else "none"))
-    c = _check(store, target, n, current=False)
+    c = _check_of(next(g for g in checks if os.fspath(g.path) == target))
     if not c.ok or c.state is None or c.schema_version is None:
         raise _Failure(f"cannot roll back to seq {n}: {c.error}; nothing was changed")
     damaged = present and (cur is None or not cur.ok)
     if damaged:
         print(f"warning: {current_path} cannot be read and is replaced; it is kept as "
-              f"{store._p(HISTORY)}/damaged-<time>.json, not as a generation", file=sys.stderr)
-    keep = args.keep if args.keep is not None else len(store._history_entries()) + 2
+              f"{store.path / HISTORY}/damaged-<time>.json, not as a generation", file=sys.stderr)
+    keep = args.keep if args.keep is not None else len(store.history_files()) + 2
     writer = SnapStore(args.dir, keep=keep, lock_timeout=args.wait)
     try:
         # expect: a writer that commits while we look is not overwritten (run rollback again).
         # A new commit of the old state (a new commit time): the generation rolled away from
         # stays in history/ under its own name, so rolling back to it again undoes this.
-        info = writer._commit(_codec.compact(c.state), n, schema_version=c.schema_version,
-                              archive=not damaged, allow_regression=True, expect=token,
-                              replace_damaged=damaged)
+        info = writer.commit_encoded(_codec.compact(c.state), n, schema_version=c.schema_version,
+                                     archive=not damaged, allow_regression=True, expect=token,
+                                     replace_damaged=damaged)
     except SnapshotConflict as e:
         raise _Failure(f"{current_path}: another writer committed while rolling back; nothing was "
                        f"changed: check the directory and run rollback again ({e})") from e
     kept_as = ""
     if current is not None and not damaged:
         kept_as = (f"; the previous current generation (seq {current.seq}) is kept as "
-                   f"{store._p(HISTORY, _history_name(current))} "
+                   f"{store.history_path(current)} "
                    f"(`{_prog()} rollback {store.path} --seq {current.seq}` undoes this)")
     print(f"{info.path}: rolled back to seq {info.seq} (schema {info.schema_version}) from {target}{kept_as}")
     return 0
@@ -352,8 +330,8 @@ def _read_snapshot(store: SnapStore, path: str) -> bytes:
     try:
         return fsio.read_regular(store.fs, path)
     except FileNotFoundError as e:
-        if fsio.kind(store.fs, store._dir) != "dir":
-            raise SnapshotNotFound(store._not_found_message(), path=store._dir) from e
+        if fsio.kind(store.fs, os.fspath(store.path)) != "dir":
+            raise store.not_found() from e
         raise SnapshotNotFound(f"{path}: no such file (rehash accepts an edited {SNAPSHOT} only)",
                                path=path) from e
     except fsio.NotRegularFile as e:
@@ -364,11 +342,7 @@ def _read_snapshot(store: SnapStore, path: str) -> bytes:
 
 def _intact(store: SnapStore, path: str) -> bool:
     """Whether ``path`` reads as an intact generation (header and checksum)."""
-    try:
-        store._read(path, verify=True)
-    except SnapError:
-        return False
-    return True
+    return store.check_file(path).ok
 
 
 def _parse_edited(data: bytes, path: str) -> tuple[int, int, bytes, Any]:
@@ -388,14 +362,14 @@ def _parse_edited(data: bytes, path: str) -> tuple[int, int, bytes, Any]:
                 head[k] = _codec.loads(v)
             except _codec.DecodeFailure as e:  # pragma: no cover - the whole file parsed already
                 raise _Failure(f"{path}: bad {k!r}: {e.message}") from e
-    if head.get("format") != FORMAT or head.get("format_version") != FORMAT_VERSION:
-        raise _Failure(f"{path}: not a {FORMAT} format_version {FORMAT_VERSION} envelope (\"format\" "
+    if head.get("format") != FORMAT or head.get("format_version") not in (1, FORMAT_VERSION):
+        raise _Failure(f"{path}: not a {FORMAT} format_version 1 or {FORMAT_VERSION} envelope (\"format\" "
                        f"is {head.get('format')!r}, \"format_version\" {head.get('format_version')!r}); "
                        "nothing was written")
     seq, sv = head.get("seq"), head.get("schema_version")
-    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= SEQ_MAX:
+    if not _fmt.in_range(seq):
         raise _Failure(f"{path}: \"seq\" must be an integer between 0 and 2**63 - 1, not {seq!r}")
-    if isinstance(sv, bool) or not isinstance(sv, int) or not 1 <= sv <= SEQ_MAX:
+    if not _fmt.in_range(sv, 1):
         raise _Failure(f"{path}: \"schema_version\" must be an integer between 1 and 2**63 - 1, "
                        f"not {sv if isinstance(sv, int) and sv.bit_length() <= 256 else '(too large)'}")
     if "state" not in top:
@@ -448,7 +422,7 @@ def _int(text: str) -> int:
 
 def _seq(text: str) -> int:
     n = _int(text)
-    if not 0 <= n <= SEQ_MAX:
+    if not _fmt.in_range(n):
         raise argparse.ArgumentTypeError(f"must be between 0 and 2**63 - 1, not {n}")
     return n
 

@@ -42,6 +42,7 @@ __all__ = [
     "is_temp_name",
     "make_dirs",
     "read_regular",
+    "read_tail",
 ]
 
 TMP_SUFFIX = ".tmp"
@@ -256,6 +257,10 @@ class FileOps:
 
     def read(self, fd: int, size: int) -> bytes:
         return os.read(fd, size)
+
+    def read_at(self, fd: int, size: int, offset: int) -> bytes:
+        """Up to ``size`` bytes at ``offset`` (the file position is left alone)."""
+        return os.pread(fd, size, offset)
 
     # -- lock --------------------------------------------------------------
     def dir_id(self, path: str) -> tuple[int, int]:
@@ -679,6 +684,44 @@ def _read_regular(ops: FileOps, path: str, limit: int | None) -> bytes:
                 if closing >= 0:
                     ops.close(closing)
         finally:  # only when an interrupt hit before the block above ran
+            if fd >= 0:
+                ops.close(fd)
+
+
+def read_tail(ops: FileOps, path: str, size: int) -> tuple[bytes, int]:
+    """The last ``size`` bytes of a regular file (fewer if it is smaller), and its size.
+
+    Refuses what :func:`read_regular` refuses; reads nothing else of the file.
+    """
+    fd = -1
+    try:
+        with DeferSignals():
+            try:
+                fd = ops.open_read(path)
+            except OSError as e:
+                if e.errno in (errno.ELOOP, errno.EMLINK, errno.EISDIR):
+                    raise NotRegularFile(e.errno, "not a regular file (symlink or directory)", path) from e
+                raise
+        st = ops.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file", path)
+        start = max(st.st_size - size, 0)
+        chunks: list[bytes] = []
+        got = 0
+        while got < st.st_size - start:
+            chunk = ops.read_at(fd, st.st_size - start - got, start + got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks), st.st_size
+    finally:
+        try:
+            with DeferSignals():
+                fd, closing = -1, fd
+                if closing >= 0:
+                    ops.close(closing)
+        finally:
             if fd >= 0:
                 ops.close(fd)
 

@@ -254,9 +254,9 @@ class _State(Root):
         The outcome is recorded under the store's lock, the moment it commits, so
         a write whose awaiting task was cancelled still tells the object."""
         with self.wlock:
-            return store._commit(data, seq, schema_version=type(self.obj).__snapmixin_version__,
-                                 expect=self.base, force=force,
-                                 replace_damaged=self.base_damaged, on_commit=self.landed_at)
+            return store.commit_encoded(data, seq, schema_version=type(self.obj).__snapmixin_version__,
+                                        expect=self.base, force=force,
+                                        replace_damaged=self.base_damaged, on_commit=self.landed_at)
 
     def landed_at(self, info: SnapshotInfo) -> None:
         # Called in the writing thread: plain attribute stores only (the GIL makes each atomic).
@@ -842,8 +842,8 @@ class Snapshottable(tracking.Owner):
         damaged = False
         try:
             obj: S
-            r = store._restore_gen(cls, fallback=fallback, schema_version=cls.__snapmixin_version__,
-                                   migrations=cls.__snapmixin_migrations__)
+            r = store.restore_generation(cls, fallback=fallback, schema_version=cls.__snapmixin_version__,
+                                         migrations=cls.__snapmixin_migrations__)
             obj, seq, base, damaged = r.state, r.info.seq, r.base, r.fell_back
         except SnapshotNotFound as e:
             if default is not None:
@@ -881,7 +881,7 @@ class Snapshottable(tracking.Owner):
                             "saved with it: bind that one instead (or remove this one from it first)")
         store = _as_store(where)
         try:  # the generation this object will replace: whatever the store holds now
-            base: Any = store._current_generation()[1]
+            base: Any = store.current()[1]
         except (OSError, SnapError):
             base = ANY  # unreadable now: the first write reports what is wrong
         st.store = store

@@ -272,6 +272,10 @@ class RecordingFS(FileOps):
         return self._run(Op(-1, "read", self._fd_paths.get(fd), size=size, fd=fd),
                          lambda: FileOps.read(self, fd, size))
 
+    def read_at(self, fd: int, size: int, offset: int) -> bytes:
+        return self._run(Op(-1, "read", self._fd_paths.get(fd), size=size, fd=fd),
+                         lambda: FileOps.read_at(self, fd, size, offset))
+
     # -- lock -------------------------------------------------------------------
     def lock(self, path: str, timeout: float | None) -> int:
         op = Op(-1, "lock", path, created=() if os.path.lexists(path) else (os.path.abspath(path),))

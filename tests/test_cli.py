@@ -77,7 +77,7 @@ def test_show_good(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert f"snapshot    {d / 'snapshot.json'}" in out
     assert "seq         3\n" in out
     assert "schema      4\n" in out
-    assert "layout      snapmixin-1\n" in out
+    assert "layout      snapmixin-2\n" in out
     latest = SnapStore(d).latest()
     assert latest is not None
     assert f"size        {latest.size} bytes" in out
@@ -142,7 +142,7 @@ def test_show_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert obj["seq"] == 3 and obj["schema_version"] == 2
     assert obj["size"] == latest.size
     assert obj["checksum_ok"] is True and obj["checksum"] == latest.checksum
-    assert obj["path"] == str(d / "snapshot.json") and obj["layout"] == "snapmixin-1"
+    assert obj["path"] == str(d / "snapshot.json") and obj["layout"] == "snapmixin-2"
     created = datetime.fromisoformat(obj["created_at"].replace("Z", "+00:00"))
     assert abs((latest.created_at - created).total_seconds()) < 1e-3
 
@@ -626,3 +626,16 @@ def test_history_of_an_empty_directory(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 0 and "no generations" in out
     code, _, err = run(capsys, "history", "--json", str(tmp_path / "missing"))
     assert code == 1 and "does not exist" in err
+
+
+def test_the_cli_uses_only_the_public_store_api() -> None:
+    """Issue 11: cli.py goes through SnapStore's public API (no private member of a store)."""
+    import re
+
+    import snapmixin.cli
+    source = Path(snapmixin.cli.__file__).read_text()
+    assert re.findall(r"store\._[a-z]\w*", source) == []
+    import ast
+    private = [a.name for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)
+               and (node.module or "").startswith("store") for a in node.names if a.name.startswith("_")]
+    assert private == []

@@ -32,6 +32,7 @@ from snapmixin.errors import (
 )
 from snapmixin.fsio import FileOps
 from snapmixin.store import SEQ_MAX
+from tests.support import files_no_lock as files
 
 
 @snapshot_every(1)
@@ -51,15 +52,6 @@ def on_disk(d: Path) -> dict[str, Any]:
     return doc
 
 
-def files(d: Path) -> dict[str, bytes]:
-    """Every regular file under ``d`` (relative name -> bytes), the lock file excepted."""
-    out = {}
-    for root, _, names in os.walk(d):
-        for n in names:
-            p = Path(root) / n
-            if n != ".lock":
-                out[os.path.relpath(p, d)] = p.read_bytes()
-    return out
 
 
 # -- §1: a stale writer gets SnapshotConflict ------------------------------------------------------

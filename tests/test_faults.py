@@ -33,6 +33,7 @@ from snapmixin import SnapStore
 from snapmixin.errors import SnapError, StoreLocked
 from snapmixin.fsio import is_temp_name
 from tests.crashfs import Op, RecordingFS
+from tests.support import files, temps
 
 OLD = {"name": "old", "items": list(range(50))}
 NEW = {"name": "new", "items": list(range(60, 120)), "extra": {"k": "v"}}
@@ -48,18 +49,8 @@ def seed(d: Path, keep: int) -> None:
     store.create(OLD, SEEDED[-1])
 
 
-def files(d: Path) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    for root, _, names in os.walk(d):
-        for n in names:
-            p = Path(root) / n
-            out[os.path.relpath(p, d)] = p.read_bytes()
-    return out
 
 
-def temps(d: Path) -> list[str]:
-    return [os.path.relpath(os.path.join(root, n), d)
-            for root, _, names in os.walk(d) for n in names if is_temp_name(n)]
 
 
 def commit_index(ops: list[Op]) -> int | None:

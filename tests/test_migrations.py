@@ -18,6 +18,7 @@ import pytest
 from snapmixin import SnapStore, migration
 from snapmixin.errors import DecodeError, MigrationError
 from snapmixin.migrate import Migration, check_chain, collect, run
+from tests.support import files
 
 # Version 1: {"health": 7, "items": "sword,shield"}
 # Version 2: {"hp": 7, "items": ["sword", "shield"]}
@@ -59,9 +60,6 @@ V1_STATE = {"health": 7, "items": "sword,shield"}
 V3_GAME = GameV3(7, [Item("sword", 1), Item("shield", 1)], 1)
 
 
-def files(d: Path) -> dict[str, bytes]:
-    """Every file under ``d`` with its bytes (to prove nothing changed)."""
-    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
 def save_v1(d: Path, seq: int = 1, state: Any = None, keep: int = 1) -> None:

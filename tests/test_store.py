@@ -265,20 +265,21 @@ def test_envelope_format_and_checksum(tmp_path: Path) -> None:
     info = SnapStore(d).create({"counter": 42, "names": ["a", "b"]}, 10)
     raw = (d / "snapshot.json").read_bytes()
     doc = json.loads(raw)
+    # format version 2 (issue 11): the checksum is the last member and covers every byte before it
     assert list(doc) == ["format", "format_version", "seq", "schema_version", "created_at",
-                         "checksum", "state"]
-    assert doc["format"] == "snapmixin" and doc["format_version"] == 1
+                         "state", "checksum"]
+    assert doc["format"] == "snapmixin" and doc["format_version"] == 2
+    assert doc["checksum"] == info.checksum == info.generation
     assert doc["seq"] == 10 and doc["schema_version"] == 1
     assert doc["state"] == {"counter": 42, "names": ["a", "b"]}
     assert raw.startswith(b'{\n  "format": "snapmixin",\n') and raw.endswith(b"\n}\n")
     created = dt.datetime.fromisoformat(doc["created_at"].replace("Z", "+00:00"))
     assert created.utcoffset() == dt.timedelta(0)
     assert abs((dt.datetime.now(dt.timezone.utc) - created).total_seconds()) < 60
-    # The checksum is sha256 of the exact bytes of the state value as they stand in the file.
-    start = raw.index(b'"state": ') + len(b'"state": ')
-    end = raw.rindex(b"\n}\n")
-    span = raw[start:end]
-    assert json.loads(span) == doc["state"]
+    # Format version 2: the checksum is sha256 of every byte before the fixed-shape trailer.
+    trailer = b',\n  "checksum": "' + doc["checksum"].encode() + b'"\n}\n'
+    assert raw.endswith(trailer)
+    span = raw[:-len(trailer)]
     assert doc["checksum"] == "sha256:" + hashlib.sha256(span).hexdigest() == info.checksum
     assert (d / "snapshot.seq").read_bytes() == b"10\n"
     assert info.path == d / "snapshot.json" and info.size == len(raw)
@@ -308,7 +309,7 @@ def test_latest_and_info(tmp_path: Path) -> None:
     latest = store.latest()
     assert latest is not None
     assert latest.seq == 7 and latest.size == info.size and latest.checksum == info.checksum
-    assert latest.created_at == info.created_at and latest.layout == "snapmixin-1"
+    assert latest.created_at == info.created_at and latest.layout == "snapmixin-2"
     assert latest.path == tmp_path / "s" / "snapshot.json"
 
 
@@ -498,3 +499,33 @@ def test_async_errors_are_the_sync_ones(tmp_path: Path) -> None:
     with pytest.raises(SnapshotNotFound):
         asyncio.run(SnapStore(tmp_path / "missing").arestore())
     assert store.restore() == ({"x": 1}, 1)
+
+
+def test_public_generation_api(tmp_path: Path) -> None:
+    """What the CLI and the mixin use: check_generations, check_file, current, commit_encoded,
+    restore_generation, history_files, history_path."""
+    d = tmp_path / "s"
+    store = SnapStore(d, keep=3)
+    with pytest.raises(SnapshotNotFound):
+        store.check_generations()
+    assert store.current() == (None, None)
+    first = store.create({"a": 1}, 1)
+    second = store.commit_encoded(b'{"a":2}', 2, expect=first.generation)
+    with pytest.raises(SnapshotConflict):
+        store.commit_encoded(b'{"a":3}', 3, expect=first.generation)
+    info, token = store.current()
+    assert info == second and token == second.generation
+    checks = store.check_generations()
+    assert [(c.seq, c.current, c.ok, c.checksum_ok) for c in checks] == [(2, True, True, True),
+                                                                          (1, False, True, True)]
+    assert checks[0].state == b'{\n    "a": 2\n  }'
+    assert [s for s, _ in store.history_files()] == [1]
+    assert store.history_path(first) == store.history_files()[0][1]
+    r = store.restore_generation()
+    assert (r.state, r.info, r.base, r.fell_back) == ({"a": 2}, second, second.generation, False)
+    p = d / "snapshot.json"
+    p.write_bytes(p.read_bytes().replace(b'"a": 2', b'"a": 9'))
+    bad = store.check_file(p, current=True)
+    assert not bad.ok and bad.checksum_ok is False and str(p) in (bad.error or "")
+    r = store.restore_generation(fallback=True)
+    assert r.state == {"a": 1} and r.fell_back and r.base == store.current()[1]

@@ -33,6 +33,8 @@ from snapmixin.errors import (
 )
 from snapmixin.fsio import FileOps, is_temp_name
 from tests.crashfs import MUTATING, RecordingFS
+from tests.support import files_no_lock as files
+from tests.support import write_v1
 
 OLD = {"name": "old", "items": [1, 2, 3]}
 NEW = {"name": "new", "items": [4, 5, 6, 7]}
@@ -50,12 +52,6 @@ def seeded(d: Path, keep: int = 1, seqs: tuple[int, ...] = (5,)) -> SnapStore:
     return store
 
 
-def files(d: Path) -> dict[str, bytes]:
-    out = {}
-    for p in sorted(d.rglob("*")):
-        if p.is_file() and p.name != ".lock":
-            out[str(p.relative_to(d))] = p.read_bytes()
-    return out
 
 
 def assert_intact(d: Path, before: dict[str, bytes], seq: int = 5, keep: int = 1) -> None:
@@ -213,19 +209,28 @@ def test_checksum_mismatch_says_how_to_accept_the_edit(d: Path) -> None:
 
 
 def test_whitespace_change_outside_state_keeps_checksum_valid(d: Path) -> None:
-    """The checksum covers the state's bytes only: reformatting the header is no damage."""
-    store = seeded(d)
-    p = d / "snapshot.json"
+    """Format version 1: the checksum covers the state's bytes only: reformatting the header is no damage."""
+    store = SnapStore(d)
+    p = write_v1(d, OLD, 5)
     p.write_bytes(p.read_bytes().replace(b'  "format": "snapmixin",\n', b'"format":"snapmixin",'))
     assert store.restore() == (OLD, 5)
 
 
-@pytest.mark.parametrize(("fv", "match"), [(2, "newer.*upgrade snapmixin"), (0, "unknown format_version"),
+def test_whitespace_change_outside_state_is_damage_in_version_2(d: Path) -> None:
+    """Format version 2 covers every byte: the same reformatting is detected."""
+    store = seeded(d)
+    p = d / "snapshot.json"
+    p.write_bytes(p.read_bytes().replace(b'  "format": "snapmixin",\n', b'"format":"snapmixin",'))
+    with pytest.raises(CorruptSnapshot, match="checksum mismatch"):
+        store.restore()
+
+
+@pytest.mark.parametrize(("fv", "match"), [(3, "newer.*upgrade snapmixin"), (0, "unknown format_version"),
                                            ('"1"', "unknown format_version"), ("null", "unknown")])
 def test_unknown_format_version(d: Path, fv: Any, match: str) -> None:
     store = seeded(d)
     p = d / "snapshot.json"
-    p.write_bytes(p.read_bytes().replace(b'"format_version": 1', f'"format_version": {fv}'.encode()))
+    p.write_bytes(p.read_bytes().replace(b'"format_version": 2', f'"format_version": {fv}'.encode()))
     with pytest.raises(CorruptSnapshot, match=match) as e:
         store.restore()
     assert e.value.path == str(p)
@@ -234,7 +239,7 @@ def test_unknown_format_version(d: Path, fv: Any, match: str) -> None:
 def test_newer_format_refuses_to_be_overwritten_below_its_seq(d: Path) -> None:
     store = seeded(d)
     p = d / "snapshot.json"
-    p.write_bytes(p.read_bytes().replace(b'"format_version": 1', b'"format_version": 2'))
+    p.write_bytes(p.read_bytes().replace(b'"format_version": 2', b'"format_version": 3'))
     with pytest.raises(SeqRegression):
         store.create(NEW, 4)  # the seq is still known from snapshot.seq
 

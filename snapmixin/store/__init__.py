@@ -1,9 +1,19 @@
-"""SnapStore: an atomic, durable snapshot of one (state, seq) pair in a directory.
+"""SnapStore: an atomic, durable snapshot of one (state, seq) pair, and the store's layers.
 
-On-disk format, version 1::
+The package is cut where changes fall:
+
+- this module: :class:`SnapStore` (the facade: seq rules, ``expect=``,
+  retention, schema migrations, the public API the mixin and the CLI use);
+- :mod:`.format`: the envelope (write version 2, read versions 1 and 2, the
+  checksum, file names);
+- :mod:`.legacy`: the seed's (minisnap 0.1.1 / 0.1.3) layouts, read only;
+- :mod:`.backend`: the storage contract; :mod:`.local`: the POSIX directory
+  backend (the writer lock and the file steps of a commit).
+
+On-disk layout::
 
     DIR/
-      snapshot.json   the commit record (pretty JSON, "state" last)
+      snapshot.json   the commit record (format version 2: pretty JSON, "checksum" last)
       snapshot.seq    "42\\n": a copy of the seq for people and shell scripts
       history/        older generations: snapshot-<seq, 20 digits>-<commit time>.json, same
                       envelope; names never reused, ordered by commit time (0.1.0's
@@ -11,21 +21,15 @@ On-disk format, version 1::
       .lock           advisory lock, held only while a write runs
 
 Which layout a file has: a top-level object with ``"format": "snapmixin"`` is
-our envelope; without it, an object with 5 or more of the envelope's 7 key
-names (format, format_version, seq, schema_version, created_at, checksum,
-state) is one of ours with a damaged ``format`` (``CorruptSnapshot``); anything
-else is a minisnap layout (0.1.3 ``{"seq", "state"}`` in ``snapshot_<seq>.json``,
-0.1.1 a bare state, whatever its keys, with the seq in ``snapshot.seq``). A
+our envelope (its ``format_version`` says which); without it, an object with 5
+or more of the envelope's 7 key names is one of ours with a damaged ``format``
+(``CorruptSnapshot``); anything else is a minisnap layout (:mod:`.legacy`). A
 top-level key that appears twice in an envelope is damage. A file larger than
 the store's ``max_size``, or whose first 64 KiB hold a byte JSON text never
 contains, is refused as damage without being read whole. A read that fails
 (EIO...) is a ``SnapError`` carrying the ``OSError``, never ``CorruptSnapshot``.
 
-``snapshot.json`` is the single commit point. Its ``checksum`` is
-``"sha256:<hex>"``, the SHA-256 of the exact bytes of the ``state`` value as
-they stand in the file, from its first character to its last (no surrounding
-whitespace). Another implementation verifies it by locating the value of the
-top-level ``state`` key and hashing that span.
+The checksum and the generation identity are described in :mod:`.format`.
 
 Commit protocol of :meth:`SnapStore.create`:
 
@@ -47,27 +51,19 @@ A crash before the rename in step 4 leaves the old snapshot; after it, the new o
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import errno
-import hashlib
-import itertools
 import logging
-import math
 import os
 import re
-import stat
-import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-from . import codec as _codec
-from . import fsio
-from . import migrate as _migrate
-from .errors import (
+from .. import codec as _codec
+from .. import fsio
+from .. import migrate as _migrate
+from ..errors import (
     CorruptSnapshot,
     DecodeError,
     EncodeError,
@@ -77,49 +73,42 @@ from .errors import (
     SnapError,
     SnapshotConflict,
     SnapshotNotFound,
-    StoreLocked,
 )
+from . import format as _fmt
+from . import legacy as _legacy
+from . import local as _local
 
-__all__ = ["ANY", "FORMAT", "FORMAT_VERSION", "MAX_SIZE", "SEQ_MAX", "SnapStore", "SnapshotInfo"]
+__all__ = ["ANY", "FORMAT", "FORMAT_VERSION", "MAX_SIZE", "SEQ_MAX", "GenerationCheck", "Restored",
+           "SnapStore", "SnapshotInfo"]
 
 log = logging.getLogger("snapmixin")
 
 T = TypeVar("T")
 
-FORMAT = "snapmixin"
-FORMAT_VERSION = 1
-SEQ_MAX = 2**63 - 1
+FORMAT = _fmt.FORMAT
+#: The format version new writes use (version 1 files are still read).
+FORMAT_VERSION = _fmt.WRITTEN
+SEQ_MAX = _fmt.SEQ_MAX
 #: The default ``max_size`` of a store: the largest snapshot file it reads or writes (1 GiB).
 MAX_SIZE = 2**30
-SNAPSHOT = "snapshot.json"
-SEQFILE = "snapshot.seq"
-HISTORY = "history"
-LOCK = ".lock"
+SNAPSHOT = _fmt.SNAPSHOT
+SEQFILE = _local.SEQFILE
+HISTORY = _local.HISTORY
+LOCK = _local.LOCK
 _HEAD_BYTES = 64 * 1024
-_STATE_KEY = b'\n  "state": '
+_STATE_KEY = _fmt.STATE_KEY
 # re.ASCII: \d must not match other scripts' digits (int() reads a FULLWIDTH DIGIT ONE as 1)
 #: History names of snapmixin 0.1.0 (by seq only; reused when a seq came back): read, listed and
 #: pruned as the oldest generations, never written any more.
-_HISTORY_RE = re.compile(r"^snapshot-(\d{20})\.json$", re.ASCII)
+_HISTORY_RE = _legacy.HISTORY_V0_RE
 #: History names now: seq, then the generation's commit time (UTC, microseconds). Commit times of
 #: one directory only go up (a commit is stamped later than the generation it replaces), so a name
 #: is never reused and the stamp orders history by commit, whatever the seqs did (a rollback).
 _HISTORY2_RE = re.compile(r"^snapshot-(\d{20})-(\d{8}T\d{12}Z)\.json$", re.ASCII)
 #: A damaged ``snapshot.json`` replaced on purpose (after ``open(fallback=True)``) is kept here.
 _DAMAGED_PREFIX = "damaged-"
-_MINISNAP13_RE = re.compile(r"^snapshot_(\d{1,20})\.json$", re.ASCII)
-#: The keys of our envelope. How a top-level JSON object is told apart (see the module doc):
-#: ``"format": "snapmixin"`` makes it ours; without that, ``_DAMAGED_ENVELOPE_KEYS`` or more of
-#: these names make it one of ours damaged (a flipped bit in ``"format"``); anything else is
-#: a minisnap layout (0.1.3 ``{"seq", "state"}``, 0.1.1 a bare state, whatever its keys).
-_ENVELOPE_KEYS = frozenset({"format", "format_version", "seq", "schema_version", "created_at",
-                            "checksum", "state"})
-_DAMAGED_ENVELOPE_KEYS = 5
+_MINISNAP13_RE = _legacy.MINISNAP13_RE
 _CHECKSUM_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_LOCK_TOKENS = itertools.count(1)
-#: The lock place reserved by :meth:`SnapStore.acreate` for the write running in this context.
-_RESERVED_TURN: contextvars.ContextVar[SnapStore._Lock | None] = contextvars.ContextVar(
-    "snapmixin_turn", default=None)
 
 
 @dataclass(frozen=True)
@@ -132,12 +121,13 @@ class SnapshotInfo:
     path: Path
     size: int
     checksum: str | None = None
-    #: ``"snapmixin-1"``, or ``"minisnap-0.1.1"`` / ``"minisnap-0.1.3"`` for the seed's layouts.
-    layout: str = "snapmixin-1"
+    #: ``"snapmixin-2"`` (format version 2, what this version writes), ``"snapmixin-1"`` (format
+    #: version 1, snapmixin 0.1.0), or ``"minisnap-0.1.1"`` / ``"minisnap-0.1.3"`` for the seed's layouts.
+    layout: str = "snapmixin-2"
     #: The generation's identity: an opaque token, equal for two infos exactly when they describe
-    #: the same commit (the ``expect=`` of :meth:`SnapStore.create`). Format version 1 files do not
-    #: store one: it is derived from their header (seq, created_at, checksum). A header that
-    #: carries its own (a later format version) or a backend's ETag is passed in as is.
+    #: the same commit (the ``expect=`` of :meth:`SnapStore.create`). Format version 2: the
+    #: file's checksum (it covers every byte). Version 1 files do not store one: it is derived
+    #: from their header (seq, created_at, checksum).
     generation: str | None = None
 
     def __post_init__(self) -> None:
@@ -162,7 +152,10 @@ _MICROSECOND = timedelta(microseconds=1)
 
 def _derive_generation(info: SnapshotInfo) -> str:
     """The identity of a generation whose file does not name one (format version 1, minisnap):
-    seq, commit time in microseconds and checksum. Cheap: every header read makes one."""
+    seq, commit time in microseconds and checksum. Cheap: every header read makes one.
+    Format version 2: the checksum itself (it covers every byte of the file)."""
+    if info.layout == "snapmixin-2" and info.checksum is not None:
+        return info.checksum
     if info.checksum is not None and info.created_at is not None:
         when = info.created_at if info.created_at.tzinfo else info.created_at.replace(tzinfo=timezone.utc)
         return f"{info.seq:x}-{(when - _EPOCH) // _MICROSECOND:x}-{info.checksum[7:39]}"
@@ -175,38 +168,77 @@ def _damaged_generation(st: os.stat_result) -> str:
     return f"damaged-{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
 
 
-def _stamp(dt: datetime) -> str:
-    """``created_at`` in a history name: fixed width, so names sort by commit time."""
-    u = dt.astimezone(timezone.utc)
-    return (f"{u.year:04d}{u.month:02d}{u.day:02d}T{u.hour:02d}{u.minute:02d}{u.second:02d}"
-            f"{u.microsecond:06d}Z")
+_stamp = _fmt.stamp
 
 
 def _history_name(info: SnapshotInfo) -> str:
     """The name under ``history/`` of the generation ``info`` (unique: seq and commit time)."""
-    if info.created_at is None:  # a minisnap 0.1.1 bare state: no commit time to name it by
-        return f"snapshot-{info.seq:020d}.json"
-    return f"snapshot-{info.seq:020d}-{_stamp(info.created_at)}.json"
+    return _fmt.history_name(info.seq, info.created_at)
 
 
 @dataclass
-class _Restored:
+class Restored:
+    """What :meth:`SnapStore.restore_generation` returns: the state and what a writer
+    continuing from it needs."""
+
     state: Any
+    #: the restored generation
     info: SnapshotInfo
-    base: str | None  # the current generation's identity when it was read
-    fell_back: bool  # the current one was damaged; ``base`` names it
+    #: the current generation's identity when it was read: the restored one's, or with a
+    #: fallback the damaged one's (which the continuing writer replaces; pass it as ``expect=``)
+    base: str | None
+    #: the current generation was damaged and an older one was restored
+    fell_back: bool
+
+
+_Restored = Restored
+
+
+@dataclass(frozen=True)
+class GenerationCheck:
+    """One stored generation read whole and checked (:meth:`SnapStore.check_generations`)."""
+
+    path: Path
+    #: whether this is the current generation (``snapshot.json`` or the seed's newest file)
+    current: bool
+    #: its header; None when the file cannot be read as a generation at all
+    info: SnapshotInfo | None
+    #: the raw JSON text of the state (None when unreadable)
+    state: bytes | None
+    #: whether the checksum holds; None for a layout without one (the seed's)
+    checksum_ok: bool | None
+    #: what is wrong, naming the file; None when intact
+    error: str | None
+    #: the seq the file's name says (history and the seed's 0.1.3 files), else None
+    name_seq: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def seq(self) -> int | None:
+        return None if self.info is None else self.info.seq
 
 
 @dataclass
 class _Generation:
     info: SnapshotInfo
     state: bytes  # the raw JSON text of the state
+    #: the bytes the checksum covers (version 2: all before the trailer; version 1: the state)
+    hashed: bytes | memoryview | None = None
+
+    def checksum_ok(self) -> bool | None:
+        """Whether the checksum holds (None: a layout without one, or only the header was read)."""
+        if self.info.checksum is None or self.hashed is None:
+            return None
+        return _checksum(self.hashed) == self.info.checksum
 
 
 def _check_seq(seq: object) -> int:
     if isinstance(seq, bool) or not isinstance(seq, int):
         raise InvalidSeq(f"seq must be an integer, not {type(seq).__name__} ({seq!r})")
-    if not 0 <= seq <= SEQ_MAX:
+    if not _fmt.in_range(seq):
         raise InvalidSeq(f"seq must be between 0 and 2**63 - 1, not {seq}")
     return seq
 
@@ -221,41 +253,9 @@ def _token_or_none(expect: Any) -> str | None:
     return expect if isinstance(expect, str) else None
 
 
-def _checksum(state: bytes | memoryview) -> str:
-    return "sha256:" + hashlib.sha256(state).hexdigest()
+_checksum = _fmt.checksum_of
+_iso = _fmt.iso_time
 
-
-def _iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-_PLACEHOLDER = b"sha256:" + b"0" * 64
-
-
-def _envelope_parts(state_json: bytes, seq: int, schema_version: int,
-                    created_at: datetime) -> tuple[list[bytes | memoryview], str, int]:
-    """``snapshot.json`` as buffers to write one after the other, its checksum, and its size.
-
-    One formatting pass over the whole envelope (compact header + compact
-    state), then the checksum of the state's span, patched into the header's
-    placeholder without copying the (possibly large) state again.
-    """
-    head = (f'{{"format":"{FORMAT}","format_version":{FORMAT_VERSION},"seq":{seq},'
-            f'"schema_version":{schema_version},"created_at":"{_iso(created_at)}",'
-            f'"checksum":"{_PLACEHOLDER.decode()}","state":').encode()
-    out = _codec.pretty(b"".join((head, state_json, b"}")))
-    view = memoryview(out)
-    start = out.index(_STATE_KEY) + len(_STATE_KEY)  # the header holds no newline: the first one is it
-    end = len(out) - 2  # the formatted envelope ends with b"\n}"
-    checksum = _checksum(view[start:end])
-    p = out.index(_PLACEHOLDER, 0, start)
-    return [view[:p], checksum.encode(), view[p + len(_PLACEHOLDER):], b"\n"], checksum, len(out) + 1
-
-
-def envelope(state_json: bytes, seq: int, schema_version: int, created_at: datetime) -> tuple[bytes, str]:
-    """The bytes of ``snapshot.json`` for compact ``state_json`` (format version 1), and its checksum."""
-    parts, checksum, _ = _envelope_parts(state_json, seq, schema_version, created_at)
-    return b"".join(parts), checksum
 
 
 class SnapStore:
@@ -316,13 +316,13 @@ class SnapStore:
                                      or max_size < 1):
             raise ValueError(f"max_size must be a number of bytes >= 1 or None, not {max_size!r}")
         self.max_size = max_size
-        self._parent_synced = False
         self.path = Path(path).expanduser()
         self.keep = keep
         self.codec = codec
-        self.lock_timeout = lock_timeout
         self.ignore_unknown_keys = ignore_unknown_keys
-        self.fs = fs if fs is not None else fsio.REAL
+        #: where the generations live and how one commits (the POSIX directory backend)
+        self.backend = _local.LocalBackend(os.fspath(self.path), fs if fs is not None else fsio.REAL,
+                                           lock_timeout)
         if isinstance(migrations, Mapping):
             migrations = migrations.values()
         self.migrations = _migrate.collect(list(migrations or ()))
@@ -337,6 +337,20 @@ class SnapStore:
         return f"SnapStore({str(self.path)!r}, keep={self.keep})"
 
     # ------------------------------------------------------------------ paths
+    @property
+    def fs(self) -> fsio.FileOps:
+        """The file-system layer (tests substitute a fault-injecting one)."""
+        return self.backend.fs
+
+    @property
+    def lock_timeout(self) -> float | None:
+        """Seconds a writer waits for another process's lock (see the class doc)."""
+        return self.backend.lock_timeout
+
+    @lock_timeout.setter
+    def lock_timeout(self, value: float | None) -> None:
+        self.backend.lock_timeout = value
+
     @property
     def _dir(self) -> str:
         return os.fspath(self.path)
@@ -405,7 +419,7 @@ class SnapStore:
         expect = _check_expect(expect)
         # The place in this process's queue of writers is taken now, in the event loop, so
         # that writes gathered together commit in the order they were called.
-        turn = SnapStore._Lock(self, "write a snapshot to")
+        turn = _local.DirectoryLock(self.backend, "write a snapshot to")
         try:
             turn.reserve()
             return await asyncio.to_thread(_with_turn, turn, self._commit, data, seq,
@@ -444,7 +458,7 @@ class SnapStore:
         fs = self.fs
         target = self._p(SNAPSHOT)
         try:
-            data, checksum, size = _envelope_parts(state_json, seq, version, when)
+            data, checksum, size = _fmt.encode_v2(state_json, seq, version, when)
         except _codec.EncodeFailure as e:  # a state within a level or two of the nesting limit
             raise EncodeError(f"{target}: {e.message}; the previous snapshot is untouched",
                               path=target, json_path=e.json_path) from e
@@ -454,7 +468,7 @@ class SnapStore:
                               "(SnapStore(max_size=...) raises the limit)", path=target)
         with self._locked("write a snapshot to"):
             try:
-                fsio.cleanup_temps(fs, self._dir)
+                self.backend.cleanup_temps()
                 current, token = self._current_generation()
                 if force:
                     expect = ANY
@@ -472,7 +486,7 @@ class SnapStore:
                 else:
                     stored = None
                 if (current is not None and seq == current.seq and archive and not deliberate):
-                    if current.checksum == checksum and current.schema_version == version:
+                    if current.schema_version == version and self._same_state(current, data):
                         if on_commit is not None:  # the same state again: nothing to write
                             on_commit(current)
                         return current
@@ -494,10 +508,10 @@ class SnapStore:
                     # Commit times only go up in a directory (a clock stepped back, or two commits
                     # within its resolution): history names and the commit order rely on it.
                     when = current.created_at + timedelta(microseconds=1)
-                    data, checksum, size = _envelope_parts(state_json, seq, version, when)
+                    data, checksum, size = _fmt.encode_v2(state_json, seq, version, when)
                 # The first snapshot of another schema version keeps the previous generation
                 # (even with keep=1), so an upgrade (or a downgrade) can be undone by hand.
-                pin = (current is not None and current.layout == "snapmixin-1"
+                pin = (current is not None and current.layout.startswith("snapmixin-")
                        and current.schema_version != version)
                 archived = None
                 if damaged:
@@ -510,7 +524,7 @@ class SnapStore:
                 info = SnapshotInfo(seq=seq, created_at=when, schema_version=version, path=Path(target),
                                     size=size, checksum=checksum)
                 try:
-                    fsio.atomic_write(fs, self._dir, SNAPSHOT, data)
+                    self.backend.write(data)
                 except OSError as e:
                     head = self._current_head()
                     mine = (seq, checksum, when)
@@ -541,6 +555,22 @@ class SnapStore:
             except OSError as e:
                 raise self._os_error(e, f"cannot write the snapshot (seq {seq})") from e
         return info
+
+    def _same_state(self, current: SnapshotInfo, parts: list[bytes | memoryview]) -> bool:
+        """Whether the current generation holds exactly the state about to be written (the
+        formatted state's bytes compared: both versions format it the same way)."""
+        body = memoryview(parts[0])  # version 2: everything before the trailer, "state" last
+        i = bytes(body[:_HEAD_BYTES]).find(_STATE_KEY)  # the header is short: the state starts there
+        if i < 0:  # pragma: no cover - our own envelope always has it
+            return False
+        mine = body[i + len(_STATE_KEY):]
+        try:
+            gen = self._read(os.fspath(current.path), verify=True)
+        except SnapError as e:
+            _raise_if_unreadable(e)
+            return False
+        return (gen.info.checksum == current.checksum and len(gen.state) == len(mine)
+                and gen.state == mine)
 
     def _current_generation(self) -> tuple[SnapshotInfo | None, str | None]:
         """``snapshot.json``'s header (None when missing or damaged) and the current generation's
@@ -588,35 +618,11 @@ class SnapStore:
     def _keep_damaged(self, when: datetime) -> str | None:
         """Keep the damaged ``snapshot.json`` about to be replaced as ``history/damaged-<time>.json``
         (a second name, not a copy; never pruned, never restored). Returns its path, or None."""
-        hist = self._p(HISTORY)
-        self.fs.makedirs(hist)
-        if not stat.S_ISDIR(self.fs.lstat(hist).st_mode):
-            raise NotADirectoryError(errno.ENOTDIR, "history/ is not a directory (a symlink?)", hist)
-        dst = os.path.join(hist, f"{_DAMAGED_PREFIX}{_stamp(when)}.json")
-        try:
-            self.fs.link(self._p(SNAPSHOT), dst)
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            log.warning("%s: could not keep the damaged %s as %s (%s); it is replaced", self._dir,
-                        SNAPSHOT, dst, e.strerror or e)
-            return None
-        self.fs.fsync_dir(hist)
-        log.warning("%s: the damaged %s is replaced; kept as %s", self._dir, SNAPSHOT, dst)
-        return dst
+        return self.backend.keep_damaged(f"{_DAMAGED_PREFIX}{_stamp(when)}.json")
 
     def _write_seqfile(self, seq: int) -> None:
-        """Update the derived ``snapshot.seq`` (not fsynced: ``restore()`` repairs it).
-
-        In place when it is a regular file already (a rename costs a journal
-        flush on some file systems); otherwise atomically replaced, which also
-        replaces a symlink or FIFO standing there instead of writing through it.
-        """
-        data = f"{seq}\n".encode()
-        try:
-            self.fs.rewrite(self._p(SEQFILE), data)
-        except OSError:
-            fsio.atomic_write(self.fs, self._dir, SEQFILE, data, durable=False)
+        """Update the derived ``snapshot.seq`` (not fsynced: ``restore()`` repairs it)."""
+        self.backend.write_seqfile(seq)
 
     def _housekeeping(self, seq: int, version: int, *, spare: str | None = None) -> None:
         try:
@@ -629,32 +635,8 @@ class SnapStore:
             log.warning("%s: could not prune %s/: %s", self._dir, HISTORY, e)
 
     def _archive(self, current: SnapshotInfo) -> None:
-        hist = self._p(HISTORY)
-        self.fs.makedirs(hist)
-        if not stat.S_ISDIR(self.fs.lstat(hist).st_mode):  # never archive through a symlink
-            raise NotADirectoryError(errno.ENOTDIR, "history/ is not a directory (a symlink?)", hist)
-        fsio.cleanup_temps(self.fs, hist)  # left by a writer that died copying (no hard links)
-        # A name of its own (seq and commit time): the only file that can stand there already is
-        # this very generation, archived by a writer that died before committing.
-        name = _history_name(current)
-        dst = os.path.join(hist, name)
-        try:
-            self.fs.unlink(dst)
-        except FileNotFoundError:
-            pass
-        try:
-            self.fs.link(self._p(SNAPSHOT), dst)
-        except OSError:
-            # No hard links here (some network and FAT file systems): copy instead.
-            fsio.atomic_write(self.fs, hist, name, fsio.read_regular(self.fs, self._p(SNAPSHOT)))
-        try:
-            self.fs.fsync_dir(hist)
-        except OSError:
-            try:  # leave history/ as it was: the caller is told nothing was written
-                self.fs.unlink(dst)
-            except OSError:
-                pass
-            raise
+        """Keep the current generation in ``history/`` under its own name (seq and commit time)."""
+        self.backend.keep_current(_history_name(current))
 
     def _drop_stale_archive(self, current: SnapshotInfo) -> None:
         """Remove ``history/``'s second name of ``current``, left by a writer that died between
@@ -677,12 +659,7 @@ class SnapStore:
         rollback a lower seq is the newer generation). snapmixin 0.1.0's names (seq only) come
         last, as the oldest, by seq.
         """
-        try:
-            if not stat.S_ISDIR(self.fs.lstat(self._p(HISTORY)).st_mode):
-                return []  # a symlink (perhaps out of the directory) or a file: not ours to read or prune
-            names = self.fs.listdir(self._p(HISTORY))
-        except (FileNotFoundError, NotADirectoryError):
-            return []
+        names = self.backend.list_kept()
         stamped: list[tuple[str, int, str]] = []
         old: list[tuple[int, str]] = []
         for name in names:
@@ -722,193 +699,117 @@ class SnapStore:
             self.fs.unlink(p)
 
     # ------------------------------------------------------------------ lock
-    class _Lock:
-        """The writer lock of the store's directory, in two halves.
+    #: The writer lock of the directory (see :class:`snapmixin.store.local.DirectoryLock`).
+    _Lock = _local.DirectoryLock
 
-        First the in-process lock (:data:`fsio.PROCESS_LOCKS`, keyed by the
-        directory's identity): this process's threads and tasks wait there for
-        their turn, whatever ``lock_timeout`` says. Then ``flock`` on ``.lock``,
-        which only other processes can hold: ``StoreLocked`` after ``lock_timeout``.
-
-        Interrupt safety: every step that takes or gives back a resource and
-        records it runs with signal handlers deferred (:class:`fsio.DeferSignals`),
-        so a ``KeyboardInterrupt`` lands before or after it, never in between;
-        :meth:`release` is idempotent and runs on every way out (``__exit__``, a
-        failed ``__enter__``, and, while something is held, ``__del__`` for an
-        interrupt that fires on entry to ``__exit__`` itself, before any of its code
-        ran: see :class:`_HeldLock`).
-        """
-
-        def __init__(self, store: SnapStore, doing: str, *, probe: bool = False) -> None:
-            self.store, self.doing, self.probe = store, doing, probe
-            self.fd = -1
-            self.key: object = None
-            self.token = next(_LOCK_TOKENS)
-            self.reserved = False
-
-        def reserve(self) -> None:
-            """Take this writer's place in the in-process queue now (its thread takes the lock
-            later). Makes the directory: its identity is the queue's key."""
-            s = self.store
-            try:
-                fsio.make_dirs(s.fs, s._dir)
-                key = s.fs.dir_id(s._dir)
-            except OSError as e:
-                raise s._os_error(e, f"cannot {self.doing} it") from e
-            with fsio.DeferSignals():
-                fsio.PROCESS_LOCKS.reserve(key, self.token)
-                self.__class__ = SnapStore._HeldLock
-                self.key, self.reserved = key, True
-
-        def abandon(self) -> None:
-            """Give the reserved place back if this writer's thread never started (idempotent)."""
-            if self.reserved and self.key is not None:
-                fsio.PROCESS_LOCKS.abandon(self.key, self.token)
-
-        def __enter__(self) -> None:
-            try:
-                self._acquire()
-            except BaseException:
-                self.release()
-                raise
-
-        def __exit__(self, *exc: object) -> None:
-            self.release()
-
-        def _refuse(self, why: str, cause: BaseException | None = None) -> StoreLocked:
-            s = self.store
-            err = StoreLocked(f"{s._dir}: {why}; cannot {self.doing} it now", path=s._p(LOCK))
-            err.__cause__ = cause
-            return err
-
-        def _acquire(self) -> None:
-            s = self.store
-            if self.key is None:
-                try:
-                    if not self.probe:
-                        fsio.make_dirs(s.fs, s._dir)
-                    self.key = s.fs.dir_id(s._dir)
-                except OSError as e:
-                    raise s._os_error(e, f"cannot {self.doing} it") from e
-            # 1. the writers of this process, one at a time, in turn (they always wait)
-            pause = 0.0005
-            while True:
-                try:
-                    with fsio.DeferSignals():
-                        self.__class__ = SnapStore._HeldLock
-                        holder = fsio.PROCESS_LOCKS.try_take(self.key, self.token, reserved=self.reserved)
-                except LookupError:
-                    raise SnapError(f"{s._dir}: the write was cancelled before it started; nothing "
-                                    "was written", path=s._dir) from None
-                if holder is None:
-                    break
-                if self.probe:
-                    raise self._refuse("a writer of this process is busy")
-                if holder == threading.get_ident():
-                    raise self._refuse("this thread is already writing to it (a write started "
-                                       "from inside another write, e.g. a signal handler?)")
-                time.sleep(pause)  # interruptible, holding nothing but a place in the queue
-                pause = min(pause * 2, 0.01)
-            # 2. other processes: flock, for lock_timeout seconds
-            timeout = 0.0 if self.probe else s.lock_timeout
-            deadline = None if timeout is None or timeout == math.inf else time.monotonic() + timeout
-            delay = 0.001
-            while True:
-                try:
-                    with fsio.DeferSignals():
-                        self.fd = s.fs.lock(s._p(LOCK), 0)
-                    break
-                except BlockingIOError as e:
-                    if deadline is None or time.monotonic() < deadline:
-                        time.sleep(delay)
-                        delay = min(delay * 2, 0.05)
-                        continue
-                    waited = "" if not timeout else f" after waiting {timeout} s"
-                    raise self._refuse(f"another process holds the lock {s._p(LOCK)}{waited} "
-                                       "(pass lock_timeout= to wait)", e) from e
-                except OSError as e:
-                    raise s._os_error(e, f"cannot {self.doing} it") from e
-            if not self.probe and not s._parent_synced:
-                s._sync_parent()
-
-        def probe_free(self) -> bool:
-            """Whether no writer (of this process or another) holds the lock now: taken and
-            given back at once, in one step (the shorter, the fewer writers with
-            ``lock_timeout=0`` collide with the probe)."""
-            s = self.store
-            try:
-                self.key = s.fs.dir_id(s._dir)
-                with fsio.DeferSignals():
-                    try:
-                        if fsio.PROCESS_LOCKS.try_take(self.key, self.token) is not None:
-                            return False  # (not waiting: the finally leaves the queue)
-                        fd = s.fs.lock(s._p(LOCK), 0)
-                        s.fs.unlock(fd)
-                    finally:
-                        fsio.PROCESS_LOCKS.give_back(self.key, self.token)
-            except OSError:
-                return False
-            return True
-
-        def release(self) -> None:
-            """Give back what is held (idempotent; safe to call from any way out)."""
-            if self.fd < 0 and (self.key is None
-                                or not fsio.PROCESS_LOCKS.queued(self.key, self.token)):
-                return
-            with fsio.DeferSignals():
-                fd, self.fd = self.fd, -1
-                try:
-                    if fd >= 0:
-                        self.store.fs.unlock(fd)  # closes fd whatever fails
-                except OSError as e:
-                    log.warning("%s: releasing the lock: %s (the descriptor is closed, which "
-                                "releases it)", self.store._dir, e.strerror or e)
-                finally:
-                    if self.key is not None:
-                        fsio.PROCESS_LOCKS.give_back(self.key, self.token)
-                    self.__class__ = SnapStore._Lock
-
-    class _HeldLock(_Lock):
-        """A :class:`_Lock` while it holds or waits for something: only then has it a
-        ``__del__`` (the last resort for an interrupt that fired on entry to ``__exit__``,
-        before any of its code ran). A lock that holds nothing is its plain class again, so
-        the usual write has no finalizer, where a signal would be reported as ignored."""
-
-        def __del__(self) -> None:
-            try:
-                self.release()
-            except BaseException:  # pragma: no cover - nowhere to report it
-                pass
-
-    def _locked(self, doing: str) -> SnapStore._Lock:
+    def _locked(self, doing: str) -> _local.DirectoryLock:
         """The writer lock; the place :meth:`acreate` reserved for this write, if there is one."""
-        turn = _RESERVED_TURN.get()
-        if turn is not None and turn.store is self:
-            _RESERVED_TURN.set(None)  # one write per reservation
-            return turn
-        return SnapStore._Lock(self, doing)
-
-    def _sync_parent(self) -> None:
-        """Make the store directory's own entry durable in its parent, once per store
-        object: an application that made the directory itself may never have fsynced it,
-        and then a power loss could lose the whole directory with every snapshot in it."""
-        parent = os.path.dirname(os.path.abspath(self._dir))
-        try:
-            self.fs.fsync_dir(parent)
-        except OSError as e:
-            if e.errno not in (errno.EACCES, errno.EPERM):
-                raise self._os_error(e, f"cannot fsync the parent directory {parent}") from e
-            # a parent we may not open for reading (e.g. mode 0711): nothing more we can do
-            log.debug("%s: cannot fsync the parent directory: %s", self._dir, e.strerror or e)
-        self._parent_synced = True
+        return self.backend.exclusive(doing)
 
     def _os_error(self, e: OSError, what: str) -> SnapError:
-        where = e.filename or self._dir
-        reason = e.strerror or str(e)
-        if isinstance(e, (NotADirectoryError, FileExistsError)):
-            reason = f"{reason} (is {self._dir} a file rather than a directory?)"
-        return SnapError(f"{self._dir}: {what}: {reason} [{where}]; the previous snapshot is intact",
-                         path=where)
+        return self.backend.os_error(e, what)
+
+    # ------------------------------------------------------------ public API
+    # What the command line and the mixin use (they use nothing private of the store).
+
+    def commit_encoded(self, state_json: bytes, seq: int, *, schema_version: int | None = None,
+                       expect: str | None = ANY, force: bool = False, archive: bool = True,
+                       allow_regression: bool = False, replace_damaged: bool = False,
+                       on_commit: Callable[[SnapshotInfo], None] | None = None) -> SnapshotInfo:
+        """Commit an already-encoded state (compact JSON text) as a new generation.
+
+        :meth:`create` after its encoding step, with the knobs a caller that
+        manages its own base generation needs: ``expect`` (the precondition),
+        ``force`` (replace whatever is current; the replaced generation is kept
+        in ``history/``), ``archive=False`` (replace the current generation
+        without keeping it: ``rehash``), ``allow_regression`` (a deliberate
+        lower seq: ``rollback``), ``replace_damaged`` (with ``expect`` naming a
+        damaged current generation: replace it, keeping it as
+        ``history/damaged-<time>.json``) and ``on_commit`` (called with the new
+        generation's info under the lock as soon as it is committed). Same
+        errors and durability as :meth:`create`.
+        """
+        return self._commit(state_json, _check_seq(seq), schema_version=schema_version,
+                            expect=_check_expect(expect), force=force, archive=archive,
+                            allow_regression=allow_regression, replace_damaged=replace_damaged,
+                            on_commit=on_commit)
+
+    def restore_generation(self, cls: Any = None, *, fallback: bool = False,
+                           schema_version: int | None = None,
+                           migrations: Mapping[int, _migrate.Migration] | None = None) -> Restored:
+        """:meth:`restore`, returning a :class:`Restored`: the state, the restored generation's
+        info, and the base identity a writer continuing from it passes as ``expect=``.
+        ``schema_version``/``migrations`` override the store's (the mixin passes its class's)."""
+        return self._restore_gen(cls, fallback=fallback, schema_version=schema_version,
+                                 migrations=migrations)
+
+    def current(self) -> tuple[SnapshotInfo | None, str | None]:
+        """The current generation's header (None when there is none or it cannot be read) and
+        its identity (None when the store holds no snapshot; for a damaged ``snapshot.json``,
+        an identity of the damaged file, so a writer can replace exactly it). Raises
+        ``SnapError`` when the directory cannot be read."""
+        try:
+            return self._current_generation()
+        except OSError as e:
+            raise self._os_error(e, "cannot read the current snapshot") from e
+
+    def check_generations(self, *, current_only: bool = False) -> list[GenerationCheck]:
+        """Every stored generation (the current one, then ``history/``, then the seed's files),
+        newest first, each read whole and checked; nothing is repaired or written.
+        ``SnapshotNotFound`` (saying what the directory holds) when there is none."""
+        candidates = self._candidates()
+        if not candidates:
+            raise self.not_found()
+        if current_only:
+            candidates = candidates[:1]
+        return [self._check_one(p, hint, current=(i == 0)) for i, (p, hint) in enumerate(candidates)]
+
+    def check_file(self, path: str | os.PathLike[str], *, current: bool = False) -> GenerationCheck:
+        """One generation file of this store read whole and checked (never raises for damage)."""
+        return self._check_one(os.fspath(path), None, current=current)
+
+    def _check_one(self, path: str, hint: int | None, *, current: bool) -> GenerationCheck:
+        try:
+            gen = self._read(path, verify=False, seq_hint=hint)
+        except SnapError as e:
+            return GenerationCheck(Path(path), current, None, None, None, str(e), hint)
+        ok = gen.checksum_ok()
+        error = None
+        if ok is False:
+            what = "the file" if gen.info.layout == "snapmixin-2" else "the state"
+            error = f"{path}: checksum mismatch: {what} was changed after it was written"
+            if os.path.basename(path) == SNAPSHOT:
+                error += f" (by hand?); to accept the edit, run: python -m snapmixin rehash {self.path}"
+        elif hint is not None and gen.info.seq != hint:
+            error = (f"{path}: the file name says seq {hint} but the file holds seq {gen.info.seq} "
+                     "(renamed by hand?)")
+        return GenerationCheck(Path(path), current, gen.info, gen.state, ok, error, hint)
+
+    def history_files(self) -> list[tuple[int, Path]]:
+        """``(seq, path)`` of the files in ``history/``, the latest commit first (unread)."""
+        return [(s, Path(p)) for s, p in self._history_entries()]
+
+    def history_path(self, info: SnapshotInfo) -> Path:
+        """Where ``history/`` keeps (or would keep) the generation ``info``."""
+        return Path(self._p(HISTORY, _history_name(info)))
+
+    def seq_file_text(self) -> str | None:
+        """The text of the derived ``snapshot.seq`` (stripped), or None when it cannot be read."""
+        try:
+            return fsio.read_regular(self.fs, self._p(SEQFILE), limit=64).decode("ascii", "replace").strip()
+        except OSError:
+            return None
+
+    def temp_files(self) -> list[str]:
+        """Names of temp files left in the directory by interrupted writers (sorted)."""
+        try:
+            return sorted(n for n in self.fs.listdir(self._dir) if fsio.is_temp_name(n))
+        except OSError:
+            return []
+
+    def not_found(self) -> SnapshotNotFound:
+        """The ``SnapshotNotFound`` this store raises when it holds no snapshot, saying why."""
+        return SnapshotNotFound(self._not_found_message(), path=self._dir)
 
     # ------------------------------------------------------------------ read
     def exists(self) -> bool:
@@ -1002,7 +903,7 @@ class SnapStore:
         steps = migrations if migrations is not None else self.migrations
         candidates = self._live(self._candidates())
         if not candidates:
-            raise SnapshotNotFound(self._not_found_message(), path=self._dir)
+            raise self.not_found()
         first_error: CorruptSnapshot | None = None
         base: str | None = None
         for i, (p, hint) in enumerate(candidates):
@@ -1085,13 +986,13 @@ class SnapStore:
                 return
         except OSError:
             pass
-        if info.layout != "snapmixin-1":
+        if not info.layout.startswith("snapmixin-"):
             return  # the seed's layouts: leave their files as they are
         # Only a probe: released at once. A reader holding the lock while it writes would make
         # writers with lock_timeout=0 fail with StoreLocked (measured: 1 create in 6 with two
         # readers restoring in a loop). Racing a writer that starts now is harmless: the file
         # is derived, the writer rewrites it after its commit, and the next restore repairs it.
-        if not SnapStore._Lock(self, "repair snapshot.seq in", probe=True).probe_free():
+        if not _local.DirectoryLock(self.backend, "repair snapshot.seq in", probe=True).probe_free():
             return  # a writer is busy (it will write the file) or the directory is read-only
         try:
             head = self._current_head()
@@ -1141,12 +1042,9 @@ class SnapStore:
         """The highest seq any other file remembers, when ``snapshot.json`` is missing or damaged."""
         seqs = [s for s, _ in self._history_entries()]
         seqs += [s for p, s in self._candidates() if s is not None and s <= SEQ_MAX]
-        try:
-            text = fsio.read_regular(self.fs, self._p(SEQFILE), limit=64).strip()
-            if text.isdigit() and int(text) <= SEQ_MAX:  # garbage there must not lock writers out
-                seqs.append(int(text))
-        except OSError:
-            pass
+        stored = self._seqfile_seq()  # garbage there must not lock writers out
+        if stored is not None:
+            seqs.append(stored)
         return max(seqs) if seqs else None
 
     def _read(self, path: str, *, verify: bool, head_only: bool = False,
@@ -1208,7 +1106,19 @@ class SnapStore:
             return None
         _refuse_duplicates(text, top, path)
         head = {k: _load_field(v, k, path) for k, v in top.items()}
-        return self._info_from_header(head, path, size)
+        trailer: str | None = None
+        if head.get("format_version") == _fmt.V2:
+            # version 2: the checksum is the file's last bytes, read alone (not the whole file)
+            try:
+                tail, size = fsio.read_tail(self.fs, path, _fmt.TRAILER_SIZE)
+            except OSError:
+                return None  # let the whole read report it
+            trailer = _fmt.trailer_checksum(tail)
+            if trailer is None:
+                raise CorruptSnapshot(f"{path}: no checksum at the end of the file (a format version 2 "
+                                      "snapshot ends with it): the file is truncated or was edited",
+                                      path=path)
+        return self._info_from_header(head, path, size, trailer)
 
     def _parse(self, data: bytes, path: str, size: int, verify: bool, seq_hint: int | None) -> _Generation:
         top: dict[str, _codec.RawJSON] | None
@@ -1225,65 +1135,55 @@ class SnapStore:
         if top is not None and _is_ours(top):
             _refuse_duplicates(data, top, path)
             head = {k: _load_field(v, k, path) for k, v in top.items() if k != "state"}
-            info = self._info_from_header(head, path, size)
+            hashed: bytes | memoryview | None = None
+            trailer: str | None = None
+            if head.get("format_version") == _fmt.V2:
+                found = _fmt.split_trailer(data)
+                if found is None:
+                    raise CorruptSnapshot(f"{path}: the file does not end with its checksum (a format "
+                                          "version 2 snapshot does): it was truncated or edited. To "
+                                          f"accept an edit, run: python -m snapmixin rehash {self._dir}",
+                                          path=path)
+                hashed, trailer = found
+            info = self._info_from_header(head, path, size, trailer)
             if "state" not in top:
                 raise CorruptSnapshot(f"{path}: the envelope has no \"state\"", path=path)
             raw = bytes(top["state"])
-            if verify and _checksum(raw) != info.checksum:
+            gen = _Generation(info, raw, hashed if hashed is not None else raw)
+            if verify and not gen.checksum_ok():
+                what = "the file" if hashed is not None else "the state"
                 raise CorruptSnapshot(
-                    f"{path}: checksum mismatch: the state was changed after it was written "
+                    f"{path}: checksum mismatch: {what} was changed after it was written "
                     f"(by hand?). To accept the edit, run: python -m snapmixin rehash {self._dir}",
                     path=path)
-            return _Generation(info, raw)
+            return gen
         return self._parse_legacy(top, data, path, size, seq_hint)
 
     def _parse_legacy(self, top: dict[str, _codec.RawJSON] | None, data: bytes, path: str, size: int,
                       seq_hint: int | None) -> _Generation:
-        name = os.path.basename(path)
-        if top is not None and len(_ENVELOPE_KEYS.intersection(top)) >= _DAMAGED_ENVELOPE_KEYS:
-            # One of our envelopes with its "format" damaged (a flipped bit in the key or the
-            # value): not a minisnap 0.1.1 bare state, which would return the envelope as state.
-            raise CorruptSnapshot(f"{path}: a damaged snapmixin envelope (no \"format\": \"{FORMAT}\"; "
-                                  f"keys {sorted(top)[:10]})", path=path)
-        if _MINISNAP13_RE.match(name) and top is not None and "state" in top and "seq" in top:
-            seq = _valid_seq(_load_field(top["seq"], "seq", path), path)
-            return _Generation(SnapshotInfo(seq=seq, created_at=None, schema_version=1, path=Path(path),
-                                            size=size, layout="minisnap-0.1.3"), bytes(top["state"]))
-        if name == SNAPSHOT:
-            # minisnap 0.1.1: the bare state, with the seq in snapshot.seq.
-            seqfile = self._p(SEQFILE)
-            try:
-                text = fsio.read_regular(self.fs, seqfile, limit=64).decode("ascii").strip()
-                seq = int(text) if text.isdigit() else -1
-            except (OSError, UnicodeDecodeError):
-                seq = -1
-            if 0 <= seq <= SEQ_MAX:
-                _codec_check_json(data, path)
-                return _Generation(SnapshotInfo(seq=seq, created_at=None, schema_version=1,
-                                                path=Path(path), size=size, layout="minisnap-0.1.1"),
-                                   data.strip())
-            raise CorruptSnapshot(f"{path}: not a snapmixin snapshot (no \"format\": \"{FORMAT}\") and "
-                                  f"{seqfile} holds no seq, so it is not a minisnap 0.1.1 one either",
-                                  path=path)
-        if seq_hint is not None and (_HISTORY_RE.match(name) or (top is not None and "state" not in top)):
-            # history entry archived from a minisnap 0.1.1 directory: bare state (any JSON value:
-            # a list, a string, a dict with a "state" key...), seq in its name
-            _codec_check_json(data, path)
-            return _Generation(SnapshotInfo(seq=seq_hint, created_at=None, schema_version=1,
-                                            path=Path(path), size=size, layout="minisnap-0.1.1"),
-                               data.strip())
-        raise CorruptSnapshot(f"{path}: not a snapmixin snapshot (no \"format\": \"{FORMAT}\")", path=path)
+        seq, layout, raw = _legacy.read(top, data, path, seq_hint, self._seqfile_seq, self._p(SEQFILE))
+        return _Generation(SnapshotInfo(seq=seq, created_at=None, schema_version=1, path=Path(path),
+                                        size=size, layout=layout), raw)
 
-    def _info_from_header(self, head: dict[str, Any], path: str, size: int) -> SnapshotInfo:
+    def _seqfile_seq(self) -> int | None:
+        """The seq in ``snapshot.seq`` (the one parser of it), or None when unusable."""
+        try:
+            return _fmt.parse_seq_text(fsio.read_regular(self.fs, self._p(SEQFILE), limit=64))
+        except OSError:
+            return None
+
+    def _info_from_header(self, head: dict[str, Any], path: str, size: int,
+                          trailer: str | None = None) -> SnapshotInfo:
+        """The info of an envelope's header; ``trailer``: a version 2 file's checksum, from its end."""
         fv = head.get("format_version")
-        if fv != FORMAT_VERSION:
+        if isinstance(fv, bool) or not isinstance(fv, int) or fv not in _fmt.READABLE:
             if isinstance(fv, int) and not isinstance(fv, bool) and fv > FORMAT_VERSION:
                 raise CorruptSnapshot(f"{path}: format_version {fv} is newer than this snapmixin reads "
                                       f"({FORMAT_VERSION}): upgrade snapmixin", path=path)
             raise CorruptSnapshot(f"{path}: unknown format_version {fv!r}", path=path)
         seq = _valid_seq(head.get("seq"), path)
         sv = head.get("schema_version")
-        if isinstance(sv, bool) or not isinstance(sv, int) or not 1 <= sv <= SEQ_MAX:
+        if not _fmt.in_range(sv, 1):
             raise CorruptSnapshot(f"{path}: schema_version must be an integer between 1 and 2**63 - 1, "
                                   f"not {_short(sv)}", path=path)
         created = head.get("created_at")
@@ -1303,21 +1203,26 @@ class SnapStore:
         if created_at is None:
             raise CorruptSnapshot(f"{path}: created_at is not an ISO 8601 time: {_short(created)}",
                                   path=path)
+        if fv == _fmt.V2:
+            if trailer is None:  # pragma: no cover - the callers found it or refused the file
+                raise CorruptSnapshot(f"{path}: no checksum trailer", path=path)
+            return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=Path(path),
+                                size=size, checksum=trailer)
         checksum = head.get("checksum")
         if not isinstance(checksum, str) or not _CHECKSUM_RE.match(checksum):
             raise CorruptSnapshot(f"{path}: checksum must be \"sha256:<64 hex digits>\", not {checksum!r}",
                                   path=path)
         return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=Path(path),
-                            size=size, checksum=checksum)
+                            size=size, checksum=checksum, layout="snapmixin-1")
 
 
-def _with_turn(turn: SnapStore._Lock, call: Any, *args: Any, **kwargs: Any) -> Any:
+def _with_turn(turn: _local.DirectoryLock, call: Any, *args: Any, **kwargs: Any) -> Any:
     """Run ``call`` (in a worker thread) with ``turn`` as the lock its write takes."""
-    _RESERVED_TURN.set(turn)
+    _local.RESERVED_TURN.set(turn)
     try:
         return call(*args, **kwargs)
     finally:
-        _RESERVED_TURN.set(None)
+        _local.RESERVED_TURN.set(None)
 
 
 _class_version = _migrate.class_version  # the schema version a class declares (None: none)
@@ -1326,14 +1231,6 @@ _class_version = _migrate.class_version  # the schema version a class declares (
 def _is_plain(state: Any) -> bool:
     return isinstance(state, (dict, list, tuple, str, int, float, bool)) or state is None
 
-
-def _load_field(raw: _codec.RawJSON, key: str, path: str) -> Any:
-    try:
-        return _codec.loads(raw)
-    except _codec.DecodeFailure as e:  # pragma: no cover - the whole file parsed already
-        raise CorruptSnapshot(f"{path}: bad {key!r}: {e.message}", path=path) from e
-    except UnicodeDecodeError as e:  # split_object does not check the members' UTF-8
-        raise CorruptSnapshot(f"{path}: bad {key!r}: not valid UTF-8 ({e})", path=path) from e
 
 
 _JSON_START = frozenset(b'{["-0123456789tfn')
@@ -1438,25 +1335,6 @@ def _raise_if_unreadable(e: SnapError) -> None:
     raise e
 
 
-def _short(value: Any) -> str:
-    """``repr(value)``, cut short (a 10**100000 int must not make a message of 100,000 digits)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
-        return f"an integer of {value.bit_length()} bits"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _valid_seq(seq: Any, path: str) -> int:
-    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= SEQ_MAX:
-        raise CorruptSnapshot(f"{path}: seq must be an integer between 0 and 2**63 - 1, not {_short(seq)}",
-                              path=path)
-    return seq
-
-
-def _codec_check_json(data: bytes, path: str) -> None:
-    try:
-        _codec.loads(data)
-    except _codec.DecodeFailure as e:
-        raise CorruptSnapshot(f"{path}: {e.message}", path=path) from e
-    except UnicodeDecodeError as e:
-        raise CorruptSnapshot(f"{path}: not valid UTF-8 ({e})", path=path) from e
+_short = _fmt.short
+_valid_seq = _fmt.valid_seq
+_load_field = _fmt.load_field
