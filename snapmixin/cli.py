@@ -8,9 +8,12 @@ Commands::
     rehash DIR           accept a hand-edited snapshot.json (new checksum, same seq, no history added)
     rollback DIR --seq N make kept generation N the current one (the current one stays in history/;
                          --file NAME picks one of several kept generations of seq N)
+    diff DIR             what changed between two kept generations (default: the previous and the
+                         current), one line per JSON path; --from SEQ, --to SEQ
 
-``show``, ``verify`` and ``history`` take ``--json``. Exit codes: 0 success,
-1 a check failed or the directory is missing or damaged, 2 bad usage. Errors
+``show``, ``verify``, ``history`` and ``diff`` take ``--json``. Exit codes: 0 success,
+1 a check failed or the directory is missing or damaged, 2 bad usage; ``diff``
+follows diff(1): 0 no difference, 1 differences, 2 any error. Errors
 go to stderr as one line naming the file concerned.
 
 Only ``rehash`` and ``rollback`` write, through the store's commit protocol
@@ -30,6 +33,7 @@ from typing import Any, TextIO
 
 from . import __version__, fsio
 from . import codec as _codec
+from .diff import diff as _diff
 from .errors import SeqRegression, SnapError, SnapshotConflict, SnapshotNotFound, StoreLocked
 from .store import (
     FORMAT,
@@ -325,6 +329,41 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diff(args: argparse.Namespace) -> int:
+    store = SnapStore(args.dir)
+    checks = store.check_generations()  # newest commit first; SnapshotNotFound when none
+    old = _pick(store, checks, args.from_seq, 1, "--from")
+    new = _pick(store, checks, args.to_seq, 0, "--to")
+    assert old.state is not None and new.state is not None  # _pick refuses unreadable ones
+    changes = _diff(_codec.loads(old.state), _codec.loads(new.state))
+    if args.json:
+        _print_json([c.as_json() for c in changes])
+    else:
+        for change in changes:
+            print(change)
+    return 1 if changes else 0
+
+
+def _pick(store: SnapStore, checks: Sequence[GenerationCheck], seq: int | None, default: int,
+          flag: str) -> GenerationCheck:
+    """The generation ``--from``/``--to`` names: the latest commit of ``seq``, or the
+    ``default``-th newest one; refused (naming what is kept) when absent or damaged."""
+    kept = ", ".join(dict.fromkeys(str(g.seq) for g in checks if g.seq is not None)) or "none"
+    if seq is None:
+        if len(checks) <= default:
+            raise _Failure(f"{store.path}: only one generation is kept (seq {kept}): nothing to compare "
+                           f"it with (keep=1 keeps no history; name one with {flag} SEQ)")
+        g = checks[default]
+    else:
+        found = next((g for g in checks if g.seq == seq), None)
+        if found is None:
+            raise _Failure(f"{store.path}: no kept generation has seq {seq} ({flag}); kept: {kept}")
+        g = found
+    if not g.ok or g.state is None:
+        raise _Failure(f"cannot compare {g.path}: {g.error or 'unreadable'}")
+    return g
+
+
 # -------------------------------------------------------------------- helpers
 def _read_snapshot(store: SnapStore, path: str) -> bytes:
     try:
@@ -505,6 +544,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=_seconds, default=DEFAULT_WAIT, metavar="SECONDS",
                    help=f"how long to wait for a busy writer's lock (default {DEFAULT_WAIT:g})")
     p.set_defaults(func=_cmd_rollback)
+    p = command("diff", "what changed between two kept generations",
+                "Print what changed between two kept generations of DIR, one line per changed JSON "
+                "path ('$.players[1].hp: 8 -> 3', added, removed); by default from the previous "
+                "generation to the current one. Arrays are compared position by position. Exit 0 "
+                "when there is no difference, 1 when there is, 2 on any error. Reads only.",
+                json_flag=True)
+    p.add_argument("--from", dest="from_seq", type=_seq, default=None, metavar="SEQ",
+                   help="the older generation (default: the previous one; the latest commit of SEQ)")
+    p.add_argument("--to", dest="to_seq", type=_seq, default=None, metavar="SEQ",
+                   help="the newer generation (default: the current one)")
+    p.set_defaults(func=_cmd_diff)
     return parser
 
 
@@ -549,4 +599,4 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # never a traceback: one line, as for every other error
         _err(f"{getattr(args, 'dir', '')}: unexpected error: {type(e).__name__}: {e} "
              "(please report it)")
-    return 1
+    return 2 if args.func is _cmd_diff else 1  # diff says "different" with 1, as diff(1) does

@@ -86,3 +86,60 @@ def _is_top_key(path: str, d: dict[str, Any]) -> bool:
     from snapmixin.codec.paths import key_seg
 
     return any(path == "$" + key_seg(k) for k in d)
+
+
+# -- the command line: snapmixin diff DIR [--from SEQ] [--to SEQ] [--json] -------------------------
+
+def _run(capsys: Any, *argv: str) -> tuple[int, str, str]:
+    from snapmixin import cli
+
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _store(tmp_path: Any) -> str:
+    from snapmixin import SnapStore
+
+    d = tmp_path / "s"
+    store = SnapStore(d, keep=4)
+    store.create({"players": [{"name": "Ann", "hp": 8}, {"name": "Bo", "hp": 5}], "turn": 1}, 1)
+    store.create({"players": [{"name": "Ann", "hp": 8}, {"name": "Bo", "hp": 3}], "turn": 2}, 2)
+    store.create({"players": [{"name": "Ann", "hp": 8}, {"name": "Bo", "hp": 3}], "turn": 2,
+                  "log": ["won"]}, 3)
+    return str(d)
+
+
+def test_cli_diff_defaults_to_the_previous_and_the_current_generation(tmp_path: Any, capsys: Any) -> None:
+    d = _store(tmp_path)
+    assert _run(capsys, "diff", d) == (1, '$.log: added ["won"]\n', "")
+    code, out, _ = _run(capsys, "diff", d, "--from", "1")
+    assert code == 1 and out.splitlines() == ["$.players[1].hp: 5 -> 3", "$.turn: 1 -> 2",
+                                              '$.log: added ["won"]']
+    code, out, _ = _run(capsys, "diff", d, "--from", "1", "--to", "2", "--json")
+    assert code == 1 and json.loads(out) == [
+        {"path": "$.players[1].hp", "op": "changed", "old": 5, "new": 3},
+        {"path": "$.turn", "op": "changed", "old": 1, "new": 2},
+    ]
+    code, out, _ = _run(capsys, "diff", d, "--to", "1", "--from", "3")
+    assert code == 1 and '$.log: removed ["won"]' in out.splitlines()
+
+
+def test_cli_diff_exit_codes(tmp_path: Any, capsys: Any) -> None:
+    d = _store(tmp_path)
+    assert _run(capsys, "diff", d, "--from", "3", "--to", "3", "--json") == (0, "[]\n", "")
+    code, out, err = _run(capsys, "diff", d, "--from", "9")
+    assert (code, out) == (2, "") and "no kept generation has seq 9" in err and "kept: 3, 2, 1" in err
+    code, _, err = _run(capsys, "diff", str(tmp_path / "missing"))
+    assert code == 2 and "does not exist" in err
+    from snapmixin import SnapStore
+
+    SnapStore(tmp_path / "one").create({"a": 1}, 1)
+    code, _, err = _run(capsys, "diff", str(tmp_path / "one"))
+    assert code == 2 and "only one generation is kept" in err
+    # damage is an error too, never a diff
+    hist = sorted((tmp_path / "s" / "history").iterdir())
+    hist[0].write_text(hist[0].read_text().replace('"Ann"', '"Eve"'))
+    code, _, err = _run(capsys, "diff", d, "--from", "1")
+    assert code == 2 and "checksum" in err
+    assert _run(capsys, "diff", d, "--from", "x")[0] == 2  # bad usage

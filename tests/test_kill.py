@@ -39,7 +39,10 @@ def kill_rounds(d: Path, keep: int, rounds: int, rng: random.Random) -> list[tup
             assert first.strip().isdigit(), f"round {r}: child failed: {first!r} {child.stderr.read()}"
             time.sleep(rng.uniform(0, 0.04))  # a random moment to kill at (not a wait to pass)
             os.kill(child.pid, signal.SIGKILL)
-            rest, err = child.communicate(timeout=30)
+            # Read the rest through the same buffered reader: readline() may already hold later
+            # lines, which communicate() (reading the descriptor itself) would never see.
+            rest = child.stdout.read()
+            _, err = child.communicate(timeout=30)
         finally:
             if child.poll() is None:  # pragma: no cover - the test failed before the kill
                 child.kill()
