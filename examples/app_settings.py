@@ -1,11 +1,12 @@
-"""App settings with pydantic and attrs, saved with SnapStore; and snapmixin from asyncio.
+"""App settings with pydantic and attrs, saved with SnapStore; snapmixin from asyncio; a pydantic
+model as a Snapshottable; a transient lock.
 
     python examples/app_settings.py            # files go to a fresh temp directory
     python examples/app_settings.py --dir DIR  # or to DIR (run it again: it loads what it saved)
 
-The mixin is for dataclasses; any other type the codec knows (a pydantic
-model, an attrs class, a msgspec Struct, plain JSON values) is stored with a
-``SnapStore`` directly: ``create(state, seq)`` to save, ``restore(Type)`` to
+The mixin takes dataclasses and pydantic models (section 4); any other type
+the codec knows (an attrs class, a msgspec Struct, plain JSON values) is stored
+with a ``SnapStore`` directly, and so can a pydantic model (section 1): ``create(state, seq)`` to save, ``restore(Type)`` to
 load, validated by the type's own library. In asyncio code use
 ``await store.acreate(...)`` / ``await store.arestore(...)`` and
 ``await obj.asnapshot()``: the file I/O (and its fsyncs) runs in a worker
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,9 +27,9 @@ from pathlib import Path
 from typing import Literal
 
 import attrs
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from snapmixin import Snapshottable, SnapStore
+from snapmixin import Snapshottable, SnapStore, snapshot_every, transient
 from snapmixin.errors import DecodeError
 
 Check = Callable[[bool, str], None]
@@ -58,6 +60,23 @@ class Session:  # attrs (through cattrs)
 class Stats(Snapshottable):  # the mixin, used from async code
     requests: int = 0
     by_path: dict[str, int] = field(default_factory=dict)
+
+
+class Prefs(Snapshottable, BaseModel):  # pydantic + the mixin: validated, tracked, saved
+    # Validate assignments too: without it pydantic accepts volume=500, the snapshot saves it,
+    # and the next open() refuses the file (restore always validates).
+    model_config = ConfigDict(validate_assignment=True)
+    volume: int = Field(default=50, ge=0, le=100)
+    muted: bool = False
+    shortcuts: dict[str, str] = {}
+
+
+@snapshot_every(1)  # every counted change is saved at once
+@dataclass
+class Counters(Snapshottable):
+    hits: dict[str, int] = field(default_factory=dict)
+    # Not saved, not counted, rebuilt from its factory on open(): a lock cannot be JSON.
+    lock: threading.Lock = transient(default_factory=threading.Lock)
 
 
 def settings_demo(root: Path, check: Check) -> None:
@@ -131,6 +150,36 @@ async def async_demo(root: Path, check: Check) -> None:
           "the restored Stats equal the saved ones, seq included")
 
 
+def mixin_demo(root: Path, check: Check) -> None:
+    print("\n4. a pydantic model as a Snapshottable, and a dataclass with a transient lock")
+    with Prefs.open(root / "prefs") as prefs:  # saved on a clean exit if anything changed
+        prefs.volume = 80
+        prefs.shortcuts["save"] = "ctrl+s"  # nested mutations count too
+        try:
+            prefs.volume = 500  # pydantic validates the assignment: refused, nothing counted
+        except ValidationError:
+            print("  volume=500 refused by pydantic; the object still says", prefs.volume)
+        unsaved = prefs.snapshot_unsaved
+    back = Prefs.open(root / "prefs")
+    check(unsaved == 2 and back == prefs and back.volume == 80, "the pydantic Snapshottable came back")
+
+    counters = Counters.open(root / "counters")
+    def work(name: str) -> None:
+        for _ in range(50):
+            with counters.lock:  # the transient lock guards the object across threads
+                counters.hits[name] = counters.hits.get(name, 0) + 1
+    threads = [threading.Thread(target=work, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    saved = (root / "counters" / "snapshot.json").read_text()
+    again = Counters.open(root / "counters")
+    print(f"  counters saved at seq {again.snapshot_seq}: {again.hits}")
+    check('"lock"' not in saved and again.hits == counters.hits and again.lock is not counters.lock,
+          "the transient lock is not in the file, and open() gives a fresh one")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", help="where the files go (default: a new temp directory)")
@@ -146,6 +195,7 @@ def main() -> int:
 
     settings_demo(root, check)
     asyncio.run(async_demo(root, check))
+    mixin_demo(root, check)
 
     if failures:
         print(f"\nFAILED: {len(failures)} check(s) did not hold")
