@@ -5,9 +5,10 @@ model as a Snapshottable; a transient lock.
     python examples/app_settings.py --dir DIR  # or to DIR (run it again: it loads what it saved)
 
 The mixin takes dataclasses and pydantic models (section 4); any other type
-the codec knows (an attrs class, a msgspec Struct, plain JSON values) is stored
-with a ``SnapStore`` directly, and so can a pydantic model (section 1): ``create(state, seq)`` to save, ``restore(Type)`` to
-load, validated by the type's own library. In asyncio code use
+the codec knows (an attrs class, a msgspec Struct, plain JSON values) is
+stored with a ``SnapStore`` directly, and so can a pydantic model (section 1):
+``create(state, seq)`` to save, ``restore(Type)`` to load, validated by the
+type's own library. In asyncio code use
 ``await store.acreate(...)`` / ``await store.arestore(...)`` and
 ``await obj.asnapshot()``: the file I/O (and its fsyncs) runs in a worker
 thread, so the event loop is not blocked.

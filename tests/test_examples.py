@@ -168,8 +168,13 @@ def test_app_settings(tmp_path: Path) -> None:
     d = tmp_path / "app"
     out = ok("app_settings.py", "--dir", str(d), cwd=tmp_path)
     assert "first launch: default settings" in out
-    assert out.count("  ok: ") == 5
+    assert out.count("  ok: ") == 7
     assert "DecodeError:" in out and "$.font_size" in out
+    assert "volume=500 refused by pydantic; the object still says 80" in out
+    prefs, _ = SnapStore(d / "prefs").restore()
+    assert prefs == {"volume": 80, "muted": False, "shortcuts": {"save": "ctrl+s"}}
+    counters, counters_seq = SnapStore(d / "counters").restore()
+    assert counters == {"hits": {"a": 50, "b": 50}} and counters_seq == 100  # no "lock" key
     settings, seq = SnapStore(d / "settings").restore()
     assert seq == 1
     assert (settings["theme"], settings["font_size"], settings["launches"]) == ("dark", 14, 1)
