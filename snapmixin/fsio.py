@@ -378,8 +378,13 @@ class DeferSignals:
         try:
             self._swap()
             _deferring = True  # set and cleared only while the handlers are deferred
-        except ValueError:  # not the main interpreter: handlers cannot be changed from here
-            self._saved.clear()  # nothing was swapped (the first change failed): nothing to undo
+        except ValueError as e:
+            if "main interpreter" not in str(e):  # a handler raised it: as below
+                self._restore()
+                raise
+            # Not the main interpreter: handlers cannot be changed from here. The first change
+            # failed, so nothing was swapped (and putting anything back would fail the same way).
+            self._saved.clear()
             self._active = False
         except BaseException:
             self._restore()
