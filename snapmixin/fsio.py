@@ -380,18 +380,41 @@ class DeferSignals:
         if _deferring or threading.current_thread() is not threading.main_thread():
             return self  # another thread (no handler runs there), or inside a deferral already
         self._active = True
-        getsignal = _sig.getsignal
         try:
-            for sig, handler in [(n, h) for n in _SIGNALS if callable(h := getsignal(n))]:
-                self._saved.append((sig, handler))
-                _sig.signal(sig, self._note)
+            self._swap()
             _deferring = True  # set and cleared only while the handlers are deferred
-        except ValueError:  # not the main interpreter: handlers cannot be changed from here
-            pass
+        except ValueError as e:
+            if "main interpreter" not in str(e):  # a handler raised it: as below
+                self._restore()
+                raise
+            # Not the main interpreter: handlers cannot be changed from here. The first change
+            # failed, so nothing was swapped (and putting anything back would fail the same way).
+            self._saved.clear()
+            self._active = False
         except BaseException:
             self._restore()
             raise
         return self
+
+    # The loops live in helpers with no ``try`` of their own, called from inside one: a handler
+    # that raises anywhere in them (a call, or a loop's backward jump, where handlers run) surfaces
+    # at that call, which the caller's ``try`` covers. A loop inside the ``try`` itself is not
+    # safe: CPython 3.13.0 leaves a ``while`` loop's backward jump outside the exception table,
+    # so an exception raised there skips the ``finally`` (see cpython#108214 for the kin in 3.11/3.12).
+    def _swap(self) -> None:
+        getsignal, install, note, saved = _sig.getsignal, _sig.signal, self._note, self._saved
+        for sig in _SIGNALS:
+            handler = getsignal(sig)
+            if callable(handler):
+                saved.append((sig, handler))  # before the swap: restoring it again is harmless
+                install(sig, note)
+
+    def _put_back(self) -> None:
+        install, saved = _sig.signal, self._saved
+        while saved:
+            sig, handler = saved[-1]
+            install(sig, handler)  # may run that handler at once, which may raise
+            saved.pop()
 
     def _note(self, signum: int, frame: Any) -> None:
         if self._active:
@@ -403,14 +426,12 @@ class DeferSignals:
 
     def _restore(self) -> None:
         # Still active meanwhile: a signal whose handler is not back yet is noted, not lost.
-        # A handler put back may fire before the others are: the finally goes on with them.
+        # A handler put back may fire (and raise) before the others are: the finally goes on
+        # with them. No loop and no call outside the try on the way without an exception.
         global _deferring
         _deferring = False
         try:
-            while self._saved:
-                sig, handler = self._saved[-1]
-                _sig.signal(sig, handler)
-                self._saved.pop()
+            self._put_back()
         finally:
             if self._saved:
                 self._restore()
