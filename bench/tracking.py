@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
-"""Cost of mutation tracking: ns per assignment, list append and dict set, side by side.
+"""Cost of mutation tracking, reads, construction and open(): each against its floor, interleaved.
 
-    python bench/tracking.py           # full run (about 20 s)
-    python bench/tracking.py --quick   # fewer, shorter repetitions
+    python bench/tracking.py           # full run (about 40 s)
+    python bench/tracking.py --quick   # fewer, shorter rounds
 
-Every row builds the same three-field object (``x: int``, ``items: list``,
-``d: dict``) with a different library and times ``o.x = v``,
-``o.items.append(v)`` and ``o.d["k"] = v`` with timeit: 10 statements unrolled
-per loop (values alternate so that no "same value, nothing to do" shortcut
-applies), the number of loops calibrated so that one run lasts
---run-seconds, and the best of --repeat runs reported, in ns per statement.
-Method in bench/README.md. This script measures; it asserts nothing.
+Two tables from one run. The issue-13 rows pair a snapmixin operation with
+its floor (a plain dataclass read, a bare counting ``__setattr__``, the count
+policy, a plain dataclass built, a read + typed msgspec decode). The tracking
+table builds the same three-field object (``x: int``, ``items: list``,
+``d: dict``) with each library and times ``o.x = v``, ``o.items.append(v)``
+and ``o.d["k"] = v``. Every cell is a timeit run (10 statements unrolled per
+loop, values alternating so that no "same value, nothing to do" shortcut
+applies, loops calibrated to --run-seconds); all cells run once per round,
+in one order then the reverse (A B ... B A), for --repeat rounds; each cell
+reports the median (min-max) of its rounds, each pair the median (min-max)
+of its per-round ratios. Method in bench/README.md. This script measures; it
+asserts nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import importlib.metadata
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import timeit
@@ -267,7 +273,112 @@ else:
 
 
 # ---------------------------------------------------------------------------
-# Timing
+# The issue-13 rows: each a pair (subject, floor), timed in the same rounds
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class BareCounted:
+    """The floor of a tracked assignment: a Python ``__setattr__`` that stores and counts, nothing else."""
+
+    x: int = 0
+    items: list = field(default_factory=list)
+    d: dict = field(default_factory=dict)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        _store(self, name, value)
+        c = _BARE
+        c.seq += 1
+
+
+class _Counter:
+    __slots__ = ("seq",)
+
+    def __init__(self) -> None:
+        self.seq = 0
+
+
+_BARE = _Counter()
+_store = object.__setattr__
+OPEN_ITEMS = 20_000
+
+try:
+    import msgspec
+except ImportError:  # pragma: no cover - a dependency of snapmixin
+    msgspec = None
+
+if "Snapshottable" in globals():
+
+    @dataclass
+    class Item(Snapshottable):
+        name: str = ""
+        n: int = 0
+        tags: list[str] = field(default_factory=list)
+
+    @dataclass
+    class Tree(Snapshottable):
+        items: list[Item] = field(default_factory=list)
+
+    @dataclass
+    class PlainItem:
+        name: str = ""
+        n: int = 0
+        tags: list[str] = field(default_factory=list)
+
+    @dataclass
+    class PlainTree:
+        items: list[PlainItem] = field(default_factory=list)
+
+    class Envelope(msgspec.Struct):
+        state: PlainTree
+
+
+# (label, floor's label, statement and setup for the subject, the same for the floor, statements per loop)
+Pair = tuple[str, str, str, str, str, str, int]
+
+
+def _pairs() -> list[Pair]:
+    if "Snap" not in globals():
+        return []
+    rows: list[Pair] = []
+    assigned = "o = {}(); o.x = 1; o.items = [1]; o.d = {{'k': 1}}; o.x = 2"
+    rows.append(("read `o.x`: `Snapshottable` `@dataclass`", "plain `@dataclass`",
+                 "o.x\n" * UNROLL, assigned.format("Snap"), "o.x\n" * UNROLL, assigned.format("Plain"),
+                 UNROLL))
+    rows.append(("`o.x = v`: `Snapshottable` `@dataclass`, no store",
+                 "bare `__setattr__`: `object.__setattr__` + a counter",
+                 stmt_for("assign"), "o = Snap()", stmt_for("assign"), "o = BareCounted()", UNROLL))
+    if "SnapSeconds" in globals():
+        rows.append(("`o.x = v`: `@snapshot_every(seconds=3600)`, bound", "`@snapshot_every(10**15)`, bound",
+                     stmt_for("assign"), "o = SEC()", stmt_for("assign"), "o = EVERY()", UNROLL))
+    rows.append(("`Snapshottable` `@dataclass` construction, `Snap()`", "plain `@dataclass`, `Plain()`",
+                 "Snap()\n" * UNROLL, "", "Plain()\n" * UNROLL, "", UNROLL))
+    rows.append((f"`Tree.open(dir)`: {OPEN_ITEMS:,} nested `Snapshottable`s",
+                 "read the file + `msgspec.json.decode(data, type=Envelope)` into plain dataclasses",
+                 "open_tree()", "", "floor_open()", "", 1))
+    return rows
+
+
+def _open_fixtures() -> dict[str, Any]:
+    """A bound store holding a tree of OPEN_ITEMS nested objects, and the floor's types."""
+    where = os.path.join(_TMP, "open-tree")
+    tree = Tree([Item(f"item {i}", i, ["a", "b"]) for i in range(OPEN_ITEMS)]).bind(where)
+    tree.snapshot()
+    path = os.path.join(where, "snapshot.json")
+
+    def read_decode() -> Any:
+        with open(path, "rb") as f:
+            return msgspec.json.decode(f.read(), type=Envelope)
+
+    got = read_decode().state
+    back = Tree.open(where)
+    if len(got.items) != OPEN_ITEMS or len(back.items) != OPEN_ITEMS or back.items[7].name != "item 7":
+        print("\nWARNING: the open() fixture did not round-trip")
+    return {"open_tree": lambda: Tree.open(where), "floor_open": read_decode}
+
+
+# ---------------------------------------------------------------------------
+# Timing: every cell timed once per round, rounds interleaved (A B A B ...)
 # ---------------------------------------------------------------------------
 
 OPS = {
@@ -283,18 +394,33 @@ def stmt_for(op: str) -> str:
     return body * (UNROLL // per)
 
 
-def ns_per_op(factory: Callable[[], Any], op: str, repeat: int, run_seconds: float) -> float:
-    """Best of ``repeat`` timeit runs, in ns per statement (GC off, as timeit does)."""
-    timer = timeit.Timer(stmt_for(op), setup="o = factory()", globals={"factory": factory})
-    number = 1
-    while True:  # calibrate: loops for one run of about run_seconds
-        t = timer.timeit(number)
-        if t >= run_seconds / 4:
-            number = max(1, int(number * run_seconds / t))
-            break
-        number *= 4
-    best = min(timer.repeat(repeat=repeat, number=number))
-    return best / (number * UNROLL) * 1e9
+class Cell:
+    """One thing timed: a timeit.Timer, calibrated once, then run once per round."""
+
+    def __init__(self, stmt: str, setup: str, env: dict[str, Any], per_loop: int, run_seconds: float) -> None:
+        self.timer = timeit.Timer(stmt, setup=setup, globals=env)
+        self.per_loop = per_loop
+        number = 1
+        while True:  # calibrate: loops for one run of about run_seconds
+            t = self.timer.timeit(number)
+            if t >= run_seconds / 4:
+                number = max(1, int(number * run_seconds / t))
+                break
+            number *= 4
+        self.number = number
+        self.samples: list[float] = []
+
+    def run(self) -> float:
+        ns = self.timer.timeit(self.number) / (self.number * self.per_loop) * 1e9
+        self.samples.append(ns)
+        return ns
+
+
+def run_rounds(cells: list[Cell], rounds: int) -> None:
+    """Time every cell once per round; the order is reversed every other round."""
+    for r in range(rounds):
+        for cell in (cells if r % 2 == 0 else cells[::-1]):
+            cell.run()
 
 
 def noticed(factory: Callable[[], Any], probe: Callable[[Any], int] | None, op: str) -> bool | None:
@@ -308,7 +434,18 @@ def noticed(factory: Callable[[], Any], probe: Callable[[Any], int] | None, op: 
 
 
 def fmt(ns: float) -> str:
+    if ns >= 10_000:
+        return f"{ns / 1000:,.0f} us"
     return f"{ns:.0f}" if ns >= 10 else f"{ns:.1f}"
+
+
+def spread(xs: list[float], f: Callable[[float], str] = fmt) -> str:
+    """Median, with min-max."""
+    return f"{f(statistics.median(xs))} ({f(min(xs))}-{f(max(xs))})"
+
+
+def ratio(x: float) -> str:
+    return f"{x:.2f}x"
 
 
 def version(dist: str) -> str:
@@ -318,57 +455,93 @@ def version(dist: str) -> str:
         return "-"
 
 
-
-
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="5 runs of 10 ms each instead of 25 of 20 ms")
-    p.add_argument("--repeat", type=int, default=None, help="runs per cell (best one reported)")
+    p.add_argument("--quick", action="store_true", help="5 rounds of 10 ms runs instead of 15 of 20 ms")
+    p.add_argument("--repeat", type=int, default=None, help="rounds (each cell timed once per round)")
     p.add_argument("--run-seconds", type=float, default=None, help="length of one run")
     args = p.parse_args()
-    repeat = args.repeat or (5 if args.quick else 25)
+    rounds = args.repeat or (5 if args.quick else 15)
     run_seconds = args.run_seconds or (0.01 if args.quick else 0.02)
 
-    libs = ", ".join(f"{d} {version(d)}" for d in ("snapmixin", "attrs", "pydantic", "psygnal", "persistent",
-                                                    "SQLAlchemy"))
+    libs = ", ".join(f"{d} {version(d)}" for d in ("snapmixin", "msgspec", "attrs", "pydantic", "psygnal",
+                                                    "persistent", "SQLAlchemy"))
     print(f"bench/tracking.py, {dt.date.today().isoformat()}, {platform.python_implementation()} "
           f"{platform.python_version()}, {platform.system()} {platform.release()}, CPU: {cpu_model()} "
           f"({os.cpu_count()} logical); {libs}{', --quick' if args.quick else ''}")
     print(f"Code measured: {code_version()}; load average at start: "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    warnings = []
+    try:
+        env: dict[str, Any] = dict(globals())
+        pairs = _pairs()
+        if pairs:
+            env.update(_open_fixtures())
+            env["SEC"] = _bound(SnapSeconds) if "SnapSeconds" in globals() else None
+            env["EVERY"] = _bound(SnapEvery) if "SnapEvery" in globals() else None
+        lib: list[tuple[Subject, dict[str, Cell]]] = []
+        all_cells: list[Cell] = []
+        pair_cells: list[tuple[Pair, Cell, Cell]] = []
+        for pair in pairs:
+            a = Cell(pair[2], pair[3], env, pair[6], run_seconds)
+            b = Cell(pair[4], pair[5], env, pair[6], run_seconds)
+            pair_cells.append((pair, a, b))
+            all_cells += [a, b]
+        for subject in SUBJECTS:
+            label, factory, why, tracked, probe = subject
+            cells: dict[str, Cell] = {}
+            if factory is not None:
+                for op in ("assign", "append", "dict"):
+                    cells[op] = Cell(stmt_for(op), "o = factory()", {"factory": factory}, UNROLL, run_seconds)
+                    seen = noticed(factory, probe, op)
+                    if tracked[op] and seen is False:
+                        warnings.append(f"{label}: `{OPS[op].splitlines()[0]}` was not noticed "
+                                        "by the library")
+                all_cells += cells.values()
+            lib.append((subject, cells))
+        run_rounds(all_cells, rounds)
+    finally:
+        shutil.rmtree(_TMP, ignore_errors=True)
+
     print()
-    print(f"### Mutation tracking: ns per operation (best of {repeat} timeit runs of "
-          f"~{run_seconds * 1e3:.0f} ms, {UNROLL} statements unrolled per loop, GC off)")
+    print(f"### Issue 13 rows: each against its floor, {rounds} interleaved rounds "
+          f"(runs of ~{run_seconds * 1e3:.0f} ms, GC off)")
+    print()
+    print("| row | snapmixin, ns | floor | floor, ns "
+          "| ratio: median (min-max) of the paired rounds | target |")
+    print("|---|--:|---|--:|--:|---|")
+    targets = {0: 1.3, 1: 1.1, 2: 1.15, 3: 3.0, 4: 2.0}
+    for i, ((label, floor_label, *_), a, b) in enumerate(pair_cells):
+        ratios = [x / y for x, y in zip(a.samples, b.samples, strict=True)]
+        target = targets.get(i)
+        met = "" if target is None else \
+            f"<= {target}x **{'met' if statistics.median(ratios) <= target else 'missed'}**"
+        print(f"| {label} | {spread(a.samples)} | {floor_label} | {spread(b.samples)} "
+              f"| {spread(ratios, ratio)} | {met} |")
+    print()
+    print(f"`open()` rows: ns per call of the whole operation ({OPEN_ITEMS:,} items); the others: ns per "
+          f"statement ({UNROLL} unrolled per loop). Ratios are per round (subject / floor, timed next to "
+          "each other), then the median and extremes of those.")
+    print()
+    print(f"### Mutation tracking: ns per operation, median (min-max) of {rounds} interleaved rounds")
     print()
     print("| object | `o.x = v` | `o.items.append(v)` | `o.d['k'] = v` "
           "| target: <= 120 ns assign and append |")
     print("|---|--:|--:|--:|---|")
-    warnings = []
-    try:
-        for label, factory, why, tracked, probe in SUBJECTS:
-            if factory is None:
-                print(f"| {label} | {why} | | | |")
-                continue
-            cells = []
-            results = {}
-            for op in ("assign", "append", "dict"):
-                ns = ns_per_op(factory, op, repeat, run_seconds)
-                results[op] = ns
-                seen = noticed(factory, probe, op)
-                if tracked[op] and seen is False:
-                    warnings.append(f"{label}: `{OPS[op].splitlines()[0]}` was not noticed by the library")
-                cells.append(fmt(ns) + ("" if tracked[op] else " (untracked)"))
-            target = ""
-            if label.startswith("`Snapshottable`") and "slots=True" in label:
-                target = "not set (issue 3: slots classes reported on their own row)"
-            elif label.startswith("`Snapshottable`"):
-                target = ", ".join(f"{what} **{'met' if results[op] <= TARGET_NS else 'missed'}**"
-                                   for what, op in (("assign", "assign"), ("append", "append")))
-            print(f"| {label} | " + " | ".join(cells) + f" | {target} |")
-    finally:
-        shutil.rmtree(_TMP, ignore_errors=True)
+    for (label, factory, why, tracked, _probe), cells in lib:
+        if factory is None:
+            print(f"| {label} | {why} | | | |")
+            continue
+        out = [spread(cells[op].samples) + ("" if tracked[op] else " (untracked)")
+               for op in ("assign", "append", "dict")]
+        target = ""
+        med = {op: statistics.median(c.samples) for op, c in cells.items()}
+        if label.startswith("`Snapshottable`") and "slots=True" in label:
+            target = "not set (issue 3: slots classes reported on their own row)"
+        elif label.startswith("`Snapshottable`"):
+            target = ", ".join(f"{what} **{'met' if med[op] <= TARGET_NS else 'missed'}**"
+                               for what, op in (("assign", "assign"), ("append", "append")))
+        print(f"| {label} | " + " | ".join(out) + f" | {target} |")
     print()
     print("\"(untracked)\": the library does not see this change (a plain list or dict inside it); the "
           "number is the cost of the plain operation there. Listeners and hooks do one thing: add 1 to a "
