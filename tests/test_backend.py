@@ -249,3 +249,29 @@ def test_the_facade_and_the_cli_reach_storage_only_through_the_backend() -> None
         assert used <= {"FileOps", "REAL"}, (rel, used)
         calls = re.findall(r"\bos\.(?:listdir|lstat|stat|scandir|unlink|rename)\(|(?<![.\w`])open\(", text)
         assert calls == [], (rel, calls)
+
+
+def test_the_mixin_works_on_the_toy_backend(tmp_path: Path) -> None:
+    from dataclasses import dataclass, field
+
+    from snapmixin import Snapshottable
+
+    @dataclass
+    class Game(Snapshottable):
+        score: int = 0
+        items: list[str] = field(default_factory=list)
+
+    g = Game.open("toy://b")
+    g.score = 3
+    g.items.append("sword")
+    g.snapshot()
+    again = Game.open("toy://b")
+    assert (again.score, again.items) == (3, ["sword"])
+    stale = Game.open("toy://b")
+    again.score = 4
+    again.snapshot()
+    stale.score = 5
+    with pytest.raises(SnapshotConflict):
+        stale.snapshot()  # the generation it read is gone: fenced, not a lost update
+    assert Game.open("toy://b").score == 4
+    _nothing_local(tmp_path)
