@@ -348,6 +348,7 @@ class SnapStore:
             _migrate.check_chain(self.migrations, schema_version, f"SnapStore({str(self.path)!r})")
         self.schema_version = schema_version
         self._codecs: dict[Any, _codec.Codec] = {}
+        self._prefix: tuple[Path, str] | None = None  # self.path and its "dir/" (see _name)
 
     def __repr__(self) -> str:
         return f"SnapStore({str(self.path)!r}, keep={self.keep})"
@@ -379,9 +380,11 @@ class SnapStore:
 
     def _name(self, path: str) -> str:
         """The backend's name of a generation's path (``snapshot.json``, ``history/<name>``...)."""
-        prefix = os.path.join(self._dir, "")
+        prefix = self._prefix
+        if prefix is None or prefix[0] is not self.path:
+            prefix = self._prefix = (self.path, os.path.join(self._dir, ""))
         # (a path elsewhere, given to check_file: absolute, which a directory backend joins as is)
-        return path[len(prefix):] if path.startswith(prefix) else os.path.abspath(path)
+        return path[len(prefix[1]):] if path.startswith(prefix[1]) else os.path.abspath(path)
 
     # ------------------------------------------------------------------ codec
     def codec_for(self, cls: Any) -> _codec.Codec:

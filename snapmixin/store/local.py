@@ -214,9 +214,14 @@ class LocalBackend(Backend):
         self.lock_timeout = lock_timeout
         self.lock_path = os.path.join(directory, LOCK)
         self.parent_synced = False
+        self._fixed = {n: os.path.join(directory, n) for n in (SNAPSHOT, SEQFILE)}
 
     def path(self, *names: str) -> str:
         return os.path.join(self.directory, *names)
+
+    def _at(self, name: str) -> str:
+        """The path of ``name`` (those read on every restore are joined once)."""
+        return self._fixed.get(name) or os.path.join(self.directory, name)
 
     # -- exclusion ------------------------------------------------------------------
     def exclusive(self, doing: str) -> DirectoryLock:
@@ -253,17 +258,17 @@ class LocalBackend(Backend):
 
     # -- reading generations ---------------------------------------------------------
     def read(self, name: str, limit: int | None = None) -> bytes:
-        return fsio.read_regular(self.fs, self.path(name), limit=limit)
+        return fsio.read_regular(self.fs, self._at(name), limit=limit)
 
     def size(self, name: str) -> int:
-        return self.fs.lstat(self.path(name)).st_size
+        return self.fs.lstat(self._at(name)).st_size
 
     def read_tail(self, name: str, size: int) -> tuple[bytes, int]:
-        return fsio.read_tail(self.fs, self.path(name), size)
+        return fsio.read_tail(self.fs, self._at(name), size)
 
     def identify(self, name: str) -> str:
         """The file itself: inode, size and mtime (one ``lstat``)."""
-        st = self.fs.lstat(self.path(name))
+        st = self.fs.lstat(self._at(name))
         return f"damaged-{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
 
     def names(self) -> list[str]:
@@ -273,7 +278,7 @@ class LocalBackend(Backend):
         return fsio.kind(self.fs, self.directory if name is None else self.path(name))
 
     def read_seqfile(self) -> bytes:
-        return fsio.read_regular(self.fs, self.path(SEQFILE), limit=64)
+        return fsio.read_regular(self.fs, self._fixed[SEQFILE], limit=64)
 
     def temp_names(self) -> list[str]:
         try:
