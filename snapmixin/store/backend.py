@@ -43,7 +43,8 @@ Rules every backend keeps (the store's guarantees rest on them):
    delete could remove; :meth:`Backend.delete_kept` never touches the current
    generation.
 4. Reads report damage and I/O failure apart: a missing name is
-   ``FileNotFoundError``, a read that fails is another ``OSError``; what the
+   ``FileNotFoundError``, something that is not plain bytes
+   :data:`NotAGeneration` (damage), a read that fails is another ``OSError``; what the
    bytes mean is the store's business (:mod:`.format`).
 
 Adding a backend is one module implementing :class:`Backend`, plus one line in
