@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
-from . import __version__, fsio
+from . import __version__
 from . import codec as _codec
 from .diff import diff as _diff
 from .errors import SeqRegression, SnapError, SnapshotConflict, SnapshotNotFound, StoreLocked
@@ -45,6 +45,7 @@ from .store import (
     SnapStore,
 )
 from .store import format as _fmt
+from .store.backend import NotAGeneration
 
 __all__ = ["main"]
 
@@ -212,7 +213,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
     try:
         checks = _generations(store)
     except SnapshotNotFound:
-        if fsio.kind(store.fs, os.fspath(store.path)) != "dir":
+        if store.location_kind() != "dir":
             raise
         # An existing directory with no generation yet: an empty list, not an error.
         if args.json:
@@ -282,7 +283,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     n = args.seq
     current, token = store.current()
     current_path = os.fspath(store.path / SNAPSHOT)
-    present = fsio.kind(store.fs, current_path) is not None
+    present = store.location_kind(SNAPSHOT) is not None
     # The current generation, checked whole: a damaged one of seq n is repaired, not "nothing to do".
     cur = _check_of(store.check_file(current_path, current=True)) if present else None
     if cur is not None and cur.ok and cur.seq == n and args.file is None:
@@ -367,13 +368,13 @@ def _pick(store: SnapStore, checks: Sequence[GenerationCheck], seq: int | None, 
 # -------------------------------------------------------------------- helpers
 def _read_snapshot(store: SnapStore, path: str) -> bytes:
     try:
-        return fsio.read_regular(store.fs, path)
+        return store.read_current_bytes()  # path: the current generation's, for messages
     except FileNotFoundError as e:
-        if fsio.kind(store.fs, os.fspath(store.path)) != "dir":
+        if store.location_kind() != "dir":
             raise store.not_found() from e
         raise SnapshotNotFound(f"{path}: no such file (rehash accepts an edited {SNAPSHOT} only)",
                                path=path) from e
-    except fsio.NotRegularFile as e:
+    except NotAGeneration as e:
         raise _Failure(f"{path}: not a regular file") from e
     except OSError as e:
         raise _Failure(f"{path}: cannot read: {e.strerror or e}") from e

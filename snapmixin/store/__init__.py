@@ -8,7 +8,9 @@ The package is cut where changes fall:
   checksum, file names);
 - :mod:`.legacy`: the seed's (minisnap 0.1.1 / 0.1.3) layouts, read only;
 - :mod:`.backend`: the storage contract; :mod:`.local`: the POSIX directory
-  backend (the writer lock and the file steps of a commit).
+  backend (the writer lock and the file steps of a commit). The facade reaches
+  storage only through the backend; :data:`BACKENDS` picks one by URL scheme
+  (a plain path is a local directory).
 
 On-disk layout::
 
@@ -77,8 +79,10 @@ from ..errors import (
 from . import format as _fmt
 from . import legacy as _legacy
 from . import local as _local
+from .backend import Backend, NotAGeneration, Stale
 
-__all__ = ["ANY", "FORMAT", "FORMAT_VERSION", "MAX_SIZE", "SEQ_MAX", "GenerationCheck", "Restored",
+__all__ = ["ANY", "BACKENDS", "FORMAT", "FORMAT_VERSION", "MAX_SIZE", "SEQ_MAX", "GenerationCheck",
+           "Restored",
            "SnapStore", "SnapshotInfo"]
 
 log = logging.getLogger("snapmixin")
@@ -109,6 +113,23 @@ _HISTORY2_RE = re.compile(r"^snapshot-(\d{20})-(\d{8}T\d{12}Z)\.json$", re.ASCII
 _DAMAGED_PREFIX = "damaged-"
 _MINISNAP13_RE = _legacy.MINISNAP13_RE
 _CHECKSUM_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+#: Builds the backend of a location: ``(location, fs, lock_timeout) -> Backend``.
+BackendFactory = Callable[[str, "fsio.FileOps | None", "float | None"], Backend]
+#: Storage backends by URL scheme (``"scheme://..."``); a location without a registered scheme
+#: is a local directory. Adding a backend: one module, and one line here.
+BACKENDS: dict[str, BackendFactory] = {}
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def _backend_for(location: str, directory: Path, fs: fsio.FileOps | None,
+                 lock_timeout: float | None) -> Backend:
+    """The backend its scheme names, else the local directory ``directory``."""
+    m = _SCHEME_RE.match(location)
+    factory = BACKENDS.get(m.group(1).lower()) if m else None
+    if factory is not None:
+        return factory(location, fs, lock_timeout)
+    return _local.LocalBackend(os.fspath(directory), fs if fs is not None else fsio.REAL, lock_timeout)
 
 
 @dataclass(frozen=True)
@@ -161,11 +182,6 @@ def _derive_generation(info: SnapshotInfo) -> str:
         return f"{info.seq:x}-{(when - _EPOCH) // _MICROSECOND:x}-{info.checksum[7:39]}"
     # the seed's layouts hold only a seq and a state: the best identity is seq and size
     return f"{info.layout}-{info.seq:x}-{info.size:x}"
-
-
-def _damaged_generation(st: os.stat_result) -> str:
-    """The identity of a current ``snapshot.json`` that cannot be read: the file itself."""
-    return f"damaged-{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
 
 
 _stamp = _fmt.stamp
@@ -316,13 +332,13 @@ class SnapStore:
                                      or max_size < 1):
             raise ValueError(f"max_size must be a number of bytes >= 1 or None, not {max_size!r}")
         self.max_size = max_size
+        location = os.fspath(path)
         self.path = Path(path).expanduser()
         self.keep = keep
         self.codec = codec
         self.ignore_unknown_keys = ignore_unknown_keys
-        #: where the generations live and how one commits (the POSIX directory backend)
-        self.backend = _local.LocalBackend(os.fspath(self.path), fs if fs is not None else fsio.REAL,
-                                           lock_timeout)
+        #: where the generations live and how one commits (by default the POSIX directory)
+        self.backend = _backend_for(location, self.path, fs, lock_timeout)
         if isinstance(migrations, Mapping):
             migrations = migrations.values()
         self.migrations = _migrate.collect(list(migrations or ()))
@@ -332,6 +348,7 @@ class SnapStore:
             _migrate.check_chain(self.migrations, schema_version, f"SnapStore({str(self.path)!r})")
         self.schema_version = schema_version
         self._codecs: dict[Any, _codec.Codec] = {}
+        self._prefix: tuple[Path, str] | None = None  # self.path and its "dir/" (see _name)
 
     def __repr__(self) -> str:
         return f"SnapStore({str(self.path)!r}, keep={self.keep})"
@@ -339,8 +356,11 @@ class SnapStore:
     # ------------------------------------------------------------------ paths
     @property
     def fs(self) -> fsio.FileOps:
-        """The file-system layer (tests substitute a fault-injecting one)."""
-        return self.backend.fs
+        """The file-system layer of a local store (tests substitute a fault-injecting one)."""
+        fs: fsio.FileOps | None = getattr(self.backend, "fs", None)
+        if fs is None:
+            raise AttributeError(f"{self.backend.location}: not a local directory: no file-system layer")
+        return fs
 
     @property
     def lock_timeout(self) -> float | None:
@@ -357,6 +377,14 @@ class SnapStore:
 
     def _p(self, *names: str) -> str:
         return os.path.join(self._dir, *names)
+
+    def _name(self, path: str) -> str:
+        """The backend's name of a generation's path (``snapshot.json``, ``history/<name>``...)."""
+        prefix = self._prefix
+        if prefix is None or prefix[0] is not self.path:
+            prefix = self._prefix = (self.path, os.path.join(self._dir, ""))
+        # (a path elsewhere, given to check_file: absolute, which a directory backend joins as is)
+        return path[len(prefix[1]):] if path.startswith(prefix[1]) else os.path.abspath(path)
 
     # ------------------------------------------------------------------ codec
     def codec_for(self, cls: Any) -> _codec.Codec:
@@ -419,14 +447,13 @@ class SnapStore:
         expect = _check_expect(expect)
         # The place in this process's queue of writers is taken now, in the event loop, so
         # that writes gathered together commit in the order they were called.
-        turn = _local.DirectoryLock(self.backend, "write a snapshot to")
+        turn = self.backend.reserve_turn("write a snapshot to")
         try:
-            turn.reserve()
-            return await asyncio.to_thread(_with_turn, turn, self._commit, data, seq,
+            return await asyncio.to_thread(self.backend.run_in_turn, turn, self._commit, data, seq,
                                            schema_version=self._version_for(type(state)),
                                            expect=expect)
         finally:
-            turn.abandon()  # cancelled before its thread started: give the place back
+            self.backend.abandon_turn(turn)  # cancelled before its thread started: give it back
 
     def _version_for(self, cls: Any) -> int | None:
         """The store's schema version if it has one, else the Snapshottable class's."""
@@ -455,7 +482,7 @@ class SnapStore:
         _check_seq(seq)
         version = schema_version if schema_version is not None else (self.schema_version or 1)
         when = created_at if created_at is not None else datetime.now(timezone.utc)
-        fs = self.fs
+        backend = self.backend
         target = self._p(SNAPSHOT)
         try:
             data, checksum, size = _fmt.encode_v2(state_json, seq, version, when)
@@ -468,7 +495,8 @@ class SnapStore:
                               "(SnapStore(max_size=...) raises the limit)", path=target)
         with self._locked("write a snapshot to"):
             try:
-                self.backend.cleanup_temps()
+                backend.cleanup()
+                tag = backend.current_tag()
                 current, token = self._current_generation()
                 if force:
                     expect = ANY
@@ -524,7 +552,14 @@ class SnapStore:
                 info = SnapshotInfo(seq=seq, created_at=when, schema_version=version, path=Path(target),
                                     size=size, checksum=checksum)
                 try:
-                    self.backend.write(data)
+                    backend.commit(data, expect_tag=tag)
+                except Stale as e:
+                    self._forget(archived)
+                    raise SnapshotConflict(
+                        f"{target}: stale writer: another writer committed while this one was "
+                        f"writing (seq {seq}); nothing was written. Reopen to continue from the "
+                        "stored state", path=target, expected=_token_or_none(expect) or token,
+                        current=None) from e
                 except OSError as e:
                     head = self._current_head()
                     mine = (seq, checksum, when)
@@ -536,11 +571,7 @@ class SnapStore:
                             f"{target}: the snapshot (seq {seq}) was written but fsyncing {self._dir} "
                             f"failed: {e.strerror or e}; restore() returns it, but it may not survive "
                             "a power loss", path=target) from e
-                    if archived is not None:  # not committed: leave history/ as it was
-                        try:
-                            fs.unlink(archived)
-                        except OSError:
-                            pass
+                    self._forget(archived)  # not committed: leave history/ as it was
                     raise
                 # Committed. What follows is housekeeping: a failure there must not
                 # make the caller believe the snapshot was not written.
@@ -555,6 +586,14 @@ class SnapStore:
             except OSError as e:
                 raise self._os_error(e, f"cannot write the snapshot (seq {seq})") from e
         return info
+
+    def _forget(self, archived: str | None) -> None:
+        """Remove the kept generation a commit that did not happen added (errors ignored)."""
+        if archived is not None:
+            try:
+                self.backend.delete_kept(os.path.basename(archived))
+            except OSError:
+                pass
 
     def _same_state(self, current: SnapshotInfo, parts: list[bytes | memoryview]) -> bool:
         """Whether the current generation holds exactly the state about to be written (the
@@ -580,11 +619,11 @@ class SnapStore:
         if head is not None:
             return head, head.generation
         try:
-            return None, _damaged_generation(self.fs.lstat(self._p(SNAPSHOT)))
+            return None, self.backend.identify(SNAPSHOT)
         except FileNotFoundError:
             pass
         try:
-            names = self.fs.listdir(self._dir)
+            names = self.backend.names()
         except FileNotFoundError:
             return None, None
         legacy = max(((int(m.group(1)), n) for n in names if (m := _MINISNAP13_RE.match(n))),
@@ -595,7 +634,7 @@ class SnapStore:
         try:
             return None, self._read(p, verify=False, head_only=True, seq_hint=legacy[0]).info.generation
         except SnapError:
-            return None, _damaged_generation(self.fs.lstat(p))
+            return None, self.backend.identify(legacy[1])
 
     def _conflict(self, expect: Any, token: str | None, current: SnapshotInfo | None,
                   seq: int) -> SnapshotConflict:
@@ -618,7 +657,8 @@ class SnapStore:
     def _keep_damaged(self, when: datetime) -> str | None:
         """Keep the damaged ``snapshot.json`` about to be replaced as ``history/damaged-<time>.json``
         (a second name, not a copy; never pruned, never restored). Returns its path, or None."""
-        return self.backend.keep_damaged(f"{_DAMAGED_PREFIX}{_stamp(when)}.json")
+        name = self.backend.keep_damaged(f"{_DAMAGED_PREFIX}{_stamp(when)}.json")
+        return None if name is None else self._p(HISTORY, name)
 
     def _write_seqfile(self, seq: int) -> None:
         """Update the derived ``snapshot.seq`` (not fsynced: ``restore()`` repairs it)."""
@@ -650,7 +690,7 @@ class SnapStore:
             _raise_if_unreadable(e)  # a failing disk: refuse (typed) rather than leave it
             return  # none (the usual case), or not ours to judge
         if (info.checksum, info.created_at) == (current.checksum, current.created_at):
-            self.fs.unlink(p)
+            self.backend.delete_kept(_history_name(current))
 
     def _history_entries(self) -> list[tuple[int, str]]:
         """``(seq, path)`` of the files in ``history/`` whose names parse, the latest commit first.
@@ -696,13 +736,13 @@ class SnapStore:
                 seen_versions.add(v)  # the pre-migration generation: kept
                 continue
             seen_versions.add(v)
-            self.fs.unlink(p)
+            self.backend.delete_kept(os.path.basename(p))
 
     # ------------------------------------------------------------------ lock
     #: The writer lock of the directory (see :class:`snapmixin.store.local.DirectoryLock`).
     _Lock = _local.DirectoryLock
 
-    def _locked(self, doing: str) -> _local.DirectoryLock:
+    def _locked(self, doing: str) -> Any:
         """The writer lock; the place :meth:`acreate` reserved for this write, if there is one."""
         return self.backend.exclusive(doing)
 
@@ -753,6 +793,17 @@ class SnapStore:
         except OSError as e:
             raise self._os_error(e, "cannot read the current snapshot") from e
 
+    def read_current_bytes(self) -> bytes:
+        """The current generation's bytes as stored, unchecked (``rehash`` reads an edited file).
+        Raises ``FileNotFoundError`` when there is none, :class:`~.backend.NotAGeneration` when
+        something else stands there, another ``OSError`` when the read fails."""
+        return self.backend.read(SNAPSHOT)
+
+    def location_kind(self, name: str | None = None) -> str | None:
+        """What the store's location (or ``name`` in it, e.g. ``"snapshot.json"``) is: ``"dir"``,
+        ``"file"``, ``"other"``, or None when nothing is there."""
+        return self.backend.kind(name)
+
     def check_generations(self, *, current_only: bool = False) -> list[GenerationCheck]:
         """Every stored generation (the current one, then ``history/``, then the seed's files),
         newest first, each read whole and checked; nothing is repaired or written.
@@ -796,16 +847,13 @@ class SnapStore:
     def seq_file_text(self) -> str | None:
         """The text of the derived ``snapshot.seq`` (stripped), or None when it cannot be read."""
         try:
-            return fsio.read_regular(self.fs, self._p(SEQFILE), limit=64).decode("ascii", "replace").strip()
+            return self.backend.read_seqfile().decode("ascii", "replace").strip()
         except OSError:
             return None
 
     def temp_files(self) -> list[str]:
         """Names of temp files left in the directory by interrupted writers (sorted)."""
-        try:
-            return sorted(n for n in self.fs.listdir(self._dir) if fsio.is_temp_name(n))
-        except OSError:
-            return []
+        return self.backend.temp_names()
 
     def not_found(self) -> SnapshotNotFound:
         """The ``SnapshotNotFound`` this store raises when it holds no snapshot, saying why."""
@@ -815,7 +863,7 @@ class SnapStore:
     def exists(self) -> bool:
         """Whether the directory holds a snapshot (in this format or one of the seed's)."""
         try:
-            names = self.fs.listdir(self._dir)
+            names = self.backend.names()
         except OSError:
             return False
         return SNAPSHOT in names or any(_MINISNAP13_RE.match(n) for n in names)
@@ -915,7 +963,7 @@ class SnapStore:
                 if not fallback:
                     raise
                 cause = e.__cause__
-                if isinstance(cause, OSError) and not isinstance(cause, fsio.NotRegularFile):
+                if isinstance(cause, OSError) and not isinstance(cause, NotAGeneration):
                     # An I/O error is not damage: the file may be intact, and restoring an older
                     # generation would let the next save destroy it.
                     raise SnapError(f"{p}: cannot read: {cause.strerror or cause} (an I/O error, not "
@@ -940,7 +988,7 @@ class SnapStore:
 
     def _not_found_message(self) -> str:
         d = self._dir
-        what = fsio.kind(self.fs, d)
+        what = self.backend.kind()
         if what == "file":
             return f"{d} is a file, not a snapshot directory"
         if what is None:
@@ -982,7 +1030,7 @@ class SnapStore:
         """Make ``snapshot.seq`` agree with the envelope, if no writer is busy. Never raises."""
         want = f"{info.seq}\n".encode()
         try:
-            if fsio.read_regular(self.fs, self._p(SEQFILE), limit=64) == want:
+            if self.backend.read_seqfile() == want:
                 return
         except OSError:
             pass
@@ -992,7 +1040,7 @@ class SnapStore:
         # writers with lock_timeout=0 fail with StoreLocked (measured: 1 create in 6 with two
         # readers restoring in a loop). Racing a writer that starts now is harmless: the file
         # is derived, the writer rewrites it after its commit, and the next restore repairs it.
-        if not _local.DirectoryLock(self.backend, "repair snapshot.seq in", probe=True).probe_free():
+        if not self.backend.writers_idle():
             return  # a writer is busy (it will write the file) or the directory is read-only
         try:
             head = self._current_head()
@@ -1007,7 +1055,7 @@ class SnapStore:
         """The files that may hold a generation, newest first, with a seq from the name if any."""
         out: list[tuple[str, int | None]] = []
         try:
-            names = self.fs.listdir(self._dir)
+            names = self.backend.names()
         except (FileNotFoundError, NotADirectoryError):
             return out
         except OSError as e:
@@ -1056,25 +1104,27 @@ class SnapStore:
         with the ``OSError`` as its cause: the file may be intact, so ``fallback`` must
         not skip it; memory running out is a ``SnapError`` too, never a bare ``MemoryError``.
         """
+        name = self._name(path)
+        backend = self.backend
         try:
             try:
-                data = fsio.read_regular(self.fs, path, limit=_HEAD_BYTES)
+                data = backend.read(name, limit=_HEAD_BYTES)
                 size = len(data)
                 if len(data) == _HEAD_BYTES:  # a large file: refuse what cannot be JSON before reading it
                     _refuse_non_json(data, path)
-                    size = self.fs.lstat(path).st_size
+                    size = backend.size(name)
                     self._check_size(size, path)
                     if head_only and len(data) < size:
                         info = self._parse_head(data, path, size)
                         if info is not None:
                             return _Generation(info, b"")
                     limit = None if self.max_size is None else self.max_size + 1
-                    data = fsio.read_regular(self.fs, path, limit=limit)
+                    data = backend.read(name, limit=limit)
                     self._check_size(len(data), path)  # it grew since
                     size = len(data)
             except FileNotFoundError as e:
                 raise SnapshotNotFound(f"{path}: no such file", path=path) from e
-            except fsio.NotRegularFile as e:
+            except NotAGeneration as e:
                 raise CorruptSnapshot(f"{path}: not a regular file (a symlink, directory or FIFO "
                                       "stands where the snapshot should be)", path=path) from e
             except OSError as e:
@@ -1110,7 +1160,7 @@ class SnapStore:
         if head.get("format_version") == _fmt.V2:
             # version 2: the checksum is the file's last bytes, read alone (not the whole file)
             try:
-                tail, size = fsio.read_tail(self.fs, path, _fmt.TRAILER_SIZE)
+                tail, size = self.backend.read_tail(self._name(path), _fmt.TRAILER_SIZE)
             except OSError:
                 return None  # let the whole read report it
             trailer = _fmt.trailer_checksum(tail)
@@ -1168,7 +1218,7 @@ class SnapStore:
     def _seqfile_seq(self) -> int | None:
         """The seq in ``snapshot.seq`` (the one parser of it), or None when unusable."""
         try:
-            return _fmt.parse_seq_text(fsio.read_regular(self.fs, self._p(SEQFILE), limit=64))
+            return _fmt.parse_seq_text(self.backend.read_seqfile())
         except OSError:
             return None
 
@@ -1214,15 +1264,6 @@ class SnapStore:
                                   path=path)
         return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=Path(path),
                             size=size, checksum=checksum, layout="snapmixin-1")
-
-
-def _with_turn(turn: _local.DirectoryLock, call: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run ``call`` (in a worker thread) with ``turn`` as the lock its write takes."""
-    _local.RESERVED_TURN.set(turn)
-    try:
-        return call(*args, **kwargs)
-    finally:
-        _local.RESERVED_TURN.set(None)
 
 
 _class_version = _migrate.class_version  # the schema version a class declares (None: none)

@@ -32,30 +32,49 @@ Rules every backend keeps (the store's guarantees rest on them):
 1. :meth:`Backend.commit` is all or nothing: afterwards the current generation
    is either the new bytes, whole, or what it was. It is durable when it
    returns (fsyncs, or the PUT was acknowledged).
-2. ``commit(..., expect=token)`` replaces the current generation only if its
-   identity is still ``token`` (``None``: only if there is none); otherwise it
-   raises :class:`Stale` and writes nothing. A backend that cannot tell whether
-   a commit landed (a timeout after the request was sent) reads the current
-   generation back and compares identities before answering.
+2. ``commit(..., expect_tag=tag)`` replaces the current generation only if the
+   current object is still the one :meth:`Backend.current_tag` named (``None``:
+   only if there is none); otherwise it raises :class:`Stale` and writes
+   nothing. A locking backend is fenced by :meth:`Backend.exclusive` instead.
+   A backend that cannot tell whether a commit landed (a timeout after the
+   request was sent) reads the current generation back and compares
+   identities before answering.
 3. Kept generations are never the current one under another name that a
    delete could remove; :meth:`Backend.delete_kept` never touches the current
    generation.
 4. Reads report damage and I/O failure apart: a missing name is
-   ``FileNotFoundError``, a read that fails is another ``OSError``; what the
+   ``FileNotFoundError``, something that is not plain bytes
+   :data:`NotAGeneration` (damage), a read that fails is another ``OSError``; what the
    bytes mean is the store's business (:mod:`.format`).
 
-Adding a backend is one module implementing :class:`Backend`, plus the line
-in :func:`snapmixin.store.SnapStore` that picks it from the location.
+Adding a backend is one module implementing :class:`Backend`, plus one line in
+:data:`snapmixin.store.BACKENDS` mapping a URL scheme to it
+(``SnapStore("scheme://...")`` then uses it).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-__all__ = ["Backend", "Buffer", "Stale"]
+from ..errors import SnapError
+from ..fsio import NotRegularFile
+
+__all__ = ["Backend", "Buffer", "NotAGeneration", "Stale"]
 
 Buffer = bytes | bytearray | memoryview
+
+#: Names, relative to the store's location: the current generation ...
+CURRENT = "snapshot.json"
+#: ... and the folder of the kept ones (``history/<name>``).
+HISTORY = "history"
+
+
+#: Something that is not plain bytes stands under a generation's name (locally: a symlink,
+#: a directory, a FIFO): the store reports it as damage, not as an I/O error. A backend
+#: raises this class (it is :class:`snapmixin.fsio.NotRegularFile`, so one type for both).
+NotAGeneration = NotRegularFile
 
 
 class Stale(Exception):
@@ -70,37 +89,80 @@ class Stale(Exception):
 class Backend(abc.ABC):
     """Where the generations of one store live, and how one of them is committed.
 
-    Names are relative to the store's location: ``snapshot.json`` for the
-    current generation, ``history/<name>`` for kept ones.
+    Generations are addressed by *name*, relative to the store's location:
+    ``snapshot.json`` for the current generation, ``history/<name>`` for kept
+    ones, and a bare file name for the seed's (minisnap 0.1.3) files. Reads
+    raise ``FileNotFoundError`` for a missing name, :class:`NotAGeneration` for
+    something that is not plain bytes, another ``OSError`` for a read that failed.
+
+    What is abstract is what every backend must do; the methods with a body are
+    what a backend without a lock, temp files or a derived seq file inherits.
     """
 
     #: the location, for messages (a directory path, or a URL)
     location: str
+    #: how long a writer waits for another process's lock (a backend without one ignores it)
+    lock_timeout: float | None = None
 
-    # -- the current generation -------------------------------------------------
+    # -- reading generations --------------------------------------------------------
     @abc.abstractmethod
-    def read_current(self, limit: int | None = None) -> bytes:
-        """The current generation's bytes (at most ``limit``); ``FileNotFoundError`` if none."""
-
-    @abc.abstractmethod
-    def read_current_tail(self, size: int) -> tuple[bytes, int]:
-        """The last ``size`` bytes of the current generation and its total size (a bounded
-        read: format version 2 keeps its identity there)."""
+    def read(self, name: str, limit: int | None = None) -> bytes:
+        """The bytes stored under ``name`` (at most ``limit``)."""
 
     @abc.abstractmethod
-    def exclusive(self, doing: str) -> object:
+    def size(self, name: str) -> int:
+        """The size in bytes of what ``name`` holds (without reading it)."""
+
+    @abc.abstractmethod
+    def read_tail(self, name: str, size: int) -> tuple[bytes, int]:
+        """The last ``size`` bytes under ``name`` and its total size (a bounded read:
+        format version 2 keeps its identity there)."""
+
+    @abc.abstractmethod
+    def identify(self, name: str) -> str:
+        """An identity of the object stored under ``name`` that does not depend on reading
+        it (the identity of a damaged current generation, which a writer replaces exactly):
+        locally inode, size and mtime; on object storage the ETag."""
+
+    @abc.abstractmethod
+    def names(self) -> list[str]:
+        """The names at the top of the location (``snapshot.json``, the seed's files...);
+        ``FileNotFoundError`` when the location does not exist."""
+
+    @abc.abstractmethod
+    def kind(self, name: str | None = None) -> str | None:
+        """What the location (or ``name`` in it) is: ``"dir"`` (a place holding names;
+        any existing prefix on object storage), ``"file"``, ``"other"``, or None (nothing)."""
+
+    # -- committing ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def exclusive(self, doing: str) -> Any:
         """A context manager held around a commit: the local backend's writer lock, a no-op
         for a backend whose commit is a conditional write."""
 
     @abc.abstractmethod
-    def commit(self, data: Buffer | Sequence[Buffer], *, keep_current_as: str | None = None) -> None:
-        """Make ``data`` the current generation, atomically and durably.
+    def current_tag(self) -> str | None:
+        """The version of the current object as the commit's precondition will see it (an
+        ETag; None: there is none), taken inside :meth:`exclusive` *before* the store reads
+        the current generation. A locking backend returns a constant without I/O."""
 
-        ``keep_current_as``: first keep the current generation as ``history/<name>``
-        (undone if the commit does not happen). The precondition (rule 2) is checked
-        by the caller inside :meth:`exclusive` for a locking backend; a conditional-
-        write backend checks it in the write itself and raises :class:`Stale`.
-        """
+    @abc.abstractmethod
+    def commit(self, data: Buffer | Sequence[Buffer], *, expect_tag: str | None) -> None:
+        """Make ``data`` the current generation, all or nothing, durable on return, if the
+        current object is still ``expect_tag`` (rule 2; a locking backend is fenced by its
+        lock and ignores it). Otherwise raise :class:`Stale` and write nothing."""
+
+    @abc.abstractmethod
+    def keep_current(self, name: str) -> object:
+        """Keep the current generation as ``history/<name>``, durably (before a commit)."""
+
+    @abc.abstractmethod
+    def keep_damaged(self, name: str) -> str | None:
+        """Keep a damaged current generation about to be replaced as ``history/<name>``;
+        returns ``name``, or None when it is gone or could not be kept (logged)."""
+
+    def cleanup(self) -> None:  # noqa: B027 - optional: nothing to clean by default
+        """Remove what writers that died left behind (inside :meth:`exclusive`)."""
 
     # -- kept generations ---------------------------------------------------------
     @abc.abstractmethod
@@ -108,9 +170,39 @@ class Backend(abc.ABC):
         """Names of the kept generations (unordered; the store orders them by name)."""
 
     @abc.abstractmethod
-    def read_kept(self, name: str, limit: int | None = None) -> bytes:
-        """One kept generation's bytes (``FileNotFoundError`` when gone)."""
-
-    @abc.abstractmethod
     def delete_kept(self, name: str) -> None:
         """Remove one kept generation (never the current one)."""
+
+    # -- the derived seq record, leftovers, writers ----------------------------------
+    def read_seqfile(self) -> bytes:
+        """The derived ``snapshot.seq`` (at most 64 bytes); ``OSError`` when there is none."""
+        raise FileNotFoundError("no snapshot.seq")
+
+    def write_seqfile(self, seq: int) -> None:  # noqa: B027 - optional
+        """Update the derived ``snapshot.seq`` (not durable: ``restore()`` repairs it)."""
+
+    def temp_names(self) -> list[str]:
+        """Names of temp files left by interrupted writers (sorted)."""
+        return []
+
+    def writers_idle(self) -> bool:
+        """Whether no writer is busy now (a reader repairs derived records only then)."""
+        return True
+
+    def reserve_turn(self, doing: str) -> Any:
+        """Take an asyncio writer's place in line now (its thread writes later); returns
+        what :meth:`run_in_turn` and :meth:`abandon_turn` take."""
+        return None
+
+    def run_in_turn(self, turn: Any, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``call`` (in a worker thread) in the place ``turn`` reserved."""
+        return call(*args, **kwargs)
+
+    def abandon_turn(self, turn: Any) -> None:  # noqa: B027 - optional
+        """Give a reserved place back if its write never started (idempotent)."""
+
+    def os_error(self, e: OSError, what: str) -> SnapError:
+        """An ``OSError`` as the ``SnapError`` a caller sees."""
+        where = e.filename or self.location
+        return SnapError(f"{self.location}: {what}: {e.strerror or e} [{where}]; the previous "
+                         "snapshot is intact", path=where)

@@ -24,7 +24,8 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .. import fsio
 from ..errors import SnapError, StoreLocked
@@ -213,9 +214,14 @@ class LocalBackend(Backend):
         self.lock_timeout = lock_timeout
         self.lock_path = os.path.join(directory, LOCK)
         self.parent_synced = False
+        self._fixed = {n: os.path.join(directory, n) for n in (SNAPSHOT, SEQFILE)}
 
     def path(self, *names: str) -> str:
         return os.path.join(self.directory, *names)
+
+    def _at(self, name: str) -> str:
+        """The path of ``name`` (those read on every restore are joined once)."""
+        return self._fixed.get(name) or os.path.join(self.directory, name)
 
     # -- exclusion ------------------------------------------------------------------
     def exclusive(self, doing: str) -> DirectoryLock:
@@ -250,30 +256,69 @@ class LocalBackend(Backend):
         return SnapError(f"{d}: {what}: {reason} [{where}]; the previous snapshot is intact",
                          path=where)
 
-    # -- the current generation -------------------------------------------------------
-    def read_current(self, limit: int | None = None) -> bytes:
-        return fsio.read_regular(self.fs, self.path(SNAPSHOT), limit=limit)
+    # -- reading generations ---------------------------------------------------------
+    def read(self, name: str, limit: int | None = None) -> bytes:
+        return fsio.read_regular(self.fs, self._at(name), limit=limit)
 
-    def read_current_tail(self, size: int) -> tuple[bytes, int]:
-        return fsio.read_tail(self.fs, self.path(SNAPSHOT), size)
+    def size(self, name: str) -> int:
+        return self.fs.lstat(self._at(name)).st_size
 
-    def cleanup_temps(self) -> None:
+    def read_tail(self, name: str, size: int) -> tuple[bytes, int]:
+        return fsio.read_tail(self.fs, self._at(name), size)
+
+    def identify(self, name: str) -> str:
+        """The file itself: inode, size and mtime (one ``lstat``)."""
+        st = self.fs.lstat(self._at(name))
+        return f"damaged-{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
+
+    def names(self) -> list[str]:
+        return self.fs.listdir(self.directory)
+
+    def kind(self, name: str | None = None) -> str | None:
+        return fsio.kind(self.fs, self.directory if name is None else self.path(name))
+
+    def read_seqfile(self) -> bytes:
+        return fsio.read_regular(self.fs, self._fixed[SEQFILE], limit=64)
+
+    def temp_names(self) -> list[str]:
+        try:
+            return sorted(n for n in self.fs.listdir(self.directory) if fsio.is_temp_name(n))
+        except OSError:
+            return []
+
+    def writers_idle(self) -> bool:
+        """A probe of the lock, taken and given back at once."""
+        return DirectoryLock(self, "repair snapshot.seq in", probe=True).probe_free()
+
+    # -- committing ------------------------------------------------------------------------
+    def cleanup(self) -> None:
         """Remove temp files left by crashed writers (only while holding the lock)."""
         fsio.cleanup_temps(self.fs, self.directory)
 
-    def commit(self, data: Buffer | Sequence[Buffer], *, keep_current_as: str | None = None) -> None:
-        """Temp file, fsync, rename over ``snapshot.json``, fsync the directory."""
-        kept = self.keep_current(keep_current_as) if keep_current_as is not None else None
-        try:
-            fsio.atomic_write(self.fs, self.directory, SNAPSHOT, data)
-        except OSError:
-            if kept is not None:
-                self.forget(kept)
-            raise
+    def current_tag(self) -> str | None:
+        """No I/O: the lock held around the commit is the precondition."""
+        return "locked"
 
-    def write(self, data: Buffer | Sequence[Buffer]) -> None:
-        """The commit step alone (the store keeps the old generation first, see ``keep_current``)."""
+    def commit(self, data: Buffer | Sequence[Buffer], *, expect_tag: str | None = None) -> None:
+        """Temp file, fsync, rename over ``snapshot.json``, fsync the directory (under the lock,
+        which fences other writers: ``expect_tag`` is not needed)."""
         fsio.atomic_write(self.fs, self.directory, SNAPSHOT, data)
+
+    def reserve_turn(self, doing: str) -> DirectoryLock:
+        turn = DirectoryLock(self, doing)
+        turn.reserve()
+        return turn
+
+    def run_in_turn(self, turn: Any, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        RESERVED_TURN.set(turn)
+        try:
+            return call(*args, **kwargs)
+        finally:
+            RESERVED_TURN.set(None)
+
+    def abandon_turn(self, turn: Any) -> None:
+        if turn is not None:
+            turn.abandon()
 
     def forget(self, path: str) -> None:
         """Undo :meth:`keep_current` after a commit that did not happen (errors ignored)."""
@@ -315,7 +360,7 @@ class LocalBackend(Backend):
 
     def keep_damaged(self, name: str) -> str | None:
         """Keep a damaged ``snapshot.json`` about to be replaced as ``history/<name>`` (a second
-        name, not a copy). Returns its path, or None (gone, or it could not be linked)."""
+        name, not a copy). Returns ``name``, or None (gone, or it could not be linked)."""
         hist = self._history_dir()
         dst = os.path.join(hist, name)
         try:
@@ -328,7 +373,7 @@ class LocalBackend(Backend):
             return None
         self.fs.fsync_dir(hist)
         log.warning("%s: the damaged %s is replaced; kept as %s", self.directory, SNAPSHOT, dst)
-        return dst
+        return name
 
     def write_seqfile(self, seq: int) -> None:
         """Update the derived ``snapshot.seq`` (not fsynced: ``restore()`` repairs it).
@@ -353,9 +398,6 @@ class LocalBackend(Backend):
             return self.fs.listdir(self.path(HISTORY))
         except (FileNotFoundError, NotADirectoryError):
             return []
-
-    def read_kept(self, name: str, limit: int | None = None) -> bytes:
-        return fsio.read_regular(self.fs, self.path(HISTORY, name), limit=limit)
 
     def delete_kept(self, name: str) -> None:
         self.fs.unlink(self.path(HISTORY, name))
