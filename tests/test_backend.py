@@ -275,3 +275,21 @@ def test_the_mixin_works_on_the_toy_backend(tmp_path: Path) -> None:
         stale.snapshot()  # the generation it read is gone: fenced, not a lost update
     assert Game.open("toy://b").score == 4
     _nothing_local(tmp_path)
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/prefix", "gs://b/p", "az://c/p", "memory://x", "S3://b/p"])
+def test_a_url_without_a_backend_is_refused_not_written_as_a_directory(tmp_path: Path, url: str) -> None:
+    from dataclasses import dataclass
+
+    from snapmixin import Snapshottable
+
+    @dataclass
+    class G(Snapshottable):
+        level: int = 1
+
+    with pytest.raises(ValueError, match="no storage backend for") as e:
+        SnapStore(url)
+    assert url in str(e.value) and "directory path" in str(e.value)
+    with pytest.raises(ValueError, match="no storage backend for"):
+        G.open(url)
+    assert list(tmp_path.iterdir()) == []  # nothing made in the cwd (no "s3:" directory)

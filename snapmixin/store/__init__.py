@@ -126,8 +126,13 @@ def _backend_for(location: str, directory: Path, fs: fsio.FileOps | None,
                  lock_timeout: float | None) -> Backend:
     """The backend its scheme names, else the local directory ``directory``."""
     m = _SCHEME_RE.match(location)
-    factory = BACKENDS.get(m.group(1).lower()) if m else None
-    if factory is not None:
+    if m is not None:
+        factory = BACKENDS.get(m.group(1).lower())
+        if factory is None:
+            # Never a local directory named "s3:": that would look like it worked.
+            known = ", ".join(f"{k}://" for k in sorted(BACKENDS)) or "none yet"
+            raise ValueError(f"{location!r}: no storage backend for {m.group(1)}:// in this snapmixin "
+                             f"(backends for URLs: {known}); give a directory path for local storage")
         return factory(location, fs, lock_timeout)
     return _local.LocalBackend(os.fspath(directory), fs if fs is not None else fsio.REAL, lock_timeout)
 
