@@ -592,6 +592,8 @@ class SnapStore:
                         "stored state", path=target, expected=_token_or_none(expect) or token,
                         current=None) from e
                 except OSError as e:
+                    if getattr(e, "outcome_unknown", False):
+                        raise  # the backend could not read its commit back: say so, guess nothing
                     head = self._current_head()
                     mine = (seq, checksum, when)
                     if head is not None and (head.seq, head.checksum, head.created_at) == mine:

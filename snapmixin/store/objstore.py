@@ -245,7 +245,7 @@ class ObjectBackend(Backend):
     def os_error(self, e: OSError, what: str) -> SnapError:
         where = e.filename or self.location
         tail = ("the outcome is unknown: restore() shows which generation is current"
-                if getattr(e, "snapmixin_unknown", False) else "the previous snapshot is intact")
+                if getattr(e, "outcome_unknown", False) else "the previous snapshot is intact")
         return SnapError(f"{self.location}: {what}: {e.strerror or e} [{where}]; {tail}", path=where)
 
     # -- the commit in progress on this thread --------------------------------------------
@@ -448,7 +448,7 @@ class ObjectBackend(Backend):
             err = OSError(errno.EIO, f"the commit's outcome is unknown: the PUT failed "
                           f"({_first_line(cause)}) and reading it back failed too ({_first_line(e)})",
                           self._where(CURRENT))
-            err.snapmixin_unknown = True  # type: ignore[attr-defined]
+            err.outcome_unknown = True  # type: ignore[attr-defined]
             raise err from e
         landed = got.size == len(body) and got.data == body[-_TRAILER:]
         if landed:
