@@ -130,3 +130,82 @@ class FaultyRequests(Requests):
 
     def methods(self) -> list[str]:
         return [m for m, _ in self.log]
+
+
+class FaultyProxy:
+    """An HTTP proxy on 127.0.0.1 in front of the S3 server that answers chosen PUTs of
+    ``snapshot.json`` itself, so the faults reach obstore's real HTTP client:
+
+    - ``"409"``: S3's ``409 ConditionalRequestConflict`` without forwarding (nothing applied);
+    - ``"500"``: forward (the server applies it), then answer ``500 InternalError``.
+
+    ``plan`` is consumed one fault per matching PUT; every other request is forwarded as is."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.client
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        up = urlsplit(upstream)
+        self.plan: list[str] = []
+        self.answered: list[str] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+            def _reply(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+                self.send_response(status)
+                for k, v in headers:
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "date",
+                                         "server"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD" and status not in (204, 304):
+                    self.wfile.write(body)
+
+            def _error(self, status: int, code: str) -> None:
+                body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+                        f"<Message>{code} (injected by the test proxy)</Message></Error>").encode()
+                self._reply(status, [("Content-Type", "application/xml")], body)
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                fault = None
+                if self.command == "PUT" and self.path.split("?")[0].endswith("/snapshot.json"):
+                    with proxy._mutex:
+                        fault = proxy.plan.pop(0) if proxy.plan else None
+                        if fault is not None:
+                            proxy.answered.append(fault)
+                if fault == "409":
+                    self._error(409, "ConditionalRequestConflict")
+                    return
+                conn = http.client.HTTPConnection(up.hostname or "127.0.0.1", up.port, timeout=30)
+                try:
+                    conn.request(self.command, self.path, body, headers=dict(self.headers.items()))
+                    resp = conn.getresponse()
+                    data = resp.read()
+                finally:
+                    conn.close()
+                if fault == "500":
+                    self._error(500, "InternalError")
+                    return
+                self._reply(resp.status, resp.getheaders(), data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+        self._mutex = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -27,7 +27,7 @@ from snapmixin.errors import CorruptSnapshot, SeqRegression, SnapError, Snapshot
 from snapmixin.store import objstore
 from snapmixin.store.objstore import ObjectBackend, Requests
 
-from .objstore_support import Fault, FaultyRequests, S3Server
+from .objstore_support import Fault, FaultyProxy, FaultyRequests, S3Server
 
 ROOT = Path(__file__).resolve().parent.parent
 _MEM = itertools.count(1)
@@ -486,11 +486,12 @@ def test_twelve_threads_race_on_one_prefix(remote: Place) -> None:
     first = remote.store().create({"writer": "", "copies": "", "seq": 0}, 0)
     wins: list[tuple[str, str, int]] = []
     losses: list[BaseException] = []
-    start = threading.Barrier(12)
+    start = threading.Barrier(12, timeout=60)  # a thread that died before it: an error, not a hang
     mutex = threading.Lock()
+    shared = remote.store()
 
     def writer(i: int) -> None:
-        s = remote.store()
+        s = shared if i % 2 else remote.store()  # half share one store object (and its caches)
         start.wait()
         for _ in range(6):
             r = s.restore_generation()
@@ -541,6 +542,19 @@ def test_four_processes_race_on_one_prefix(s3: S3Server, tmp_path: Path) -> None
 
 
 # -- SIGKILL of a writer mid-commit -----------------------------------------------------------
+def _line_within(child: subprocess.Popen[str], seconds: float) -> str:
+    """The child's next line; a child that says nothing for ``seconds`` fails the test (no hang)."""
+    import selectors
+
+    assert child.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(child.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout=seconds):
+            child.kill()
+            pytest.fail(f"the writer printed nothing for {seconds} s")
+    return child.stdout.readline()
+
+
 def _kill_loop(place: Place, rounds: int) -> None:
     rng = random.Random(12)
     s = place.store(keep=2)
@@ -549,13 +563,17 @@ def _kill_loop(place: Place, rounds: int) -> None:
         child = subprocess.Popen([sys.executable, "-m", "tests._objstore_child", "loop", place.url],
                                  cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert child.stdout is not None
+        acknowledged = -1
         for _ in range(rng.randint(1, 6)):  # let it commit a few, then kill it somewhere in the next
-            assert child.stdout.readline().startswith("committed")
+            line = _line_within(child, 60.0)
+            assert line.startswith("committed"), line
+            acknowledged = int(line.split()[1])
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
         child.stdout.close()
         state, seq = place.store().restore()  # never an error, never a mix
         assert state["i"] == seq and state["pad"] == [seq] * (seq % 50)
+        assert seq >= acknowledged  # what create() returned for survived (durable: the PUT was answered)
         checks = place.store().check_generations()
         assert all(c.ok for c in checks), [c.error for c in checks if not c.ok]
         hist = place.store().history()
@@ -569,3 +587,46 @@ def test_sigkill_of_a_writer_mid_commit(s3: S3Server) -> None:
 @pytest.mark.slow
 def test_sigkill_of_a_writer_mid_commit_many_times(s3: S3Server) -> None:
     _kill_loop(_s3_place(s3), rounds=25)
+
+
+# -- the same faults through obstore's real HTTP client (a proxy answers for the server) -----------
+@pytest.fixture
+def proxied(s3_server: S3Server) -> Iterator[tuple[FaultyProxy, str, dict[str, Any]]]:
+    proxy = FaultyProxy(s3_server.endpoint)
+    options = dict(s3_server.options, endpoint=proxy.endpoint)
+    yield proxy, f"s3://{s3_server.new_bucket()}/via-proxy", options
+    proxy.stop()
+
+
+def test_s3s_409_conditional_request_conflict_is_retried(
+        proxied: tuple[FaultyProxy, str, dict[str, Any]]) -> None:
+    """On an update (If-Match) and on the first create (If-None-Match: *, which obstore reports
+    as AlreadyExists although nothing exists): read back, unchanged, sent again."""
+    proxy, url, options = proxied
+    s = SnapStore(url, storage_options=options)
+    proxy.plan.append("409")
+    first = s.create({"n": 1}, 1)
+    assert proxy.answered == ["409"]
+    proxy.answered.clear()
+    proxy.plan += ["409", "409"]
+    second = s.create({"n": 2}, 2, expect=first.generation)
+    assert proxy.answered == ["409", "409"] and proxy.plan == []
+    again = SnapStore(url, storage_options=options)
+    assert again.restore() == ({"n": 2}, 2)
+    latest = again.latest()
+    assert latest is not None and latest.generation == second.generation
+
+
+def test_a_put_applied_then_answered_500_is_one_commit(
+        proxied: tuple[FaultyProxy, str, dict[str, Any]]) -> None:
+    proxy, url, options = proxied
+    s = SnapStore(url, keep=3, storage_options=options)
+    s.create({"n": 1}, 1)
+    proxy.plan.append("500")
+    info = s.create({"n": 2}, 2)  # applied by the server; obstore saw a 500 (and perhaps resent it)
+    assert proxy.answered == ["500"]
+    again = SnapStore(url, storage_options=options)
+    latest = again.latest()
+    assert latest is not None and latest.generation == info.generation
+    assert [i.seq for i in again.history()] == [2, 1]  # committed once, kept once
+    assert s.create({"n": 3}, 3, expect=info.generation).seq == 3
