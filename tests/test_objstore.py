@@ -672,3 +672,33 @@ def test_the_command_line_program_on_s3(s3: S3Server, tmp_path: Path) -> None:
     assert run("rehash", place.url).returncode == 0  # accept the hand edit
     assert place.store().restore() == ({"n": 5}, 1)
     assert list(tmp_path.iterdir()) == [] and not (ROOT / "s3:").exists()  # nothing local
+
+
+def test_gathered_acreates_of_one_store_object_commit_in_turn(remote: Place) -> None:
+    """As on a directory: writers of one store object wait their turn, in the order called."""
+    store = remote.store(keep=100)
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(*(store.acreate({"i": i}, i) for i in range(1, 11)),
+                                    return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert [getattr(r, "seq", r) for r in results] == list(range(1, 11))
+    assert [g.seq for g in reversed(remote.store().history())] == list(range(1, 11))
+
+
+def test_a_write_from_inside_a_write_is_refused_not_a_deadlock(remote: Place) -> None:
+    from snapmixin.errors import StoreLocked
+
+    store = remote.store()
+    inner: list[BaseException] = []
+
+    def again(info: Any) -> None:
+        try:
+            store.create({"inner": True}, 99)
+        except StoreLocked as e:
+            inner.append(e)
+
+    store.commit_encoded(b'{"n":1}', 1, on_commit=again)
+    assert len(inner) == 1 and "already writing" in str(inner[0])
+    assert store.restore() == ({"n": 1}, 1)

@@ -49,6 +49,7 @@ wrap it to inject faults per request, the benchmark to count requests.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import logging
 import re
@@ -57,7 +58,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SnapError
+from ..errors import SnapError, StoreLocked
 from . import format as _fmt
 from .backend import CURRENT, HISTORY, Backend, Buffer, Stale
 
@@ -179,6 +180,53 @@ class Requests:
         return objects, folders
 
 
+class _Queue:
+    """The writers of one store object, one at a time, in the order they took a ticket (so
+    ``acreate()`` calls gathered in one event loop commit in the order they were made, as on a
+    directory). Different store objects, and processes, are not queued: the conditional PUT
+    fences them."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._next = 0  # the next ticket handed out
+        self._serving = 0  # the ticket whose turn it is
+        self._gone: set[int] = set()  # tickets given back before their turn came
+        self.holder: int | None = None  # the thread writing now
+
+    def ticket(self) -> int:
+        with self._cv:
+            t = self._next
+            self._next += 1
+            return t
+
+    def wait(self, t: int) -> None:
+        with self._cv:
+            while self._serving != t:
+                self._cv.wait()
+            self.holder = threading.get_ident()
+
+    def release(self, t: int, *, unless_started: bool = False) -> None:
+        """Give ticket ``t`` back (idempotent): the next one's turn, or skipped when its turn comes.
+        ``unless_started``: leave it alone if its writer is already running (a cancelled await)."""
+        with self._cv:
+            if t == self._serving:
+                if unless_started and self.holder is not None:
+                    return
+                self.holder = None
+                self._serving += 1
+                while self._serving in self._gone:
+                    self._gone.discard(self._serving)
+                    self._serving += 1
+                self._cv.notify_all()
+            elif t > self._serving:
+                self._gone.add(t)
+
+
+#: The ticket ``acreate()`` took in the event loop, for the write running in this context.
+_RESERVED: contextvars.ContextVar[tuple[object, int] | None] = contextvars.ContextVar(
+    "snapmixin_objstore_turn", default=None)
+
+
 @dataclass
 class _Op:
     """A commit in progress on one thread: the current generation as its precondition sees it."""
@@ -212,6 +260,7 @@ class ObjectBackend(Backend):
         #: ETag is ``_kept_tag``: every commit since the listing was ours
         self._kept: dict[str, bytes | None] | None = None
         self._kept_tag: str | None = None
+        self._queue = _Queue()
 
     def __repr__(self) -> str:
         return f"ObjectBackend({self.location!r})"
@@ -254,18 +303,42 @@ class ObjectBackend(Backend):
         return op
 
     def exclusive(self, doing: str) -> Any:
-        """No lock (the conditional PUT is the exclusion): a scope in which the current
-        generation read for the precondition serves the store's reads of it."""
-        return self._scope()
+        """No lock (the conditional PUT is the exclusion between store objects and processes):
+        this store object's writers in turn, and a scope in which the current generation read
+        for the precondition serves the store's reads of it."""
+        reserved = _RESERVED.get()
+        if reserved is not None and reserved[0] is self:
+            _RESERVED.set(None)  # one write per reservation
+            return self._scope(reserved[1])
+        if self._queue.holder == threading.get_ident():
+            raise StoreLocked(f"{self.location}: this thread is already writing to it (a write started "
+                              f"from inside another write?); cannot {doing} it now", path=self.location)
+        return self._scope(self._queue.ticket())
 
     @contextlib.contextmanager
-    def _scope(self) -> Iterator[None]:
+    def _scope(self, ticket: int) -> Iterator[None]:
         prev = self._op()
-        self._local.op = _Op()
         try:
+            self._queue.wait(ticket)
+            self._local.op = _Op()
             yield
         finally:
             self._local.op = prev
+            self._queue.release(ticket)
+
+    def reserve_turn(self, doing: str) -> int:
+        return self._queue.ticket()
+
+    def run_in_turn(self, turn: Any, call: Any, *args: Any, **kwargs: Any) -> Any:
+        token = _RESERVED.set((self, turn))
+        try:
+            return call(*args, **kwargs)
+        finally:
+            _RESERVED.reset(token)
+
+    def abandon_turn(self, turn: Any) -> None:
+        if turn is not None:
+            self._queue.release(turn, unless_started=True)
 
     def current_tag(self) -> str | None:
         """The current ETag: ``GET If-None-Match`` what this store object knows (a 304 costs no
