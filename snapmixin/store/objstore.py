@@ -3,7 +3,8 @@
 ``SnapStore("s3://bucket/prefix")`` (also ``gs://``, ``az://``, ``memory://``) keeps the
 same objects a directory holds: ``prefix/snapshot.json`` (the version 2 envelope, the
 commit record) and ``prefix/history/<name>`` (kept generations, the same envelopes).
-There is no lock, no temp object, no ``snapshot.seq`` and no pointer object.
+There is no lock, no temp object, no ``snapshot.seq`` and no pointer object (the writers
+of one store object take turns in the process; everything else is fenced by the PUT).
 
 The protocol (``docs/architecture.md`` tells it for users):
 
