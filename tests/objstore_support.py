@@ -116,7 +116,7 @@ class FaultyRequests(Requests):
     def head(self, name: str) -> Got:
         return self._call("head", name, lambda: self.inner.head(name))  # type: ignore[no-any-return]
 
-    def put(self, name: str, data: bytes, mode: Any = None) -> str | None:
+    def put(self, name: str, data: bytes, mode: Any = None) -> tuple[str | None, str | None]:
         return self._call("put", name, lambda: self.inner.put(name, data, mode))  # type: ignore[no-any-return]
 
     def delete(self, name: str) -> None:

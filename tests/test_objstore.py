@@ -369,7 +369,7 @@ def test_a_precondition_failure_after_the_clients_own_retry_is_read_back(remote:
     log = _faulty(s)
     real_put = log.inner.put
 
-    def twice(name: str, data: bytes, mode: Any = None) -> str | None:
+    def twice(name: str, data: bytes, mode: Any = None) -> tuple[str | None, str | None]:
         real_put(name, data, mode)
         return real_put(name, data, mode)  # 412: the ETag it names is gone (ours replaced it)
 
@@ -702,3 +702,33 @@ def test_a_write_from_inside_a_write_is_refused_not_a_deadlock(remote: Place) ->
     store.commit_encoded(b'{"n":1}', 1, on_commit=again)
     assert len(inner) == 1 and "already writing" in str(inner[0])
     assert store.restore() == ({"n": 1}, 1)
+
+
+def test_a_versioned_bucket_names_the_version_in_the_precondition(s3: S3Server) -> None:
+    """Where the store reports object versions (an S3 bucket with versioning; GCS generations),
+    the conditional PUT names the version it read as well as the ETag, and still fences."""
+    import boto3
+
+    bucket = s3.new_bucket()
+    boto3.client("s3", endpoint_url=s3.endpoint, region_name="us-east-1", aws_access_key_id="t",
+                 aws_secret_access_key="t").put_bucket_versioning(
+        Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    url = f"s3://{bucket}/v"
+    s = SnapStore(url, keep=2)
+    log = _faulty(s)
+    modes: list[Any] = []
+    real_put = log.inner.put
+
+    def recording(name: str, data: bytes, mode: Any = None) -> tuple[str | None, str | None]:
+        modes.append(mode)
+        return real_put(name, data, mode)
+
+    log.inner.put = recording  # type: ignore[method-assign]
+    first = s.create({"i": 1}, 1)
+    s.create({"i": 2}, 2, expect=first.generation)
+    assert any(isinstance(m, dict) and m.get("version") and m.get("e_tag") for m in modes)
+    SnapStore(url).create({"i": 3}, 3)
+    with pytest.raises(SnapshotConflict):
+        s.create({"i": 4}, 4, expect=first.generation)
+    assert s.create({"i": 5}, 5).seq == 5
+    assert SnapStore(url).restore() == ({"i": 5}, 5)

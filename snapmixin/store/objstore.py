@@ -99,6 +99,9 @@ class Got:
     data: bytes | None
     e_tag: str | None
     size: int
+    #: the object's version where the store has one (GCS: its generation, which GCS's
+    #: conditional PUT names instead of the ETag)
+    version: str | None = None
 
 
 class NotModified(Exception):
@@ -137,7 +140,7 @@ class Requests:
                 if have >= limit:
                     break
             data = b"".join(parts)[:limit]
-        return Got(data, meta.get("e_tag"), size)
+        return Got(data, meta.get("e_tag"), size, meta.get("version"))
 
     def get_tail(self, name: str, n: int) -> Got:
         """The last ``n`` bytes of ``name`` (all of it when shorter), its ETag and size."""
@@ -148,17 +151,17 @@ class Requests:
         except self.obs.exceptions.BaseError:
             return self.get(name)  # an empty object has no suffix range (416): read it whole
         meta = r.meta
-        return Got(bytes(r.bytes())[-n:], meta.get("e_tag"), int(meta["size"]))
+        return Got(bytes(r.bytes())[-n:], meta.get("e_tag"), int(meta["size"]), meta.get("version"))
 
     def head(self, name: str) -> Got:
         meta = self.obs.head(self.store, self.root + name)
-        return Got(None, meta.get("e_tag"), int(meta["size"]))
+        return Got(None, meta.get("e_tag"), int(meta["size"]), meta.get("version"))
 
-    def put(self, name: str, data: bytes, mode: Any = None) -> str | None:
-        """PUT ``data`` as ``name`` (``mode``: ``"create"``, ``{"e_tag": ...}`` or None); its ETag."""
+    def put(self, name: str, data: bytes, mode: Any = None) -> tuple[str | None, str | None]:
+        """PUT ``data`` as ``name`` (``mode``: ``"create"``, ``{"e_tag": ..., "version": ...}`` or
+        None); the new object's ETag and version."""
         r = self.obs.put(self.store, self.root + name, data, mode=mode, use_multipart=False)
-        tag: str | None = r.get("e_tag")
-        return tag
+        return r.get("e_tag"), r.get("version")
 
     def delete(self, name: str) -> None:
         self.obs.delete(self.store, self.root + name)
@@ -262,6 +265,8 @@ class ObjectBackend(Backend):
         self._kept: dict[str, bytes | None] | None = None
         self._kept_tag: str | None = None
         self._queue = _Queue()
+        #: ETag -> version (GCS generation) of ``snapshot.json`` as responses named them
+        self._versions: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"ObjectBackend({self.location!r})"
@@ -361,6 +366,7 @@ class ObjectBackend(Backend):
             return None
         data = got.data if got.data is not None and len(got.data) == got.size else None
         op.fetched, op.exists, op.tag, op.data, op.size = True, True, got.e_tag, data, got.size
+        self._version_of(got.e_tag, got.version)
         self._learn(got.e_tag, data)
         return op.tag
 
@@ -369,6 +375,13 @@ class ObjectBackend(Backend):
             self._known = None if tag is None else (tag, data)
             if tag is None or tag != self._kept_tag:
                 self._kept = None  # someone else committed: list history/ again
+
+    def _version_of(self, tag: str | None, version: str | None) -> None:
+        if tag is not None and version is not None:
+            with self._lock:
+                if len(self._versions) > 64:
+                    self._versions.clear()
+                self._versions[tag] = version
 
     def _forget_known(self, tag: str | None) -> None:
         with self._lock:
@@ -400,6 +413,8 @@ class ObjectBackend(Backend):
         with self._request(name):
             got = self.requests.get(name, limit=limit)
         self._local.size = (name, got.size)
+        if name == CURRENT:
+            self._version_of(got.e_tag, got.version)
         if name == CURRENT and got.e_tag is not None and (limit is None or got.size <= limit):
             self._learn(got.e_tag, got.data if got.size <= INLINE_MAX else None)
         return got.data or b""
@@ -473,12 +488,17 @@ class ObjectBackend(Backend):
         op = self._op()
         if op is not None:
             op.fetched = False  # from here on the store's reads of the current go to the server
-        mode: Any = "create" if expect_tag is None else {"e_tag": expect_tag}
+        mode: Any = "create"
+        if expect_tag is not None:
+            mode = {"e_tag": expect_tag}
+            version = self._versions.get(expect_tag)
+            if version is not None:  # GCS conditions its PUT on the generation, not the ETag
+                mode["version"] = version
         obs = self.requests.obs
         last: Exception | None = None
         for _attempt in range(ATTEMPTS):
             try:
-                tag = self.requests.put(CURRENT, body, mode)
+                tag, version = self.requests.put(CURRENT, body, mode)
             except (obs.exceptions.PreconditionError, obs.exceptions.AlreadyExistsError,
                     FileNotFoundError) as e:
                 landed, now = self._read_back(body, e)
@@ -504,6 +524,7 @@ class ObjectBackend(Backend):
                     raise Stale(expect_tag, now) from e
                 last = e
                 continue
+            self._version_of(tag, version)
             self._committed(tag, body, expect_tag)
             return
         assert last is not None
@@ -524,6 +545,7 @@ class ObjectBackend(Backend):
                           self._where(CURRENT))
             err.outcome_unknown = True  # type: ignore[attr-defined]
             raise err from e
+        self._version_of(got.e_tag, got.version)
         landed = got.size == len(body) and got.data == body[-_TRAILER:]
         if landed:
             log.info("%s: the commit landed although its PUT failed (%s)", self.location, _first_line(cause))
