@@ -47,6 +47,11 @@ Rules every backend keeps (the store's guarantees rest on them):
    :data:`NotAGeneration` (damage), a read that fails is another ``OSError``; what the
    bytes mean is the store's business (:mod:`.format`).
 
+A backend whose listing is a request of its own sets :attr:`Backend.current_first`, and
+``restore()`` then reads ``snapshot.json`` before listing anything. A URL location is
+shown as the URL (:class:`UrlPath`) in ``SnapStore.path``, ``SnapshotInfo.path`` and messages.
+:mod:`.objstore` is such a backend (S3, GCS, Azure, memory, through obstore).
+
 Adding a backend is one module implementing :class:`Backend`, plus one line in
 :data:`snapmixin.store.BACKENDS` mapping a URL scheme to it
 (``SnapStore("scheme://...")`` then uses it).
