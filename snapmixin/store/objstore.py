@@ -80,6 +80,9 @@ ATTEMPTS = 5
 #: are re-read when needed: only their ETag is remembered).
 INLINE_MAX = 64 * 2**20
 _TRAILER = _fmt.TRAILER_SIZE
+#: A history copy this store object wrote is kept in memory up to this size, so pruning reads
+#: its header without a request (the store reads a header from the first 64 KiB).
+_KEPT_INLINE = 64 * 1024
 _HIST = HISTORY + "/"
 
 
@@ -576,7 +579,7 @@ class ObjectBackend(Backend):
             self.requests.put(_HIST + name, data)
         with self._lock:
             if self._kept is not None:
-                self._kept[name] = data if len(data) <= _fmt_head_limit() else None
+                self._kept[name] = data if len(data) <= _KEPT_INLINE else None
 
     def keep_current(self, name: str) -> str:
         """PUT the current generation's bytes (already read for the precondition) as
@@ -619,11 +622,6 @@ class ObjectBackend(Backend):
         with self._lock:
             if self._kept is not None:
                 self._kept.pop(name, None)
-
-
-def _fmt_head_limit() -> int:
-    """History bytes kept in memory per name (the store reads a header from its first 64 KiB)."""
-    return 64 * 1024
 
 
 # -- opening ----------------------------------------------------------------------------------
