@@ -79,7 +79,8 @@ from ..errors import (
 from . import format as _fmt
 from . import legacy as _legacy
 from . import local as _local
-from .backend import Backend, NotAGeneration, Stale
+from . import objstore as _objstore
+from .backend import Backend, NotAGeneration, Stale, UrlPath
 
 __all__ = ["ANY", "BACKENDS", "FORMAT", "FORMAT_VERSION", "MAX_SIZE", "SEQ_MAX", "GenerationCheck",
            "Restored",
@@ -119,13 +120,23 @@ BackendFactory = Callable[[str, "fsio.FileOps | None", "float | None"], Backend]
 #: Storage backends by URL scheme (``"scheme://..."``); a location without a registered scheme
 #: is a local directory. Adding a backend: one module, and one line here.
 BACKENDS: dict[str, BackendFactory] = {}
+BACKENDS["s3"] = _objstore.open_url  # S3 and S3-compatible servers (obstore: the [cloud] extra)
+BACKENDS["gs"] = _objstore.open_url  # Google Cloud Storage
+BACKENDS["az"] = _objstore.open_url  # Azure Blob Storage
+BACKENDS["memory"] = _objstore.open_url  # in this process only (tests, demos)
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 def _backend_for(location: str, directory: Path, fs: fsio.FileOps | None,
-                 lock_timeout: float | None) -> Backend:
+                 lock_timeout: float | None, storage_options: Mapping[str, Any] | None = None) -> Backend:
     """The backend its scheme names, else the local directory ``directory``."""
     m = _SCHEME_RE.match(location)
+    if storage_options is not None:
+        if m is None:
+            raise ValueError(f"{location!r}: storage_options is for a URL location (s3://, gs://, az://)")
+        factory = BACKENDS.get(m.group(1).lower())
+        if factory is not None:
+            return factory(location, fs, lock_timeout, storage_options=storage_options)  # type: ignore[call-arg]
     if m is not None:
         factory = BACKENDS.get(m.group(1).lower())
         if factory is None:
@@ -174,6 +185,11 @@ ANY: Any = _Any()
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+def _path(p: str) -> Path:
+    """A generation's path as infos hold it: a URL stays a URL (``s3://b/p/snapshot.json``)."""
+    return UrlPath(p) if _SCHEME_RE.match(p) else Path(p)
 
 
 def _derive_generation(info: SnapshotInfo) -> str:
@@ -311,11 +327,16 @@ class SnapStore:
             text never contains (NUL, a control character) or cannot start
             JSON is refused without being read further.
         fs: the file-system layer (tests substitute a fault-injecting one).
+        storage_options: for a URL location (``s3://``, ``gs://``, ``az://``), keyword
+            arguments of ``obstore.store.from_url`` (``endpoint``, ``region``,
+            ``access_key_id``..., ``client_options=``, ``retry_config=``); without it
+            obstore reads the environment (``AWS_ENDPOINT_URL``...). ``path`` may also be
+            a ready obstore store (``S3Store``...): its prefix is the location.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Any,
         keep: int = 1,
         *,
         codec: _codec.Codec | None = None,
@@ -325,6 +346,7 @@ class SnapStore:
         ignore_unknown_keys: bool = False,
         max_size: int | None = MAX_SIZE,
         fs: fsio.FileOps | None = None,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ValueError(f"keep must be an integer >= 1 (generations kept), not {keep!r}")
@@ -337,13 +359,17 @@ class SnapStore:
                                      or max_size < 1):
             raise ValueError(f"max_size must be a number of bytes >= 1 or None, not {max_size!r}")
         self.max_size = max_size
+        if not isinstance(path, (str, os.PathLike)):  # a ready obstore store
+            self.backend: Backend = _objstore.from_store(path)
+            path = self.backend.location
         location = os.fspath(path)
-        self.path = Path(path).expanduser()
+        self.path = UrlPath(location) if _SCHEME_RE.match(location) else Path(path).expanduser()
         self.keep = keep
         self.codec = codec
         self.ignore_unknown_keys = ignore_unknown_keys
-        #: where the generations live and how one commits (by default the POSIX directory)
-        self.backend = _backend_for(location, self.path, fs, lock_timeout)
+        if not hasattr(self, "backend"):
+            #: where the generations live and how one commits (by default the POSIX directory)
+            self.backend = _backend_for(location, self.path, fs, lock_timeout, storage_options)
         if isinstance(migrations, Mapping):
             migrations = migrations.values()
         self.migrations = _migrate.collect(list(migrations or ()))
@@ -554,7 +580,7 @@ class SnapStore:
                     archived = self._p(HISTORY, _history_name(current))
                 elif current is not None and current.seq == seq:
                     self._drop_stale_archive(current)
-                info = SnapshotInfo(seq=seq, created_at=when, schema_version=version, path=Path(target),
+                info = SnapshotInfo(seq=seq, created_at=when, schema_version=version, path=_path(target),
                                     size=size, checksum=checksum)
                 try:
                     backend.commit(data, expect_tag=tag)
@@ -566,6 +592,8 @@ class SnapStore:
                         "stored state", path=target, expected=_token_or_none(expect) or token,
                         current=None) from e
                 except OSError as e:
+                    if getattr(e, "outcome_unknown", False):
+                        raise  # the backend could not read its commit back: say so, guess nothing
                     head = self._current_head()
                     mine = (seq, checksum, when)
                     if head is not None and (head.seq, head.checksum, head.created_at) == mine:
@@ -828,7 +856,7 @@ class SnapStore:
         try:
             gen = self._read(path, verify=False, seq_hint=hint)
         except SnapError as e:
-            return GenerationCheck(Path(path), current, None, None, None, str(e), hint)
+            return GenerationCheck(_path(path), current, None, None, None, str(e), hint)
         ok = gen.checksum_ok()
         error = None
         if ok is False:
@@ -839,15 +867,15 @@ class SnapStore:
         elif hint is not None and gen.info.seq != hint:
             error = (f"{path}: the file name says seq {hint} but the file holds seq {gen.info.seq} "
                      "(renamed by hand?)")
-        return GenerationCheck(Path(path), current, gen.info, gen.state, ok, error, hint)
+        return GenerationCheck(_path(path), current, gen.info, gen.state, ok, error, hint)
 
     def history_files(self) -> list[tuple[int, Path]]:
         """``(seq, path)`` of the files in ``history/``, the latest commit first (unread)."""
-        return [(s, Path(p)) for s, p in self._history_entries()]
+        return [(s, _path(p)) for s, p in self._history_entries()]
 
     def history_path(self, info: SnapshotInfo) -> Path:
         """Where ``history/`` keeps (or would keep) the generation ``info``."""
-        return Path(self._p(HISTORY, _history_name(info)))
+        return _path(self._p(HISTORY, _history_name(info)))
 
     def seq_file_text(self) -> str | None:
         """The text of the derived ``snapshot.seq`` (stripped), or None when it cannot be read."""
@@ -954,6 +982,10 @@ class SnapStore:
             migrations = getattr(cls, "__snapmixin_migrations__", None)
         version = schema_version if schema_version is not None else self.schema_version
         steps = migrations if migrations is not None else self.migrations
+        if self.backend.current_first:
+            fast = self._restore_current(cls, version, steps)
+            if fast is not None:
+                return fast
         candidates = self._live(self._candidates())
         if not candidates:
             raise self.not_found()
@@ -990,6 +1022,17 @@ class SnapStore:
         assert first_error is not None
         raise CorruptSnapshot(f"{first_error}; and no intact older generation was found",
                               path=first_error.path) from first_error
+
+    def _restore_current(self, cls: Any, version: int | None,
+                         steps: Mapping[int, _migrate.Migration]) -> _Restored | None:
+        """The current generation alone, without listing anything (one read on object storage);
+        None when it is missing or damaged: the full path then lists, falls back, explains."""
+        try:
+            gen = self._read(self._p(SNAPSHOT), verify=True)
+            state = self._decode(gen, cls, version, steps)
+        except (SnapshotNotFound, CorruptSnapshot):
+            return None
+        return _Restored(state, gen.info, gen.info.generation, False)
 
     def _not_found_message(self) -> str:
         d = self._dir
@@ -1217,7 +1260,7 @@ class SnapStore:
     def _parse_legacy(self, top: dict[str, _codec.RawJSON] | None, data: bytes, path: str, size: int,
                       seq_hint: int | None) -> _Generation:
         seq, layout, raw = _legacy.read(top, data, path, seq_hint, self._seqfile_seq, self._p(SEQFILE))
-        return _Generation(SnapshotInfo(seq=seq, created_at=None, schema_version=1, path=Path(path),
+        return _Generation(SnapshotInfo(seq=seq, created_at=None, schema_version=1, path=_path(path),
                                         size=size, layout=layout), raw)
 
     def _seqfile_seq(self) -> int | None:
@@ -1261,13 +1304,13 @@ class SnapStore:
         if fv == _fmt.V2:
             if trailer is None:  # pragma: no cover - the callers found it or refused the file
                 raise CorruptSnapshot(f"{path}: no checksum trailer", path=path)
-            return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=Path(path),
+            return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=_path(path),
                                 size=size, checksum=trailer)
         checksum = head.get("checksum")
         if not isinstance(checksum, str) or not _CHECKSUM_RE.match(checksum):
             raise CorruptSnapshot(f"{path}: checksum must be \"sha256:<64 hex digits>\", not {checksum!r}",
                                   path=path)
-        return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=Path(path),
+        return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=_path(path),
                             size=size, checksum=checksum, layout="snapmixin-1")
 
 

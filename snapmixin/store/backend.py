@@ -47,6 +47,11 @@ Rules every backend keeps (the store's guarantees rest on them):
    :data:`NotAGeneration` (damage), a read that fails is another ``OSError``; what the
    bytes mean is the store's business (:mod:`.format`).
 
+A backend whose listing is a request of its own sets :attr:`Backend.current_first`, and
+``restore()`` then reads ``snapshot.json`` before listing anything. A URL location is
+shown as the URL (:class:`UrlPath`) in ``SnapStore.path``, ``SnapshotInfo.path`` and messages.
+:mod:`.objstore` is such a backend (S3, GCS, Azure, memory, through obstore).
+
 Adding a backend is one module implementing :class:`Backend`, plus one line in
 :data:`snapmixin.store.BACKENDS` mapping a URL scheme to it
 (``SnapStore("scheme://...")`` then uses it).
@@ -55,13 +60,15 @@ Adding a backend is one module implementing :class:`Backend`, plus one line in
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Callable, Sequence
+from pathlib import PosixPath
 from typing import Any
 
 from ..errors import SnapError
 from ..fsio import NotRegularFile
 
-__all__ = ["Backend", "Buffer", "NotAGeneration", "Stale"]
+__all__ = ["Backend", "Buffer", "NotAGeneration", "Stale", "UrlPath"]
 
 Buffer = bytes | bytearray | memoryview
 
@@ -75,6 +82,25 @@ HISTORY = "history"
 #: a directory, a FIFO): the store reports it as damage, not as an I/O error. A backend
 #: raises this class (it is :class:`snapmixin.fsio.NotRegularFile`, so one type for both).
 NotAGeneration = NotRegularFile
+
+
+_SCHEME_SLASH = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(?:/|$)")
+
+
+class UrlPath(PosixPath):
+    """A location (or a generation in it) of a URL backend, as ``SnapStore.path`` and
+    ``SnapshotInfo.path`` hold it: ``str()`` and ``os.fspath()`` give the URL back
+    (``s3://bucket/prefix/snapshot.json``) where a plain ``Path`` would show ``s3:/bucket...``.
+    It names an object; nothing opens it as a local file."""
+
+    def __str__(self) -> str:
+        return _SCHEME_SLASH.sub(r"\1://", super().__str__(), count=1)
+
+    def __fspath__(self) -> str:
+        return str(self)
+
+    def __repr__(self) -> str:
+        return f"UrlPath({str(self)!r})"
 
 
 class Stale(Exception):
@@ -103,6 +129,10 @@ class Backend(abc.ABC):
     location: str
     #: how long a writer waits for another process's lock (a backend without one ignores it)
     lock_timeout: float | None = None
+    #: whether ``restore()`` reads ``snapshot.json`` before listing anything (where a listing
+    #: is a request of its own: object storage); the full candidate list is made only when the
+    #: current generation is missing or damaged
+    current_first: bool = False
 
     # -- reading generations --------------------------------------------------------
     @abc.abstractmethod
