@@ -81,7 +81,7 @@ _crc32 = zlib.crc32
 def check_mode(mode: object) -> str | None:
     """``mode`` checked: None, ``"flush"`` or ``"fsync"`` (``ValueError`` otherwise)."""
     if mode is None or mode in MODES:
-        return mode  # type: ignore[return-value]
+        return mode
     raise ValueError(f"journal must be None, 'flush' or 'fsync', not {mode!r}")
 
 
@@ -178,7 +178,7 @@ def _key_text(k: Any) -> str:
         return _KEYS[k]
     except (KeyError, TypeError):
         pass
-    text = next(iter(_decode(_encode({k: 0}, enc_hook=_hooks.enc_hook))))
+    text: str = next(iter(_decode(_encode({k: 0}, enc_hook=_hooks.enc_hook))))
     try:
         if len(_KEYS) < 100_000:
             _KEYS[k] = text
@@ -307,8 +307,8 @@ def _line(body: bytes) -> bytes:
 
 def _index(i: Any, size: int) -> int:
     """A list index as ``list`` resolves it for an existing item of a list of ``size`` items."""
-    i = i.__index__()
-    return i + size if i < 0 else i
+    n: int = i.__index__()
+    return n + size if n < 0 else n
 
 
 class Journal:
@@ -666,8 +666,7 @@ def load(store: Any, generation: str | None, seq: int, *, fallback: bool = False
                 break
             if damage(n + 1, "checksum mismatch before the end of the journal"):
                 break
-        if tail and torn_tail:
-            pass  # complete (its checksum holds) though its newline did not make it: kept
+        # (a last line whose checksum holds but whose newline did not make it is complete: kept)
         try:
             rec = _decode(line)
             rseq, ops = rec["seq"], rec["ops"]
@@ -679,9 +678,8 @@ def load(store: Any, generation: str | None, seq: int, *, fallback: bool = False
             continue  # pragma: no cover - damage() raised or returned True
         if rseq <= seq:
             continue
-        if rseq != expect:
-            if damage(n + 1, f"gap: record seq {rseq} where {expect} was expected"):
-                break
+        if rseq != expect and damage(n + 1, f"gap: record seq {rseq} where {expect} was expected"):
+            break
         out.records.append((rseq, ops))
         out.lines.append(line + b"\n")
         expect = rseq + 1

@@ -488,7 +488,7 @@ def test_class_keyword(tmp_path: Path) -> None:
     k.n = 1
     assert records(tmp_path)[0]["ops"] == [{"op": "replace", "path": "/n", "value": 1}]
     with pytest.raises(ValueError, match="journal must be"):
-        class Bad(Snapshottable, snapshot_journal="sometimes"):  # noqa: F841
+        class Bad(Snapshottable, snapshot_journal="sometimes"):
             pass
     with pytest.raises(ValueError, match="journal must be"):
         Game.open(tmp_path / "x", journal="always")
@@ -547,7 +547,7 @@ def test_adapters_with_their_own_keys_are_refused(tmp_path: Path) -> None:
     class P(Snapshottable, pydantic.BaseModel):
         a_b: int = pydantic.Field(default=0, alias="aB")
 
-    with pytest.raises(TypeError, match="journal='flush' is not supported for .*P"):
+    with pytest.raises(TypeError, match=r"journal='flush' is not supported for .*P"):
         P.open(tmp_path, journal="flush")
 
     @dcj.dataclass_json(letter_case=dcj.LetterCase.CAMEL)
@@ -555,7 +555,7 @@ def test_adapters_with_their_own_keys_are_refused(tmp_path: Path) -> None:
     class C(Snapshottable):
         a_b: int = 0
 
-    with pytest.raises(TypeError, match="not supported for .*C"):
+    with pytest.raises(TypeError, match=r"not supported for .*C"):
         C.open(tmp_path / "c", journal="fsync")
 
 
