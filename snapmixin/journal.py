@@ -76,6 +76,7 @@ _CRC_TAIL = 18  # len(b',"crc":"xxxxxxxx"}')
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 _crc32 = zlib.crc32
+_os_write = os.write
 
 
 def check_mode(mode: object) -> str | None:
@@ -229,6 +230,8 @@ class _Entry:
     #: keys (dict keys, attribute names) holding a node; for a list: whether any item is a node
     nodekeys: set[Any] = field(default_factory=set)
     deep: bool = False
+    #: an object whose saved fields are JSON members named as its attributes
+    fields: dict[str, str] | None = None
     #: the JSON text of the pointers of a child key (a field, a dict key, a list index)
     sub: dict[Any, list[bytes]] = field(default_factory=dict)
 
@@ -267,9 +270,12 @@ def _walk(root: Any) -> dict[int, _Entry]:
                     stack.append((v, None if ptr is None else f"{ptr}/{_seg(_key_text(k))}", opaque))
         elif isinstance(node, Owner):
             inner = opaque
-            if inner is None and not _addressable(node):
+            addressable = _addressable(node)
+            if inner is None and not addressable:
                 inner = node
-            keys = _field_keys(t) if _addressable(node) else {}
+            keys = _field_keys(t) if addressable else {}
+            if addressable and opaque is None:
+                e.fields = keys
             for name in node.__snapmixin_fields__():
                 v = getattr(node, name, None)
                 if type(v) in SCALARS or not _is_node(v):
@@ -327,6 +333,7 @@ class Journal:
         self.mode = mode
         self.fsync = mode == "fsync"
         self.fs: fsio.FileOps = store.fs
+        self.direct = type(self.fs) is fsio.FileOps  # the real layer: os.write without its wrapper
         self.dir = os.fspath(store.path)
         self.fd = -1
         self.name: str | None = None
@@ -369,7 +376,12 @@ class Journal:
         line = b'%s,"crc":"%08x"}\n' % (body, _crc32(body))
         with self.lock:
             try:
-                self.fs.write(self.fd, line)
+                if self.direct:
+                    n = _os_write(self.fd, line)  # one syscall: the record reaches the OS whole
+                    if n != len(line):
+                        self.fs.write(self.fd, line[n:])
+                else:
+                    self.fs.write(self.fd, line)
                 if self.fsync:
                     self.fs.fsync(self.fd)
             except OSError as e:
@@ -410,6 +422,17 @@ class Journal:
 
     def _ops(self, node: Any, op: str, key: Any, value: Any) -> list[bytes]:
         e = self._entry(node)
+        if op == "setattr" and e is not None and e.fields is not None:  # the common case, first
+            if type(value) not in SCALARS or key in e.nodekeys:
+                self.entries = None
+            paths = e.sub.get(key)
+            if paths is None:
+                tok = e.fields.get(key)
+                if tok is None:
+                    return []  # not saved (not a field): nothing in the JSON changes
+                paths = self._sub(e, key, tok)
+            data = _value(value)
+            return [_REPLACE % (p, data) for p in paths]
         if e is None:  # not found in the tree (should not happen): the whole document, to be safe
             self.entries = None
             return [_REPLACE % (b'""', _value(self.root.obj))]

@@ -246,6 +246,8 @@ class _State(Root):
             self.sync()
             if self.failed or self.save_requested or self.policy_due():
                 self.save(self.seq)
+            elif self.journal is not None:
+                self.due = self.seq + 1  # what refresh_due() says here, with a journal told every mutation
             else:
                 self.refresh_due()
 

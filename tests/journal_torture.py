@@ -185,6 +185,7 @@ def child(directory: str, log_path: str, seed: int, mode: str, sabotage: str = "
     if sabotage == "buffer":
         journal = object.__getattribute__(farm, "_snapmixin").journal
         journal.fs = _Buffered(journal.fs)
+        journal.direct = False
     note("S", farm.snapshot_seq, state_hash(store, farm))
     while True:
         if rng.random() < 0.02:
@@ -266,6 +267,7 @@ def run(*, seconds: float = 10.0, rounds: int | None = None, mode: str = "flush"
     stats = Stats()
     own = root is None
     base = Path(tempfile.mkdtemp(prefix="snapmixin-jtorture-")) if root is None else root
+    base.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + seconds
     directory = base / "d0"
     try:
@@ -277,6 +279,9 @@ def run(*, seconds: float = 10.0, rounds: int | None = None, mode: str = "flush"
             if pid == 0:
                 try:
                     child(str(directory), str(log), rng.randrange(2**32), mode, sabotage)
+                except BaseException as e:  # said in the log, for the parent's report
+                    with open(log, "a") as f:
+                        f.write(f"X the child raised {type(e).__name__}: {e}\n")
                 finally:
                     os._exit(5)
             time.sleep(rng.uniform(0.0, max_delay))  # chooses where the kill lands
