@@ -130,6 +130,7 @@ def refuse(store: Any, cls: type, mode: str) -> None:
 # ---------------------------------------------------------------------------
 
 _native = MsgspecCodec()
+_FAST = (int, str)  # value types the fast path of record() encodes itself
 _JSON_SCALARS = (str, int, bool, type(None))
 
 
@@ -234,6 +235,9 @@ class _Entry:
     fields: dict[str, str] | None = None
     #: the JSON text of the pointers of a child key (a field, a dict key, a list index)
     sub: dict[Any, list[bytes]] = field(default_factory=dict)
+    #: (op, key) -> the text of its one op up to its value, for the fast path of a scalar
+    #: assignment of a field or append to a list held in one place
+    fast: dict[tuple[str, Any], bytes] = field(default_factory=dict)
 
 
 def _is_node(v: Any) -> bool:
@@ -348,6 +352,22 @@ class Journal:
     def record(self, node: Any, op: str, key: Any, value: Any) -> None:
         """Tracking's call after each mutation (see :class:`~snapmixin.tracking.Recorder`)."""
         root = self.root
+        entries = self.entries
+        t = type(value)
+        if entries is not None and (t is int or t is str) and not root.batch_depth and self.fd >= 0:
+            # The fast path: a str or int assigned to a field, or appended to a list, of a node in
+            # one place; everything it needs was computed by the general path before.
+            e = entries.get(id(node))
+            if e is not None and e.node is node:
+                head = e.fast.get((op, key))
+                if head is not None:
+                    try:
+                        data = _encode(value)
+                    except OverflowError:  # an int beyond 64 bits: the general path says why
+                        pass
+                    else:
+                        self._write_body(b'{"seq":%d,"ops":[%s%s}]' % (root.seq, head, data), root.seq)
+                        return
         if self.fd < 0:
             self.entries = None
             root.save_requested = True  # stalled: the snapshot due now starts a segment
@@ -372,22 +392,30 @@ class Journal:
             self._write(seq, ops)
 
     def _write(self, seq: int, ops: list[bytes]) -> None:
-        body = b'{"seq":%d,"ops":[%s]' % (seq, b",".join(ops))
+        self._write_body(b'{"seq":%d,"ops":[%s]' % (seq, b",".join(ops)), seq)
+
+    def _write_body(self, body: bytes, seq: int) -> None:
         line = b'%s,"crc":"%08x"}\n' % (body, _crc32(body))
-        with self.lock:
-            try:
-                if self.direct:
-                    n = _os_write(self.fd, line)  # one syscall: the record reaches the OS whole
-                    if n != len(line):
-                        self.fs.write(self.fd, line[n:])
-                else:
-                    self.fs.write(self.fd, line)
-                if self.fsync:
-                    self.fs.fsync(self.fd)
-            except OSError as e:
-                self._stall(f"cannot append to {self.name}: {e.strerror or e}")
-                return
-            self.last = seq
+        if self.root.inflight:  # an asnapshot() may compact in its worker thread meanwhile
+            with self.lock:
+                self._append(line, seq)
+        else:
+            self._append(line, seq)
+
+    def _append(self, line: bytes, seq: int) -> None:
+        try:
+            if self.direct:
+                n = _os_write(self.fd, line)  # one syscall: the record reaches the OS whole
+                if n != len(line):
+                    self.fs.write(self.fd, line[n:])
+            else:
+                self.fs.write(self.fd, line)
+            if self.fsync:
+                self.fs.fsync(self.fd)
+        except OSError as e:
+            self._stall(f"cannot append to {self.name}: {e.strerror or e}")
+            return
+        self.last = seq
 
     def _stall(self, why: str) -> None:
         """A record could not be written: stop appending (a gap would stop replay) and make the
@@ -431,6 +459,8 @@ class Journal:
                 if tok is None:
                     return []  # not saved (not a field): nothing in the JSON changes
                 paths = self._sub(e, key, tok)
+            if len(paths) == 1 and type(value) in _FAST and key not in e.nodekeys:
+                e.fast[("setattr", key)] = b'{"op":"replace","path":%s,"value":' % paths[0]
             data = _value(value)
             return [_REPLACE % (p, data) for p in paths]
         if e is None:  # not found in the tree (should not happen): the whole document, to be safe
@@ -451,8 +481,11 @@ class Journal:
             if op == "append":
                 if not scalar:
                     self.entries = None
+                paths = self._sub(e, "-", "-")
+                if len(paths) == 1 and type(value) in _FAST:
+                    e.fast[("append", None)] = b'{"op":"add","path":%s,"value":' % paths[0]
                 data = _value(value)
-                return [_ADD % (p, data) for p in self._sub(e, "-", "-")]
+                return [_ADD % (p, data) for p in paths]
             if op == "extend" or op == "__iadd__":
                 if any(type(v) not in SCALARS for v in value):
                     self.entries = None
