@@ -623,6 +623,14 @@ class Journal:
         with self.lock:
             self._close()
 
+    def __del__(self) -> None:
+        fd, self.fd = getattr(self, "fd", -1), -1
+        if fd >= 0:
+            try:
+                self.fs.close(fd)  # the object is gone: only its descriptor is left to give back
+            except BaseException:  # never raise from a finalizer
+                pass
+
 
 # ---------------------------------------------------------------------------
 # Replay
