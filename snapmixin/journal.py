@@ -53,12 +53,17 @@ from typing import Any
 
 import msgspec
 
+try:
+    import fcntl as _fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    _fcntl = None  # type: ignore[assignment]
+
 from . import fsio
 from .codec import hooks as _hooks
 from .codec.json import EncodeFailure, dumps
 from .codec.native import MsgspecCodec
 from .codec.views import transient_names
-from .errors import CorruptSnapshot, SnapError
+from .errors import CorruptSnapshot, SnapError, StoreLocked
 from .tracking import SCALARS, Owner, TrackedDict, TrackedList, TrackedSet
 
 __all__ = ["MODES", "PREFIX", "Journal", "Replayed", "apply_ops", "check_mode", "load", "refuse",
@@ -561,6 +566,8 @@ class Journal:
         """Begin the segment continuing snapshot ``generation`` at ``seq`` with ``records`` (lines
         already written, kept), replacing any file of that name; delete other segments."""
         name = segment_name(generation, seq)
+        if name != self.name:
+            _refuse_if_held(self.fs, self._path(name))
         head = _line(b'{"journal":"snapmixin","version":%d,"after":%d,"generation":%s,"schema_version":%d'
                      % (VERSION, seq, _encode(generation), self.schema_version))
         data = [head, *records]
@@ -581,6 +588,7 @@ class Journal:
             raise
         self._close()
         self.fd, self.name, self.after = fd, name, seq
+        _lock(fd)  # one journaled writer per segment: a second one is refused (see _refuse_if_held)
         last = seq
         for r in data[1:]:
             last = int(r[7:r.index(b",", 7)])
@@ -630,6 +638,34 @@ class Journal:
                 self.fs.close(fd)  # the object is gone: only its descriptor is left to give back
             except BaseException:  # never raise from a finalizer
                 pass
+
+
+def _lock(fd: int) -> bool:
+    """Take the advisory lock of a segment this journal appends to (False: someone holds it)."""
+    if _fcntl is None:  # pragma: no cover - not POSIX
+        return True
+    try:
+        _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:  # a file system without flock: no guard, as without fcntl
+        return True
+    return True
+
+
+def _refuse_if_held(fs: fsio.FileOps, path: str) -> None:
+    """``StoreLocked`` when another live journal (an object of this process or another) appends
+    to the segment at ``path``: replacing it would silently drop that writer's records."""
+    try:
+        fd = fs.open_read(path)
+    except OSError:
+        return  # none there (or unreadable: creating it reports what is wrong)
+    try:
+        if not _lock(fd):
+            raise StoreLocked(f"{path}: another object is journaling to this store (in this process or "
+                              "another); one journaled writer per directory", path=path)
+    finally:
+        fs.close(fd)  # closing drops the probe's lock
 
 
 # ---------------------------------------------------------------------------

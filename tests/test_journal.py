@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ import pytest
 
 from snapmixin import Snapshottable, SnapStore, snapshot_every, transient
 from snapmixin import journal as J
-from snapmixin.errors import CorruptSnapshot, EncodeError, SnapError
+from snapmixin.errors import CorruptSnapshot, EncodeError, SnapError, StoreLocked
 
 
 @dataclass
@@ -325,6 +326,8 @@ def test_compaction_crash_window_is_harmless(tmp_path: Path) -> None:
     again = reopen_equal(tmp_path, g)
     assert again.level == 3
     # and the next writer deletes it
+    del g, again
+    gc.collect()  # the first journal's descriptor (and its lock) goes with its object
     Game.open(tmp_path, journal="flush")
     assert not old.exists()
 
@@ -498,12 +501,15 @@ def test_replay_continues_and_rewrites_the_segment(tmp_path: Path) -> None:
     g = _mutate(tmp_path)
     (seg,) = segments(tmp_path)
     seg.write_bytes(seg.read_bytes()[:-5])  # a torn tail
+    inventory = list(g.inventory)
+    del g
+    gc.collect()
     again = Game.open(tmp_path, journal="flush")
     assert again.snapshot_unsaved == 3
     again.inventory.append("more")
     assert [r["seq"] for r in records(tmp_path)] == [1, 2, 3, 4]
     assert Game.open(tmp_path) == again
-    assert g.inventory[:3] == again.inventory[:3]
+    assert inventory[:3] == again.inventory[:3]
 
 
 def test_schema_version_of_the_journal_must_match(tmp_path: Path) -> None:
@@ -595,3 +601,16 @@ def test_segment_name_says_what_it_follows() -> None:
     name = J.segment_name("sha256:" + "ab" * 32, 42)
     assert name == "journal-00000000000000000042-abababababababab.jsonl"
     assert os.path.splitext(name)[1] == ".jsonl"
+
+
+def test_a_second_journaled_writer_is_refused(tmp_path: Path) -> None:
+    g = opened(tmp_path)
+    g.level = 2
+    with pytest.raises(StoreLocked, match="another object is journaling"):
+        Game.open(tmp_path, journal="flush")
+    assert Game.open(tmp_path) == g  # reading (and replaying) is always allowed
+    g.level = 3  # the first writer's records still land where replay finds them
+    assert Game.open(tmp_path).level == 3
+    del g
+    gc.collect()
+    assert Game.open(tmp_path, journal="flush").level == 3  # its lock went with it
