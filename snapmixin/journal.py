@@ -53,11 +53,6 @@ from typing import Any
 
 import msgspec
 
-try:
-    import fcntl as _fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    _fcntl = None  # type: ignore[assignment]
-
 from . import fsio
 from .codec import hooks as _hooks
 from .codec.json import EncodeFailure, dumps
@@ -65,6 +60,12 @@ from .codec.native import MsgspecCodec
 from .codec.views import transient_names
 from .errors import CorruptSnapshot, SnapError, StoreLocked
 from .tracking import SCALARS, Owner, TrackedDict, TrackedList, TrackedSet
+
+_fcntl: Any
+try:
+    import fcntl as _fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    _fcntl = None
 
 __all__ = ["MODES", "PREFIX", "Journal", "Replayed", "apply_ops", "check_mode", "load", "refuse",
            "segment_name"]
