@@ -29,7 +29,7 @@ def test_journal_torture_short(tmp_path: Path) -> None:
 @pytest.mark.torture
 @pytest.mark.slow
 def test_journal_torture_long(tmp_path: Path) -> None:
-    seconds = float(os.environ.get("SNAPMIXIN_JOURNAL_TORTURE_SECONDS", "12"))
+    seconds = float(os.environ.get("SNAPMIXIN_JOURNAL_TORTURE_SECONDS", "8"))
     kept = lost = 0
     for mode in ("flush", "fsync"):
         stats = journal_torture.run(seconds=seconds / 2, root=tmp_path / mode, mode=mode)
