@@ -369,8 +369,8 @@ class Journal:
                 if head is not None:
                     try:
                         data = _encode(value)
-                    except OverflowError:  # an int beyond 64 bits: the general path says why
-                        pass
+                    except (OverflowError, ValueError, TypeError):  # e.g. an int beyond 64 bits
+                        pass  # the general path says why
                     else:
                         self._write_body(b'{"seq":%d,"ops":[%s%s}]' % (root.seq, head, data), root.seq)
                         return

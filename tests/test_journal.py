@@ -614,3 +614,13 @@ def test_a_second_journaled_writer_is_refused(tmp_path: Path) -> None:
     del g
     gc.collect()
     assert Game.open(tmp_path, journal="flush").level == 3  # its lock went with it
+
+
+def test_a_str_json_cannot_hold_falls_back_to_a_snapshot_that_raises(tmp_path: Path) -> None:
+    g = opened(tmp_path)
+    g.name = "ok"  # the fast path for `name` is learnt here
+    with pytest.raises(EncodeError):
+        g.name = "\ud800"  # a lone surrogate: no UTF-8 for it
+    g.name = "fine"
+    g.level = 2
+    reopen_equal(tmp_path, g)
