@@ -231,9 +231,9 @@ def _addressable(obj: Any) -> bool:
 class _Entry:
     node: Any
     ptrs: list[str] = field(default_factory=list)
-    #: the nearest ancestor with a JSON shape of its own (a pydantic model...), whose whole value
-    #: a mutation below it replaces; None when the node is addressed itself
-    opaque: Any = None
+    #: the objects with a JSON shape of their own (a pydantic model...) that hold this node (at
+    #: any depth): a mutation of it replaces each of them whole
+    opaques: list[Any] = field(default_factory=list)
     #: keys (dict keys, attribute names) holding a node; for a list: whether any item is a node
     nodekeys: set[Any] = field(default_factory=set)
     deep: bool = False
@@ -251,40 +251,57 @@ def _is_node(v: Any) -> bool:
     return t is TrackedList or t is TrackedDict or t is TrackedSet or isinstance(v, Owner)
 
 
+#: Deeper than any JSON the codec reads or writes: a tree this deep holds a cycle.
+_MAX_DEPTH = 100_000
+
+
 def _walk(root: Any) -> dict[int, _Entry]:
     """Every node of the tree under ``root`` with all its places (JSON Pointers)."""
     entries: dict[int, _Entry] = {}
-    # (node, pointer or None for a place the JSON does not hold, opaque ancestor)
-    stack: list[tuple[Any, str | None, Any]] = [(root, "", None)]
+    _walk_into(entries, [(root, "", None, 0)])
+    return entries
+
+
+def _walk_into(entries: dict[int, _Entry], stack: list[tuple[Any, str | None, Any, int]]) -> None:
+    """Add the places of the nodes on ``stack`` (node, pointer or None for a place the JSON does
+    not hold, nearest opaque ancestor, depth) and of everything below them to ``entries``."""
     while stack:
-        node, ptr, opaque = stack.pop()
+        node, ptr, opaque, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise RecursionError("the tree holds itself (a cycle): JSON cannot hold it")
         e = entries.get(id(node))
         if e is None:
             e = entries[id(node)] = _Entry(node)
-            e.opaque = opaque
-        if ptr is not None and opaque is None:
+        elif e.sub or e.fast:
+            e.sub.clear()  # a new place: the cached pointer texts miss it
+            e.fast.clear()
+        if opaque is not None:
+            if not any(x is opaque for x in e.opaques):
+                e.opaques.append(opaque)
+        elif ptr is not None:
             e.ptrs.append(ptr)
         t = type(node)
+        depth += 1
         if t is TrackedSet:
             continue
         if t is TrackedList:
             for i, v in enumerate(list.__iter__(node)):
                 if type(v) not in SCALARS and _is_node(v):
                     e.deep = True
-                    stack.append((v, None if ptr is None else f"{ptr}/{i}", opaque))
+                    stack.append((v, None if ptr is None else f"{ptr}/{i}", opaque, depth))
         elif t is TrackedDict:
             for k, v in dict.items(node):
                 if type(v) not in SCALARS and _is_node(v):
                     e.deep = True
                     e.nodekeys.add(k)
-                    stack.append((v, None if ptr is None else f"{ptr}/{_seg(_key_text(k))}", opaque))
+                    stack.append((v, None if ptr is None else f"{ptr}/{_seg(_key_text(k))}", opaque, depth))
         elif isinstance(node, Owner):
             inner = opaque
             addressable = _addressable(node)
-            if inner is None and not addressable:
-                inner = node
+            if not addressable:
+                inner = node  # below it, mutations replace it whole
             keys = _field_keys(t) if addressable else {}
-            if addressable and opaque is None:
+            if addressable:
                 e.fields = keys
             for name in node.__snapmixin_fields__():
                 v = getattr(node, name, None)
@@ -293,9 +310,8 @@ def _walk(root: Any) -> dict[int, _Entry]:
                 e.deep = True
                 e.nodekeys.add(name)
                 tok = keys.get(name)
-                sub = None if (ptr is None or tok is None) else f"{ptr}/{tok}"
-                stack.append((v, sub, inner))
-    return entries
+                sub = None if (ptr is None or tok is None or not addressable) else f"{ptr}/{tok}"
+                stack.append((v, sub, inner, depth))
 
 
 # ---------------------------------------------------------------------------
@@ -351,6 +367,7 @@ class Journal:
         self.last = 0  # the seq of the last record written
         self.pending: list[bytes] = []  # the ops of the open batch
         self.entries: dict[int, _Entry] | None = None
+        self.fresh = False  # the map was built during the mutation being recorded
         self.lock = threading.Lock()
         self.schema_version = getattr(type(root.obj), "__snapmixin_version__", 1)
 
@@ -435,7 +452,7 @@ class Journal:
     # -- addressing --------------------------------------------------------------
     def _entry(self, node: Any) -> _Entry | None:
         entries = self.entries
-        fresh = entries is None
+        fresh = self.fresh = entries is None
         if entries is None:
             entries = self.entries = _walk(self.root.obj)
         e = entries.get(id(node))
@@ -443,6 +460,7 @@ class Journal:
             return e
         if not fresh:  # a map from before a change it did not foresee: look again once
             entries = self.entries = _walk(self.root.obj)
+            self.fresh = True
             e = entries.get(id(node))
             if e is not None and e.node is node:
                 return e
@@ -456,47 +474,82 @@ class Journal:
 
     def _ops(self, node: Any, op: str, key: Any, value: Any) -> list[bytes]:
         e = self._entry(node)
-        if op == "setattr" and e is not None and e.fields is not None:  # the common case, first
-            if type(value) not in SCALARS or key in e.nodekeys:
-                self.entries = None
-            paths = e.sub.get(key)
-            if paths is None:
-                tok = e.fields.get(key)
-                if tok is None:
-                    return []  # not saved (not a field): nothing in the JSON changes
-                paths = self._sub(e, key, tok)
-            if len(paths) == 1 and type(value) in _FAST and key not in e.nodekeys:
-                e.fast[("setattr", key)] = b'{"op":"replace","path":%s,"value":' % paths[0]
-            data = _value(value)
-            return [_REPLACE % (p, data) for p in paths]
         if e is None:  # not found in the tree (should not happen): the whole document, to be safe
             self.entries = None
             return [_REPLACE % (b'""', _value(self.root.obj))]
-        if e.opaque is not None or (isinstance(node, Owner) and not _addressable(node)):
-            # below (or at) an object with a JSON shape of its own: replace that object whole
-            target = e if e.opaque is None else self._entry(e.opaque)
-            if type(value) not in SCALARS or op == "mark":
-                self.entries = None
+        if not e.opaques:
+            return self._own(e, node, op, key, value)
+        # held (also) inside objects with a JSON shape of their own: replace each of them whole
+        entries = self.entries
+        targets = [entries.get(id(x)) for x in e.opaques] if entries is not None else [None]
+        ops = self._own(e, node, op, key, value) if e.ptrs else []
+        if type(value) not in SCALARS or op == "mark":
+            self.entries = None
+        for target in targets:
             if target is None:
                 return [_REPLACE % (b'""', _value(self.root.obj))]
             data = _value(target.node)
-            return [_REPLACE % (_ptr_json(p), data) for p in target.ptrs]
+            ops.extend(_REPLACE % (_ptr_json(p), data) for p in target.ptrs)
+        return ops
+
+    def _grow(self, e: _Entry, key: Any, tok: str | None, value: Any) -> None:
+        """``value`` just got a place below ``e`` (at ``key``, pointer token ``tok``; None: a
+        place the JSON does not hold): add the places of its nodes instead of a rebuild."""
+        entries = self.entries
+        if entries is None or self.fresh or type(value) in SCALARS or not _is_node(value):
+            return  # (a map built after this mutation holds its places already)
+        if e.opaques:  # below an object replaced whole: the new nodes too (a rebuild says so)
+            self.entries = None
+            return
+        e.deep = True
+        if type(e.node) is not TrackedList:
+            e.nodekeys.add(key)
+            e.fast.pop(("setattr", key), None)  # its next scalar must drop these places: slow path
+        if tok is None or not e.ptrs:
+            _walk_into(entries, [(value, None, None, 0)])
+        else:
+            _walk_into(entries, [(value, f"{p}/{tok}", None, 0) for p in e.ptrs])
+
+    def _own(self, e: _Entry, node: Any, op: str, key: Any, value: Any) -> list[bytes]:
+        """The ops of a mutation at the node's own places."""
         t = type(node)
         scalar = type(value) in SCALARS
+        if op == "setattr" and e.fields is not None:  # the common case, first
+            tok = e.fields.get(key)
+            paths = None if tok is None else self._sub(e, key, tok)
+            if key in e.nodekeys:
+                self.entries = None
+            elif not scalar:
+                self._grow(e, key, tok, value)
+            if paths is None:
+                return []  # not saved (not a field): nothing in the JSON changes
+            if len(paths) == 1 and type(value) in _FAST and key not in e.nodekeys and not e.opaques:
+                e.fast[("setattr", key)] = b'{"op":"replace","path":%s,"value":' % paths[0]
+            data = _value(value)
+            return [_REPLACE % (p, data) for p in paths]
+        if isinstance(node, Owner) and (e.fields is None or op not in ("delattr", "setattr")):
+            # mark_mutated(), an object with a JSON shape of its own, an unknown operation
+            if not scalar or op != "setattr":
+                self.entries = None
+            data = _value(node)
+            return [_REPLACE % (_ptr_json(p), data) for p in e.ptrs]
         if t is TrackedList:
             if op == "append":
-                if not scalar:
-                    self.entries = None
                 paths = self._sub(e, "-", "-")
-                if len(paths) == 1 and type(value) in _FAST:
+                if not scalar:
+                    self._grow(e, None, str(len(node) - 1), value)
+                elif len(paths) == 1 and type(value) in _FAST and not e.opaques:
                     e.fast[("append", None)] = b'{"op":"add","path":%s,"value":' % paths[0]
                 data = _value(value)
                 return [_ADD % (p, data) for p in paths]
             if op == "extend" or op == "__iadd__":
-                if any(type(v) not in SCALARS for v in value):
-                    self.entries = None
+                paths = self._sub(e, "-", "-")
+                start = len(node) - len(value)
+                for i, v in enumerate(value):
+                    if type(v) not in SCALARS:
+                        self._grow(e, None, str(start + i), v)
                 items = [_value(v) for v in value]
-                return [_ADD % (p, d) for d in items for p in self._sub(e, "-", "-")]
+                return [_ADD % (p, d) for d in items for p in paths]
             if e.deep or not scalar:
                 self.entries = None
             if op == "insert":
@@ -516,10 +569,14 @@ class Journal:
             return [_REPLACE % (_ptr_json(p), data) for p in e.ptrs]
         if t is TrackedDict:
             if op == "__setitem__" or op == "setdefault":
-                if not scalar or key in e.nodekeys:
+                tok = _seg(_key_text(key))
+                paths = self._sub(e, key, tok)
+                if key in e.nodekeys:
                     self.entries = None
+                elif not scalar:
+                    self._grow(e, key, tok, value)
                 data = _value(value)
-                return [_ADD % (p, data) for p in self._sub(e, key, _seg(_key_text(key)))]
+                return [_ADD % (p, data) for p in paths]
             if op == "__delitem__" or op == "pop":
                 if key in e.nodekeys:
                     self.entries = None
@@ -536,20 +593,13 @@ class Journal:
         if t is TrackedSet:
             data = _value(node)
             return [_REPLACE % (_ptr_json(p), data) for p in e.ptrs]
-        # an object's attribute
-        if op == "setattr" or op == "delattr":
-            if not scalar or key in e.nodekeys:
-                self.entries = None
-            tok = _field_keys(t).get(key)
-            if tok is None:
-                return []  # not saved (not a field): nothing in the JSON changes
-            if op == "delattr":
-                return [_REMOVE % p for p in self._sub(e, key, tok)]
-            data = _value(value)
-            return [_REPLACE % (p, data) for p in self._sub(e, key, tok)]
-        self.entries = None  # mark_mutated(), or an operation this version does not know
-        data = _value(node)
-        return [_REPLACE % (_ptr_json(p), data) for p in e.ptrs]
+        # delattr of an object's field
+        if key in e.nodekeys:
+            self.entries = None
+        tok = e.fields.get(key) if e.fields is not None else None
+        if tok is None:
+            return []
+        return [_REMOVE % p for p in self._sub(e, key, tok)]
 
     # -- segments ----------------------------------------------------------------
     def _path(self, name: str) -> str:

@@ -53,6 +53,13 @@ class Pm(Snapshottable, pydantic.BaseModel):
 @dataclass
 class Holder(Snapshottable):
     pm: Pm = field(default_factory=Pm)
+    other: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Loose(Snapshottable):
+    slot: Any = 0
+    units: list[Unit] = field(default_factory=list)
 
 
 def segments(d: Path) -> list[Path]:
@@ -624,3 +631,32 @@ def test_a_str_json_cannot_hold_falls_back_to_a_snapshot_that_raises(tmp_path: P
     g.name = "fine"
     g.level = 2
     reopen_equal(tmp_path, g)
+
+
+def test_a_list_in_a_model_and_in_a_dataclass_is_recorded_in_both(tmp_path: Path) -> None:
+    h = Holder.open(tmp_path, journal="flush")
+    h.snapshot()
+    h.other = h.pm.items  # the same tracked list: in the model and in a plain field
+    h.pm.items.append(4)
+    paths = sorted(o["path"] for o in ops(tmp_path)[-1])
+    assert paths == ["/other/-", "/pm"]
+    assert Holder.open(tmp_path) == h
+
+
+def test_a_node_given_a_second_place_then_replaced_by_a_scalar(tmp_path: Path) -> None:
+    """The map of places grows in place when a node gains a place; a scalar stored where the
+    node was must drop that place again (even for a field the fast path knows)."""
+    a = Loose.open(tmp_path, journal="flush")
+    a.snapshot()
+    a.slot = 1  # the fast path learns `slot`
+    u = Unit()
+    a.units.append(u)
+    a.slot = u  # a second place for u
+    u.hp = 4
+    assert sorted(o["path"] for o in ops(tmp_path)[-1]) == ["/slot/hp", "/units/0/hp"]
+    a.slot = 2  # u leaves /slot
+    u.hp = 5
+    assert ops(tmp_path)[-1] == [{"op": "replace", "path": "/units/0/hp", "value": 5}]
+    doc, _ = SnapStore(tmp_path).restore()
+    found = J.load(SnapStore(tmp_path), SnapStore(tmp_path).latest().generation, 0)
+    assert J.replay(doc, found) == {"slot": 2, "units": [{"hp": 5, "tags": [], "notes": []}]}
