@@ -54,6 +54,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
 
+from . import journal as _journal
 from . import migrate as _migrate
 from . import tracking
 from .codec import transient_names
@@ -115,6 +116,7 @@ class _State(Root):
         "fast",
         "held",
         "inflight",
+        "journal",
         "landed",
         "last_time",
         "obj",
@@ -174,6 +176,7 @@ class _State(Root):
         self.schedule: Schedule = type(obj).__snapmixin_policy__ or NO_SCHEDULE
         self.count_due = NEVER
         self.deadline = -math.inf
+        self.journal: _journal.Journal | None = None  # the mutation journal (journal=), if any
 
     # -- the slow path of a mutation ----------------------------------------
     def tick(self, node: Any = None, op: str = "mark", key: Any = None, value: Any = None) -> None:
@@ -193,6 +196,19 @@ class _State(Root):
     def begin_batch(self) -> None:
         Root.begin_batch(self)
         self.deadline = -math.inf  # every mutation in the batch reaches Root.due_now
+
+    def end_batch(self, *, count: bool = False) -> bool:
+        counted = Root.end_batch(self, count=count)
+        if counted and self.journal is not None:
+            self.journal.commit(self.seq, always=True)  # group commit: the batch is one record
+        return counted
+
+    def capture(self) -> int:
+        dirty = self.batch_dirty
+        seq = Root.capture(self)
+        if dirty and self.journal is not None:
+            self.journal.commit(seq, always=True)  # a snapshot inside a batch: what it holds so far
+        return seq
 
     def attach(self, recorder: tracking.Recorder | None) -> None:
         Root.attach(self, recorder)
@@ -230,6 +246,8 @@ class _State(Root):
             self.sync()
             if self.failed or self.save_requested or self.policy_due():
                 self.save(self.seq)
+            elif self.journal is not None:
+                self.due = self.seq + 1  # what refresh_due() says here, with a journal told every mutation
             else:
                 self.refresh_due()
 
@@ -264,6 +282,8 @@ class _State(Root):
         self.base_damaged = False
         if info.seq > self.landed:
             self.landed = info.seq
+        if self.journal is not None:
+            self.journal.committed(info)  # compaction: a new segment follows this snapshot
 
     def sync(self) -> None:
         """Take in what writes finished in worker threads since (a cancelled asnapshot())."""
@@ -492,6 +512,35 @@ def _note(obj: Any, st: _State, name: str, value: Any) -> None:
 
 
 
+def _replay(store: SnapStore, cls: type, obj: Any, info: SnapshotInfo, fallback: bool,
+            mode: str | None) -> _journal.Replayed | None:
+    """The journal records following the restored snapshot ``info``, applied: ``found.state`` is the
+    object after them (None: no journal can exist for this class or store)."""
+    if mode is None:
+        try:
+            _journal.refuse(store, cls, "flush")
+        except (TypeError, ValueError):
+            return None  # no journal is ever written for it
+    found = _journal.load(store, info.generation, info.seq, fallback=fallback)
+    if not found.records:
+        return found
+    if found.schema_version != cls.__snapmixin_version__:  # type: ignore[attr-defined]
+        raise SnapError(f"{found.path}: the journal was written with schema version "
+                        f"{found.schema_version}, {cls.__qualname__} is version "
+                        f"{cls.__snapmixin_version__}: open it with that version first",  # type: ignore[attr-defined]
+                        path=found.path)
+    from . import codec as _codec
+    from .errors import DecodeError
+
+    doc = _journal.replay(_codec.loads(store.encode(obj)), found, fallback=fallback)
+    try:
+        found.state = _codec.convert(store.codec_for(cls), doc, cls)
+    except _codec.DecodeFailure as e:
+        raise DecodeError(f"{found.path}: the state after journal replay (seq {found.seq}) does not fit "
+                          f"{cls.__qualname__}: {e.message}", path=found.path, json_path=e.json_path) from e
+    return found
+
+
 def _as_store(where: SnapStore | str | os.PathLike[str]) -> SnapStore:
     if isinstance(where, SnapStore):
         return where
@@ -698,9 +747,13 @@ class Snapshottable(tracking.Owner):
     __snapmixin_version__: ClassVar[int] = _migrate.DEFAULT_VERSION
     __snapmixin_migrations__: ClassVar[dict[int, _migrate.Migration]] = {}
     __snapmixin_policy__: ClassVar[Schedule | None] = None
+    __snapmixin_journal__: ClassVar[str | None] = None
 
-    def __init_subclass__(cls, snapshot_version: int | None = None, **kwargs: Any) -> None:
+    def __init_subclass__(cls, snapshot_version: int | None = None, snapshot_journal: Any = _MISSING,
+                          **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if snapshot_journal is not _MISSING:
+            cls.__snapmixin_journal__ = _journal.check_mode(snapshot_journal)
         if snapshot_version is None:
             # dataclass(slots=True) re-creates the class without our keyword: keep what it had.
             snapshot_version = cls.__snapmixin_version__
@@ -821,7 +874,8 @@ class Snapshottable(tracking.Owner):
     # -- public API --------------------------------------------------------
     @classmethod
     def open(cls: type[S], where: SnapStore | str | os.PathLike[str],
-             default: Callable[[], S] | None = None, *, fallback: bool = False) -> S:
+             default: Callable[[], S] | None = None, *, fallback: bool = False,
+             journal: str | None = None) -> S:
         """Restore the latest snapshot from ``where`` (a directory or a SnapStore), bound to it.
 
         ``~`` in a path is expanded. When there is no snapshot yet, ``default()``
@@ -834,17 +888,31 @@ class Snapshottable(tracking.Owner):
         The object's snapshots commit only while the store still holds the
         generation it restored (or, later, the one it last wrote): if another
         writer committed in between, ``snapshot()`` raises ``SnapshotConflict``.
+
+        ``journal="flush"`` or ``"fsync"`` (default: the class keyword
+        ``snapshot_journal=``) keeps a journal of every mutation next to the
+        snapshot (see :mod:`snapmixin.journal`). Whatever ``journal`` says, a
+        journal left in the store for the restored snapshot is replayed.
         """
         store = _as_store(where)
+        mode = _journal.check_mode(journal if journal is not None else cls.__snapmixin_journal__)
         if cls not in _PREPARED:
             _prepare(cls, check_codec=store.codec is None)
+        if mode is not None:
+            _journal.refuse(store, cls, mode)
         base: Any = None
         damaged = False
+        found: _journal.Replayed | None = None
+        generation: str | None = None
         try:
             obj: S
             r = store.restore_generation(cls, fallback=fallback, schema_version=cls.__snapmixin_version__,
                                          migrations=cls.__snapmixin_migrations__)
             obj, seq, base, damaged = r.state, r.info.seq, r.base, r.fell_back
+            generation = r.info.generation
+            found = _replay(store, cls, obj, r.info, fallback, mode)
+            if found is not None and found.records:
+                obj = found.state
         except SnapshotNotFound as e:
             if default is not None:
                 obj = default()
@@ -862,17 +930,27 @@ class Snapshottable(tracking.Owner):
             seq = 0
         st = _state(obj)
         st.seq = st.saved_seq = seq
+        if found is not None and found.records:
+            st.seq = found.records[-1][0]  # the journal's mutations are not in a snapshot yet
         st.store = store
         st.base, st.base_damaged = base, damaged
         st.last_time = time.monotonic()
+        if mode is not None:
+            j = _journal.Journal(st, store, mode)
+            if generation is not None:  # the segment of the restored snapshot, its good records kept
+                j.start(generation, seq, found.lines if found is not None else ())
+            st.journal = j  # without a snapshot (an empty store): stalled until the first one
+            st.attach(j)
         st.refresh_due()
         return obj
 
-    def bind(self: S, where: SnapStore | str | os.PathLike[str]) -> S:
+    def bind(self: S, where: SnapStore | str | os.PathLike[str], *, journal: str | None = None) -> S:
         """Save this object's snapshots to ``where`` from now on (nothing is read). Returns self.
 
         An object nested in another one's tree is saved with that tree: binding
         it alone is refused (``TypeError``); bind the root object instead.
+        ``journal=`` as for :meth:`open`: the journal starts with the first
+        snapshot, which the next mutation takes.
         """
         st = _state(self)
         if st.root is not st:
@@ -880,12 +958,22 @@ class Snapshottable(tracking.Owner):
             raise TypeError(f"this {type(self).__qualname__} object is nested in a {owner} object and is "
                             "saved with it: bind that one instead (or remove this one from it first)")
         store = _as_store(where)
+        mode = _journal.check_mode(journal if journal is not None else type(self).__snapmixin_journal__)
+        if mode is not None:
+            _journal.refuse(store, type(self), mode)
         try:  # the generation this object will replace: whatever the store holds now
             base: Any = store.current()[1]
         except (OSError, SnapError):
             base = ANY  # unreadable now: the first write reports what is wrong
         st.store = store
         st.base, st.base_damaged = base, False
+        if st.journal is not None:
+            st.journal.close()
+            st.journal = None
+            st.attach(None)
+        if mode is not None:
+            st.journal = _journal.Journal(st, store, mode)  # stalled: the next mutation snapshots
+            st.attach(st.journal)
         st.last_time = time.monotonic()
         st.refresh_due()
         return self
