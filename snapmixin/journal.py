@@ -46,6 +46,7 @@ import logging
 import math
 import os
 import threading
+import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, is_dataclass
@@ -689,6 +690,38 @@ class Journal:
                 self.fs.close(fd)  # the object is gone: only its descriptor is left to give back
             except BaseException:  # never raise from a finalizer
                 pass
+
+
+def keep_damaged(store: Any, path: str) -> str:
+    """Copy the damaged segment ``path`` to ``history/damaged-<its name>-<time>`` (returned) before
+    ``open(fallback=True)`` rewrites it with its good records only: nothing found is thrown away.
+
+    A copy, not a rename: until the rewrite lands the segment keeps its name, so a crash in
+    between still finds the good records where replay looks for them."""
+    fs = store.fs
+    history = os.path.join(os.fspath(store.path), "history")
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time_ns() % 1_000_000_000:09d}Z"
+    name = f"damaged-{os.path.basename(path)}-{stamp}"
+    data = fsio.read_regular(fs, path)
+    fsio.make_dirs(fs, history)
+    fd, tmp = fs.open_tmp(history, name)
+    try:
+        fs.write(fd, data)
+        fs.fsync(fd)
+        fs.replace(tmp, os.path.join(history, name))
+    except BaseException:
+        try:
+            fs.close(fd)
+        finally:
+            try:
+                fs.unlink(tmp)
+            except OSError:
+                pass
+        raise
+    fs.close(fd)
+    fs.fsync_dir(history)
+    log.warning("%s: the damaged journal is kept as %s", path, os.path.join("history", name))
+    return os.path.join(history, name)
 
 
 def _lock(fd: int) -> bool:

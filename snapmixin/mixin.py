@@ -938,6 +938,8 @@ class Snapshottable(tracking.Owner):
         if mode is not None:
             j = _journal.Journal(st, store, mode)
             if generation is not None:  # the segment of the restored snapshot, its good records kept
+                if found is not None and found.damaged and found.path is not None:
+                    _journal.keep_damaged(store, found.path)  # (fallback=True) the whole segment too
                 j.start(generation, seq, found.lines if found is not None else ())
             st.journal = j  # without a snapshot (an empty store): stalled until the first one
             st.attach(j)

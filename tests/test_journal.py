@@ -660,3 +660,24 @@ def test_a_node_given_a_second_place_then_replaced_by_a_scalar(tmp_path: Path) -
     doc, _ = SnapStore(tmp_path).restore()
     found = J.load(SnapStore(tmp_path), SnapStore(tmp_path).latest().generation, 0)
     assert J.replay(doc, found) == {"slot": 2, "units": [{"hp": 5, "tags": [], "notes": []}]}
+
+
+def test_fallback_keeps_the_damaged_segment_whole(tmp_path: Path) -> None:
+    """open(fallback=True) goes on with the good records only, but the segment as found is kept in
+    history/ (byte for byte): the records after the damage are not thrown away."""
+    first = _mutate(tmp_path).inventory[:1]  # (the writer is gone: its segment lock with it)
+    gc.collect()
+    (seg,) = segments(tmp_path)
+    lines = seg.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b'"i1"', b'"i7"')
+    damaged = b"".join(lines)
+    seg.write_bytes(damaged)
+    again = Game.open(tmp_path, fallback=True, journal="flush")
+    assert again.inventory == first
+    (kept,) = (tmp_path / "history").glob(f"damaged-{seg.name}-*")
+    assert kept.read_bytes() == damaged
+    assert seg.read_bytes() != damaged  # the live segment holds only the good records now
+    again.inventory.append("next")  # and the journal goes on from them
+    del again
+    gc.collect()
+    assert Game.open(tmp_path).inventory == [*first, "next"]
