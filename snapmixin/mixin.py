@@ -49,7 +49,6 @@ import os
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
@@ -69,6 +68,7 @@ log = logging.getLogger("snapmixin")
 _MISSING = object()
 _SLOT = "_snapmixin"
 _setattr = object.__setattr__
+_LAZY = threading.Lock()  # makes a state's write lock at its first write
 # CPython 3.11 keeps an instance's attributes in inline values until something reads its
 # `__dict__`; reading it then makes a *split* dict (sharing its class's keys), and 3.11's
 # specialized read of such a dict (LOAD_ATTR_WITH_HINT) always falls back to the generic path: every
@@ -79,18 +79,27 @@ _UNSPLIT = sys.version_info[:2] == (3, 11)
 
 
 class _Init(Root):
-    """Slot value from ``__new__`` until ``__init__`` ends: a counter nothing reads.
+    """Slot value while ``__init__`` runs (set as it starts; also by ``__setstate__``): a counter
+    nothing reads.
 
-    Its ``due`` is 0, so every assignment takes the slow path, :meth:`tick`:
-    ignored while ``__init__`` runs; after that (an object built by ``__new__``
-    and filled in without ``__init__``), the object is adopted and the
-    mutation counted on its real state.
+    Assignments while ``__init__`` runs are stored as they are and not counted
+    (see ``__setattr__`` and :func:`_learn`); at its end the object is adopted,
+    which links every field into its tree at once. Its ``due`` is 0: an
+    assignment after that without adoption takes :meth:`tick`, which adopts
+    the object and counts it on its real state. An object that never ran
+    ``__init__`` (built by ``__new__`` alone, as decoders do) has no slot
+    value at all: it is adopted where it is first stored or assigned to.
     """
 
     __slots__ = ("d", "depth", "fast", "held", "obj", "quiet", "root", "seen")
 
     def __init__(self, obj: Snapshottable) -> None:
-        super().__init__()
+        # Root's attributes, set here rather than through Root.__init__ (one call less per object).
+        self.seq = 0
+        self.batch_depth = 0
+        self.batch_dirty = False
+        self.batch_captured = False
+        self.recorder = None
         self.due = 0
         self.depth = 0
         self.obj = obj
@@ -107,38 +116,54 @@ class _Init(Root):
 
 
 class _State(Root):
-    """Per-object state: its own counter, and the root its mutations report to."""
+    """Per-object state: its own counter, and the root its mutations report to.
 
-    __slots__ = (
-        "alock",
-        "armed",
-        "base",
-        "base_damaged",
-        "calls",
-        "count_due",
-        "d",
-        "deadline",
-        "deferred",
-        "failed",
-        "fast",
-        "held",
-        "inflight",
-        "landed",
-        "last_time",
-        "obj",
-        "quiet",
-        "refs",
-        "root",
-        "save_requested",
-        "saved_seq",
-        "schedule",
-        "seen",
-        "store",
-        "wlock",
-    )
+    Built for every object (at the end of its ``__init__``, or where a decoded
+    one is first placed), so building one is kept short: what every object
+    needs is in slots set here; what only a bound object (a store, a policy, a
+    write) changes has a class-level default until first set (then it lives in
+    the state's own ``__dict__``), and the write lock and the method form's
+    call counters are made at first use.
+    """
+
+    __slots__ = ("__dict__", "d", "fast", "held", "obj", "quiet", "refs", "root", "schedule", "seen")
+
+    # Defaults of what a bound object sets (see the class doc).
+    store: SnapStore | None = None
+    # The generation this object restored or last wrote: its next commit must replace that
+    # one (store.create's expect=), or another writer's commit would be overwritten. ANY: no
+    # precondition. `base_damaged`: `base` is a damaged file, replaced after open(fallback=True).
+    base: Any = ANY
+    base_damaged = False
+    landed = 0  # the highest seq a write of this object committed (set in worker threads)
+    # One write of this object at a time, in any thread: a sync snapshot waits for an
+    # asnapshot() whose worker thread still runs (even one whose awaiting task was cancelled).
+    wlock: threading.Lock | None = None  # made at the first write (see write)
+    saved_seq = 0
+    last_time = 0.0  # set when bound (open, bind): nothing reads it before
+    save_requested = False
+    failed = False
+    inflight = 0  # asnapshot() writes under way
+    deferred = False  # an automatic snapshot fell due while one was under way
+    alock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+    # When automatic snapshots fall due: the class's policy decides (`schedule`, a
+    # policy.Schedule). These two bounds from the schedule let the slow path return at once
+    # while neither the count nor the time is due (see tick). A seconds= policy waits for
+    # policy.ALARM to mark the object due at `deadline` (`armed`: the deadline its pending alarm
+    # is set for), or, when time.monotonic is not the builtin (freezegun), reads the clock at
+    # every mutation.
+    count_due = NEVER
+    deadline = -math.inf
+    armed: float | None = None
 
     def __init__(self, obj: Snapshottable) -> None:
-        super().__init__()
+        # Root's attributes, set here rather than through Root.__init__ (one call less per object).
+        self.seq = 0
+        self.due = NEVER
+        self.batch_depth = 0
+        self.batch_dirty = False
+        self.batch_captured = False
+        self.recorder: tracking.Recorder | None = None
         self.obj = obj  # a cycle (object <-> state) that the garbage collector handles
         self.root: _State = self
         # Places that hold the object in a tree (list slots, dict values, attributes of objects
@@ -157,34 +182,17 @@ class _State(Root):
         # Names assigned a scalar since they were last learnt (see _learn): the rest take the
         # learning path once. `quiet`: the class's untracked names (stored, never counted).
         self.seen: set[str] = set()
-        self.quiet = _untracked(type(obj))
-        self.store: SnapStore | None = None
-        # The generation this object restored or last wrote: its next commit must replace that
-        # one (store.create's expect=), or another writer's commit would be overwritten. ANY: no
-        # precondition. `base_damaged`: `base` is a damaged file, replaced after open(fallback=True).
-        self.base: Any = ANY
-        self.base_damaged = False
-        self.landed = 0  # the highest seq a write of this object committed (set in worker threads)
-        # One write of this object at a time, in any thread: a sync snapshot waits for an
-        # asnapshot() whose worker thread still runs (even one whose awaiting task was cancelled).
-        self.wlock = threading.Lock()
-        self.saved_seq = 0
-        self.last_time = time.monotonic()
-        self.calls: dict[object, int] = {}
-        self.save_requested = False
-        self.failed = False
-        self.inflight = 0  # asnapshot() writes under way
-        self.deferred = False  # an automatic snapshot fell due while one was under way
-        self.alock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
-        # When automatic snapshots fall due: the class's policy decides (policy.Schedule). These two
-        # bounds from the schedule let the slow path return at once while neither the count nor
-        # the time is due (see tick). A seconds= policy waits for policy.ALARM to mark the object
-        # due at `deadline` (`armed`: the deadline its pending alarm is set for), or, when
-        # time.monotonic is not the builtin (freezegun), reads the clock at every mutation.
-        self.schedule: Schedule = type(obj).__snapmixin_policy__ or NO_SCHEDULE
-        self.count_due = NEVER
-        self.deadline = -math.inf
-        self.armed: float | None = None
+        cls = type(obj)
+        self.quiet = _untracked(cls)
+        self.schedule: Schedule = cls.__snapmixin_policy__ or NO_SCHEDULE
+
+    @property
+    def calls(self) -> dict[object, int]:
+        """The method form's call counters (policy.py), made at first use."""
+        calls: dict[object, int] | None = self.__dict__.get("_calls")
+        if calls is None:
+            calls = self.__dict__["_calls"] = {}
+        return calls
 
     # -- the slow path of a mutation ----------------------------------------
     def tick(self, node: Any = None, op: str = "mark", key: Any = None, value: Any = None) -> None:
@@ -286,7 +294,13 @@ class _State(Root):
 
         The outcome is recorded under the store's lock, the moment it commits, so
         a write whose awaiting task was cancelled still tells the object."""
-        with self.wlock:
+        lock = self.wlock
+        if lock is None:
+            with _LAZY:  # once, whichever thread writes first
+                lock = self.wlock
+                if lock is None:
+                    lock = self.wlock = threading.Lock()
+        with lock:
             return store.commit_encoded(data, seq, schema_version=type(self.obj).__snapmixin_version__,
                                         expect=self.base, force=force,
                                         replace_damaged=self.base_damaged, on_commit=self.landed_at)
@@ -371,24 +385,25 @@ def _declared(cls: type) -> list[str]:
     instance holds beyond these (a plain class's, or set in ``__post_init__``) are added per object
     (see :func:`_field_names`).
     """
-    names = _FIELDS.get(cls)
-    if names is None:
-        model_fields = getattr(cls, "model_fields", None) if _is_pydantic(cls) else None
-        if isinstance(model_fields, dict):
-            names = list(model_fields)
-        elif dataclasses.is_dataclass(cls):
-            names = [f.name for f in dataclasses.fields(cls)]
-        else:
-            names = [a.name for a in getattr(cls, "__attrs_attrs__", ())]
-        for klass in cls.__mro__:
-            slots = klass.__dict__.get("__slots__", ())
-            for name in (slots,) if isinstance(slots, str) else slots:
-                dunder = name.startswith("__") and name.endswith("__")
-                if not dunder and name != _SLOT and name not in names:
-                    names.append(name)
-        quiet = _untracked(cls)
-        names = [n for n in names if n not in quiet]
-        _FIELDS[cls] = names
+    cached = cls.__dict__.get("__snapmixin_fields_cache__")
+    if cached is not None and cached[0] is cls:
+        return cached[1]  # type: ignore[no-any-return]
+    model_fields = getattr(cls, "model_fields", None) if _is_pydantic(cls) else None
+    if isinstance(model_fields, dict):
+        names = list(model_fields)
+    elif dataclasses.is_dataclass(cls):
+        names = [f.name for f in dataclasses.fields(cls)]
+    else:
+        names = [a.name for a in getattr(cls, "__attrs_attrs__", ())]
+    for klass in cls.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            dunder = name.startswith("__") and name.endswith("__")
+            if not dunder and name != _SLOT and name not in names:
+                names.append(name)
+    quiet = _untracked(cls)
+    names = [n for n in names if n not in quiet]
+    _cache(cls, "__snapmixin_fields_cache__", names)
     return names
 
 
@@ -403,7 +418,11 @@ def _field_names(obj: object) -> list[str]:
     return names
 
 
-_FIELDS: weakref.WeakKeyDictionary[type, list[str]] = weakref.WeakKeyDictionary()
+def _cache(cls: type, name: str, value: Any) -> None:
+    """Keep a per-class answer in the class's own namespace (one dict look-up per object built,
+    where a WeakKeyDictionary costs a weak reference per look-up), with the class it is for: a
+    namespace copied into a new class (``dataclass(slots=True)`` does that) is not taken for it."""
+    type.__setattr__(cls, name, (cls, value))
 
 
 def _untracked(cls: type) -> frozenset[str]:
@@ -412,14 +431,14 @@ def _untracked(cls: type) -> frozenset[str]:
     The one place that decides it, per class: its ``transient()`` fields, and any names it
     lists in ``__snapmixin_untracked__``.
     """
-    found = _UNTRACKED.get(cls)
-    if found is None:
-        found = frozenset(getattr(cls, "__snapmixin_untracked__", ())) | transient_names(cls)
-        _UNTRACKED[cls] = found
+    cached = cls.__dict__.get("__snapmixin_quiet_cache__")
+    if cached is not None and cached[0] is cls:
+        return cached[1]  # type: ignore[no-any-return]
+    found = frozenset(getattr(cls, "__snapmixin_untracked__", ())) | transient_names(cls)
+    _cache(cls, "__snapmixin_quiet_cache__", found)
     return found
 
 
-_UNTRACKED: weakref.WeakKeyDictionary[type, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
 def _is_pydantic(cls: type) -> bool:
@@ -430,7 +449,12 @@ def _is_pydantic(cls: type) -> bool:
 
 def _slot(obj: object) -> _State | _Init | None:
     """What the object's private slot holds (None when it was never set: built without ``__new__``)."""
-    try:
+    # getattr with a default raises nothing for a class without __getattr__ (an exception costs
+    # several times the look-up, and every decoded object is asked two or three times).
+    st = getattr(obj, _SLOT, None)
+    if st is None or type(st) is _State or type(st) is _Init:
+        return st
+    try:  # a __getattr__ answered for a name the instance does not hold: ask the instance itself
         return object.__getattribute__(obj, _SLOT)  # type: ignore[no-any-return]
     except AttributeError:
         return None
@@ -504,6 +528,8 @@ def _learn(obj: Any, st: _State | _Init, name: str) -> bool:
     ones are stored. True for an untracked name (never counted, never learnt)."""
     if name in st.quiet:
         return True
+    if type(st) is _Init:
+        return st.depth > 0  # (an object whose __init__ ended without adoption: counted, adopting it)
     st.seen.add(name)
     if type(st) is _State and _direct(type(obj), name):
         if st.d is None:
@@ -529,6 +555,7 @@ def _own_dict(obj: Any) -> dict[str, Any]:
 def _note(obj: Any, st: _State, name: str, value: Any) -> None:
     """Bookkeeping of the fast path, for a field just linked into the tree."""
     if type(value) in SCALARS:
+        st.held.discard(name)  # (__init__ may have stored a container there first)
         if st.d is not None and _direct(type(obj), name):
             st.fast.add(name)
     else:
@@ -547,7 +574,9 @@ def _as_store(where: SnapStore | str | os.PathLike[str]) -> SnapStore:
     raise TypeError(f"expected a directory path or a SnapStore, not {type(where).__name__}")
 
 
-_PREPARED: weakref.WeakSet[type] = weakref.WeakSet()
+def _prepared(cls: type) -> bool:
+    """Whether :func:`_prepare` ran for ``cls`` (the class's own flag, never a base's)."""
+    return cls.__dict__.get("__snapmixin_prepared__") is cls
 
 
 def _prepare(cls: type, *, check_codec: bool = True) -> None:
@@ -582,7 +611,10 @@ def _prepare(cls: type, *, check_codec: bool = True) -> None:
 
     def __init__(self: Snapshottable, *args: Any, **kwargs: Any) -> None:
         st = _slot(self)
-        if type(st) is not _Init:
+        if st is None:
+            st = _Init(self)
+            _setattr(self, _SLOT, st)
+        elif type(st) is not _Init:
             init(self, *args, **kwargs)  # a second __init__ call on a live object: counted
             return
         st.depth += 1
@@ -609,7 +641,7 @@ def _prepare(cls: type, *, check_codec: bool = True) -> None:
     __init__.__doc__ = init.__doc__
     if not getattr(init, "__snapmixin_init__", False) or "__init__" not in cls.__dict__:
         type.__setattr__(cls, "__init__", __init__)
-    _PREPARED.add(cls)
+    type.__setattr__(cls, "__snapmixin_prepared__", cls)
 
 
 # ---------------------------------------------------------------------------
@@ -763,11 +795,11 @@ class Snapshottable(tracking.Owner):
                 _pydantic_post_init(cls)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        if cls not in _PREPARED:
+        if cls.__dict__.get("__snapmixin_prepared__") is not cls:  # _prepared(cls), inlined
             _prepare(cls)
-        obj = object.__new__(cls)
-        _setattr(obj, _SLOT, _Init(obj))
-        return obj
+        # No state yet: __init__ gives it its placeholder (_Init); an object that never runs
+        # __init__ (a decoder's, a copy's) is adopted where it is first stored or assigned to.
+        return object.__new__(cls)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # The hot path of every assignment: keep it short.
@@ -790,6 +822,12 @@ class Snapshottable(tracking.Owner):
         else:
             if name in st.quiet:
                 _setattr(self, name, value)  # an untracked name: stored as is, not counted
+                return
+            if type(st) is _Init and st.depth:
+                # While __init__ runs: stored as is, not counted; when it ends, adopt_fields links
+                # every field into the tree at once (plain containers become tracked ones).
+                _setattr(self, name, value)
+                st.held.add(name)
                 return
             # `held`: the instance itself holds `old` (getattr may find a class-level default,
             # which must still be written: every field is in the instance, always).
@@ -857,6 +895,9 @@ class Snapshottable(tracking.Owner):
     def __setstate__(self, state: Any) -> None:
         d, slots = state if isinstance(state, tuple) else (state, {})
         st = _slot(self)
+        if st is None:  # a fresh copy: a placeholder notes what it holds beyond declared fields
+            st = _Init(self)
+            _setattr(self, _SLOT, st)
         for name, value in {**(d or {}), **(slots or {})}.items():
             if name == _SLOT:
                 continue
@@ -883,7 +924,7 @@ class Snapshottable(tracking.Owner):
         writer committed in between, ``snapshot()`` raises ``SnapshotConflict``.
         """
         store = _as_store(where)
-        if cls not in _PREPARED:
+        if not _prepared(cls):
             _prepare(cls, check_codec=store.codec is None)
         base: Any = None
         damaged = False

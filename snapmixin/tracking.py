@@ -221,8 +221,9 @@ class Owner:
     ``__snapmixin_fields__()``
         the names of its fields (the attributes that hold its state).
     ``__snapmixin_linked__(state, name, value)``
-        told after field ``name`` was linked into the tree holding ``value``
-        (the owner's own bookkeeping of its fast paths).
+        told after field ``name``, holding a container or an object ``value``
+        (not a scalar), was linked into the tree (the owner's own bookkeeping
+        of its fast paths; a scalar field needs none at adoption).
     ``__snapmixin_copy__()``
         an independent copy, with no node state of its own yet: what is stored
         when the object already belongs to another tree.
@@ -388,7 +389,7 @@ def _fill(job: tuple[Any, ...], root: Root, todo: list[tuple[Any, ...]]) -> None
                     if new is not v:
                         object.__setattr__(obj, name, new)
                         v = new
-            note(st, name, v)
+                note(st, name, v)
 
 
 def adopt_fields(obj: Any, st: Any, previous: Any) -> None:

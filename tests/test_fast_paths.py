@@ -185,3 +185,55 @@ def test_after_fork_the_child_re_arms_at_its_next_mutation(tmp_path: Path) -> No
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+# ---------------------------------------------------------------------------
+# construction: what an object is given, and when
+# ---------------------------------------------------------------------------
+
+
+def test_an_object_built_by_new_alone_has_no_state_until_first_used() -> None:
+    from snapmixin.mixin import _slot
+
+    o = Box.__new__(Box)  # as a decoder or copy builds one
+    assert _slot(o) is None  # no placeholder made for it
+    o.x = 3
+    o.items = [1]
+    st = o.__snapmixin_node__()
+    assert st is not None and o.snapshot_seq == 2
+    o.items.append(2)
+    assert o.snapshot_seq == 3 and o.items == [1, 2]
+
+
+def test_fields_stored_in_init_are_linked_once_at_its_end() -> None:
+    seen: list[Any] = []
+
+    @dataclass
+    class Post(Snapshottable):
+        items: list[int] = field(default_factory=list)
+        kids: list[Box] = field(default_factory=list)
+
+        def __post_init__(self) -> None:
+            self.items.append(1)  # inside __init__: not counted
+            self.kids.append(Box(1))
+            seen.append((type(self.items), self.snapshot_seq))
+
+    p = Post()
+    assert seen == [(list, 0)]  # stored as is while __init__ ran
+    assert type(p.items).__name__ == "TrackedList" and p.snapshot_seq == 0
+    kid = p.kids[0]
+    kid.x = 5  # the nested object reports to p's counter
+    p.items.append(2)
+    assert p.snapshot_seq == 2 and kid.snapshot_seq == 2
+
+
+def test_a_state_makes_its_write_lock_and_call_counters_at_first_use(tmp_path: Path) -> None:
+    box = Box()
+    st = box.__snapmixin_node__()
+    assert st is not None
+    assert st.wlock is None and "_calls" not in st.__dict__ and st.store is None
+    box.bind(tmp_path / "b")
+    box.x = 1
+    box.snapshot()
+    assert isinstance(st.wlock, type(threading.Lock())) and st.saved_seq == 1
+    assert st.calls == {} and st.calls is st.calls
