@@ -367,7 +367,7 @@ def _pairs() -> list[Pair]:
                  "bare `__setattr__`: `self.__dict__[name] = v` + a counter",
                  stmt_for("assign"), "o = Snap()", stmt_for("assign"), "o = BareDictCounted()", UNROLL))
     if "SnapSeconds" in globals():
-        rows.append(("`o.x = v`: `@snapshot_every(seconds=3600)`, bound (the alarm waits; no clock read)",
+        rows.append(("`o.x = v`: `@snapshot_every(seconds=3600)`, bound (a clock read per stride)",
                      "`@snapshot_every(10**15)`, bound",
                      stmt_for("assign"), "o = SEC()", stmt_for("assign"), "o = EVERY()", UNROLL))
     rows.append(("`Snapshottable` `@dataclass` construction, `Snap()`", "plain `@dataclass`, `Plain()`",

@@ -57,7 +57,7 @@ from . import migrate as _migrate
 from . import tracking
 from .codec import transient_names
 from .errors import SnapError, SnapshotNotFound
-from .policy import ALARM, NO_SCHEDULE, Schedule
+from .policy import NO_SCHEDULE, Schedule
 from .store import ANY, SnapshotInfo, SnapStore
 from .tracking import NEVER, SCALARS, Root, track, untrack
 
@@ -148,13 +148,13 @@ class _State(Root):
     alock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
     # When automatic snapshots fall due: the class's policy decides (`schedule`, a
     # policy.Schedule). These two bounds from the schedule let the slow path return at once
-    # while neither the count nor the time is due (see tick). A seconds= policy waits for
-    # policy.ALARM to mark the object due at `deadline` (`armed`: the deadline its pending alarm
-    # is set for), or, when time.monotonic is not the builtin (freezegun), reads the clock at
-    # every mutation.
+    # while neither the count nor the time is due (see tick). A seconds= policy reaches the
+    # slow path every `stride` mutations (policy.Schedule.stride); `looked`: when it last read
+    # the clock.
     count_due = NEVER
     deadline = -math.inf
-    armed: float | None = None
+    stride = 1
+    looked = 0.0
 
     def __init__(self, obj: Snapshottable) -> None:
         # Root's attributes, set here rather than through Root.__init__ (one call less per object).
@@ -198,30 +198,17 @@ class _State(Root):
     def tick(self, node: Any = None, op: str = "mark", key: Any = None, value: Any = None) -> None:
         # `deadline` is -inf while a batch is open or a recorder is attached: then this never
         # returns early.
-        if self.seq < self.count_due and time.monotonic() < self.deadline:
-            self.wait_deadline()  # a seconds= policy, not due yet
-            return
+        if self.seq < self.count_due:
+            now = time.monotonic()
+            if now < self.deadline:
+                # A seconds= policy, not due yet: look again in `stride` mutations (the schedule
+                # decides how many, from the pace since the previous look), never past the count.
+                stride = self.schedule.stride(self.stride, self.seq - self.saved_seq, now - self.looked)
+                self.stride, self.looked = stride, now
+                due = self.seq + stride
+                self.due = due if due < self.count_due else self.count_due
+                return
         Root.tick(self, node, op, key, value)
-
-    def wait_deadline(self) -> None:
-        """Until ``deadline``: wait for the alarm (the count still due at ``count_due``), or, with a
-        clock the alarm cannot know, look again at the next mutation."""
-        if not ALARM.usable():
-            self.due = self.seq + 1
-            return
-        self.due = self.count_due
-        ALARM.set(self, self.deadline)
-        # After `due` is set: an alarm that rang before that store (its deadline passed) is seen here.
-        if time.monotonic() >= self.deadline:
-            self.due = self.seq + 1
-
-    def ring(self, now: float) -> float | None:
-        """The alarm's call, in its thread, at ``now`` (see policy.Sleeper): mark the object due."""
-        deadline = self.deadline
-        if deadline > now:
-            return deadline  # a snapshot since moved it: sleep until then
-        self.due = 0  # the next mutation takes tick(), which reads the clock
-        return None
 
     def due_now(self) -> None:
         if self.batch_depth:
@@ -247,10 +234,9 @@ class _State(Root):
             self.due = self.seq + 1  # the batch's end decides
         elif self.store is None:
             self.due = NEVER  # nothing to save to
-        elif self.deadline > -math.inf:
-            self.wait_deadline()  # a seconds= policy (which plans a look at every mutation)
         else:
             self.due = due
+        self.stride, self.looked = 1, self.last_time  # the next mutation reads the clock
         if self.recorder is not None:
             self.due = min(self.due, self.seq + 1)  # the recorder is told every mutation
 

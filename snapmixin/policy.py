@@ -17,42 +17,51 @@ The two forms combine. If an automatic snapshot fails, the mutation that
 triggered it stays applied, the error (a ``SnapError``) reaches the caller,
 and the next mutation or ``snapshot()`` tries again.
 
-How ``seconds=`` knows the time without reading the clock at every mutation
-(a clock read costs about a third of a tracked assignment): one daemon thread
-per process, :data:`ALARM`, started at the first bound object with a
-``seconds=`` policy, sleeps until the earliest deadline and then only marks
-that object *due* (one attribute store); the object's next mutation, in its
-own thread, reads the clock and takes the snapshot. So the snapshot is taken
-at the first mutation that follows the alarm: at most the alarm's wake-up
-latency after the deadline (the thread needs the GIL, which a busy mutating
-thread hands over within ``sys.getswitchinterval()``, 5 ms by default; more
-only if the machine does not run the thread for longer). Mutations between
-the deadline and the alarm are counted, and held by that snapshot. No
-snapshot is ever written from the alarm thread. When ``time.monotonic`` is
-not the builtin one (freezegun, a test's fake clock), the alarm cannot know
-that clock, and every mutation reads it instead, as before: the clock is
-looked up at call time, so freezegun can drive it.
+How ``seconds=`` reads the clock (``time.monotonic``, looked up at each call,
+so freezegun can drive it): no threads and no timers; the clock is read inside
+mutations only, and not at every one of them (a clock read costs about a third
+of a tracked assignment). It is read at each of the first
+:data:`WARMUP` unsaved mutations. After those, at a read the policy takes the
+pace of the mutations since the previous read, and skips as many reads as
+that pace fits into :meth:`Schedule.budget` (``min(1 ms, 1% of seconds)``):
+at most twice the previous stride, at most :data:`MAX_STRIDE` mutations. A
+stride that took longer than the budget (a slower pace, a pause) sets the
+stride back to 1. So:
+
+- a mutator slower than one mutation per budget (under 1,000 a second for
+  ``seconds`` >= 0.1) reads the clock at every mutation: its snapshot is taken
+  at the first mutation once ``seconds`` passed, exactly;
+- a busy mutator's snapshot is taken within the budget after the deadline
+  (and at most ``MAX_STRIDE - 1`` mutations after the first one past it),
+  while it keeps its pace;
+- the one case beyond the budget: a mutator that stops, in the middle of a
+  stride, for longer than the budget, across the deadline. The stride's
+  remaining mutations (at most ``MAX_STRIDE - 1``, counted and held by the
+  snapshot) come before the look at the clock that takes it; the stride after
+  it is 1 again.
 """
 
 from __future__ import annotations
 
-import heapq
 import inspect
-import itertools
 import math
-import os
-import threading
 import time
-import types
-import weakref
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import wrapt
 
 from .tracking import NEVER
 
-__all__ = ["ALARM", "NO_SCHEDULE", "Alarm", "Schedule", "snapshot_every"]
+__all__ = ["MAX_OVERSHOOT", "MAX_STRIDE", "NO_SCHEDULE", "WARMUP", "Schedule", "snapshot_every"]
+
+#: A ``seconds=`` policy reads the clock at each of the first this many unsaved mutations.
+WARMUP = 64
+#: ... and after those at least once every this many mutations.
+MAX_STRIDE = 64
+#: The longest time a stride between two clock reads may take at the observed pace (see
+#: :meth:`Schedule.budget`: 1% of ``seconds`` when that is shorter).
+MAX_OVERSHOOT = 0.001
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=type)
@@ -70,8 +79,7 @@ class Schedule:
       let a look return at once while nothing is due (``count_due``: the seq
       that reaches ``n``; ``deadline``: the monotonic time that reaches
       ``seconds``). The state keeps the bounds and compares them on the slow
-      path; with the builtin clock it waits for :data:`ALARM` to mark it due at
-      ``deadline`` instead of reading the clock at every mutation.
+      path, which a ``seconds=`` policy reaches every :meth:`stride` mutations.
     - :meth:`is_due`: whether the policy asks for a snapshot now.
 
     The clock is ``time.monotonic``, looked up at each call (freezegun drives it).
@@ -103,6 +111,28 @@ class Schedule:
             due = NEVER
         return due, count_due, deadline
 
+    def budget(self) -> float:
+        """The longest a stride between two clock reads may take: ``min(MAX_OVERSHOOT, seconds / 100)``."""
+        return min(MAX_OVERSHOOT, self.seconds / 100) if self.seconds is not None else 0.0
+
+    def stride(self, stride: int, unsaved: int, spent: float) -> int:
+        """How many mutations until a ``seconds=`` policy reads the clock again (see the module doc).
+
+        ``stride``: the mutations since the previous read, which took ``spent``
+        seconds; ``unsaved``: the mutations since the last snapshot. 1 for the
+        first :data:`WARMUP` unsaved mutations and after a stride that took
+        longer than :meth:`budget`; otherwise as many as that pace fits into
+        the budget, at most twice ``stride`` and at most :data:`MAX_STRIDE`.
+        """
+        budget = self.budget()
+        if unsaved < WARMUP or spent > budget:
+            return 1
+        grow = min(2 * stride, MAX_STRIDE)
+        if spent <= 0:  # no time measurable (a clock standing still): grow
+            return grow
+        fits = int(budget * stride / spent)
+        return max(1, min(grow, fits))
+
     def is_due(self, seq: int, saved_seq: int, last_time: float) -> bool:
         """Whether ``seq - saved_seq`` unsaved mutations, the last snapshot at ``last_time``, call for one."""
         if seq <= saved_seq:
@@ -119,99 +149,6 @@ class Schedule:
 
 #: The schedule of a class with no ``@snapshot_every``: only retries of a failed snapshot.
 NO_SCHEDULE = Schedule(None, None)
-
-
-class Sleeper(Protocol):
-    """What :class:`Alarm` wakes: an object state with a ``seconds=`` deadline.
-
-    ``armed`` is the deadline of its pending alarm (None: none), read and set
-    by the alarm under its lock only. ``ring(now)`` runs in the alarm thread,
-    under that lock, once ``now`` reached the deadline it was armed for: it
-    marks the object due (plain attribute stores, nothing else) and returns
-    None, or returns a later deadline to sleep until (the object snapshotted
-    since, which moved its deadline).
-    """
-
-    armed: float | None
-
-    def ring(self, now: float) -> float | None: ...
-
-
-class Alarm:
-    """Wakes :class:`Sleeper` objects at their deadlines: one daemon thread, started at first use.
-
-    ``set(sleeper, deadline)`` asks for ``sleeper.ring`` once ``deadline`` (on
-    the builtin ``time.monotonic``) is reached; a sleeper has at most one
-    pending alarm, the earliest asked for, and is held by a weak reference
-    (an object nobody holds is never woken and costs nothing). After
-    ``os.fork()`` the child has no thread: its pending sleepers are marked due,
-    so their next mutation looks at the clock and sets their alarm again
-    (which starts the child's thread).
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        # The real clock, held here: freezegun replaces module attributes (time.monotonic and
-        # any global bound to it), not an instance's.
-        self._clock = clock
-        self._cond = threading.Condition(threading.Lock())
-        self._heap: list[tuple[float, int, weakref.ref[Any]]] = []
-        self._ids = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    @staticmethod
-    def usable() -> bool:
-        """Whether the alarm knows the clock the policy reads (``time.monotonic`` is the builtin)."""
-        return type(time.monotonic) is types.BuiltinFunctionType
-
-    def set(self, sleeper: Sleeper, deadline: float) -> None:
-        with self._cond:
-            armed = sleeper.armed
-            if armed is not None and armed <= deadline:
-                return  # rings first; then `ring` returns the later deadline
-            sleeper.armed = deadline
-            heapq.heappush(self._heap, (deadline, next(self._ids), weakref.ref(sleeper)))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="snapmixin-alarm", daemon=True)
-                self._thread.start()
-            elif self._heap[0][0] == deadline:
-                self._cond.notify()  # an earlier deadline than the one the thread sleeps until
-
-    def _run(self) -> None:
-        clock, heap = self._clock, self._heap
-        with self._cond:
-            while True:
-                if not heap:
-                    self._cond.wait()
-                    continue
-                now = clock()
-                if heap[0][0] > now:
-                    self._cond.wait(heap[0][0] - now)
-                    continue
-                deadline, _, ref = heapq.heappop(heap)
-                sleeper = ref()
-                if sleeper is None or sleeper.armed != deadline:
-                    continue  # gone, or a later entry superseded by an earlier one
-                sleeper.armed = None
-                again = sleeper.ring(now)
-                if again is not None:
-                    sleeper.armed = again
-                    heapq.heappush(heap, (again, next(self._ids), ref))
-
-    def _after_fork(self) -> None:
-        heap, self._heap = self._heap, []
-        self._cond = threading.Condition(threading.Lock())
-        self._thread = None
-        for _, _, ref in heap:
-            sleeper = ref()
-            if sleeper is not None and sleeper.armed is not None:
-                sleeper.armed = None
-                sleeper.ring(math.inf)  # as if every deadline passed: marked due, its next mutation re-arms
-
-
-#: The process's alarm (see the module doc).
-ALARM = Alarm()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=ALARM._after_fork)
 
 
 class _Every:

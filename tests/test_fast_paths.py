@@ -1,11 +1,10 @@
 """The fast paths of issue 13: attribute reads after tracked assignments (CPython 3.11's split
-dicts), and a ``seconds=`` policy that does not read the clock at every mutation (policy.ALARM)."""
+dicts), a ``seconds=`` policy that does not read the clock at every mutation (a stride bounded in
+time), and cheaper construction."""
 
 from __future__ import annotations
 
 import json
-import math
-import os
 import sys
 import threading
 import time
@@ -14,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from snapmixin import Snapshottable, snapshot_every
-from snapmixin.policy import ALARM, Alarm
-from snapmixin.tracking import NEVER
 
 
 def disk_seq(path: Path) -> int | None:
@@ -62,129 +59,118 @@ def test_on_3_11_the_dict_is_no_longer_split_and_elsewhere_it_stays_shared() -> 
 
 
 # ---------------------------------------------------------------------------
-# seconds=: the alarm marks the object due; mutations do not read the clock
+# seconds=: the clock read every `stride` mutations, bounded in time (policy.Schedule.stride)
 # ---------------------------------------------------------------------------
 
 
-@snapshot_every(seconds=0.2)
+class FakeClock:
+    """time.monotonic for the policy: each mutation advances it by ``step`` (nothing real waits)."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 1000.0
+        self.step = step
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.now
+
+
+@snapshot_every(seconds=1.0)
 @dataclass
-class Quick(Snapshottable):
+class EverySecond(Snapshottable):
     n: int = 0
-    items: list[int] = field(default_factory=list)
 
 
-def _wait_until(cond: Any, limit: float = 30.0) -> bool:
-    """Wait for ``cond()`` (a real thread acting), at most ``limit`` seconds."""
-    end = time.monotonic() + limit
-    pause = threading.Event()
-    while not cond():
-        if time.monotonic() > end:
-            return False
-        pause.wait(0.005)
-    return True
+@snapshot_every(seconds=0.01)
+@dataclass
+class Fast(Snapshottable):
+    n: int = 0
 
 
-def test_a_seconds_policy_waits_for_the_alarm_then_snapshots_at_the_next_mutation(tmp_path: Path) -> None:
-    d = tmp_path / "q"
-    obj = Quick.open(d)
-    st = obj.__snapmixin_node__()
-    assert st is not None
-    obj.n = 1
-    obj.items.append(1)
-    # No per-mutation look at the clock: the count is never due, the alarm is set for the deadline.
-    assert st.due == NEVER and st.armed == st.deadline and st.deadline > -math.inf
-    assert _wait_until(lambda: st.due == 0), "the alarm never rang"
-    assert disk_seq(d) is None  # the alarm itself writes nothing
-    obj.n = 2
-    assert disk_seq(d) == 3 and obj.snapshot_unsaved == 0
-    # Re-armed for the next period, with the count path back to "never".
-    assert st.due == NEVER and st.armed == st.deadline
+def _run_until_saved(obj: Any, d: Path, clock: FakeClock, limit: int) -> tuple[int, float]:
+    """Mutate (the clock advancing by its step each time) until a snapshot lands: its seq, and the
+    clock at the mutation that took it."""
+    for _ in range(limit):
+        clock.now += clock.step
+        obj.n += 1
+        if obj.snapshot_unsaved == 0:
+            seq = disk_seq(d)
+            assert seq is not None
+            return seq, clock.now
+    raise AssertionError("no snapshot")
 
 
-def test_a_busy_mutator_is_woken_by_the_alarm(tmp_path: Path) -> None:
+def test_a_slow_mutator_snapshots_at_its_first_mutation_past_the_deadline(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    clock = FakeClock(step=0.002)  # 2 ms a mutation: slower than the 1 ms budget
+    monkeypatch.setattr(time, "monotonic", clock)
+    d = tmp_path / "slow"
+    obj = EverySecond.open(d)
+    start = clock.now
+    seq, at = _run_until_saved(obj, d, clock, 10_000)
+    # The first mutation at or past start + 1 s took it: exactly, however many came before.
+    assert at >= start + 1.0 > at - clock.step
+    assert seq == 500 or seq == 501  # (float steps: 1.0 / 0.002)
+    assert clock.reads >= seq  # every mutation looked
+
+
+def test_a_busy_mutator_snapshots_within_the_budget_and_reads_the_clock_rarely(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    from snapmixin.policy import MAX_STRIDE, WARMUP
+
+    clock = FakeClock(step=1e-6)  # 1 us a mutation; budget: min(1 ms, 1% of 10 ms) = 0.1 ms
+    monkeypatch.setattr(time, "monotonic", clock)
     d = tmp_path / "busy"
-    obj = Quick.open(d)
-    end = time.monotonic() + 30
-    while disk_seq(d) is None and time.monotonic() < end:
-        for _ in range(100):
-            obj.n += 1  # never lets go of the GIL by itself: the alarm thread must get it
-    seq = disk_seq(d)
-    assert seq is not None and seq >= 1
-    assert json.loads((d / "snapshot.json").read_text())["state"]["n"] == seq
-
-
-@snapshot_every(seconds=3600)
-@dataclass
-class Slow(Snapshottable):
-    n: int = 0
-
-
-def test_ring_marks_due_only_once_the_current_deadline_passed(tmp_path: Path) -> None:
-    obj = Slow.open(tmp_path / "r")
+    obj = Fast.open(d)
     st = obj.__snapmixin_node__()
     assert st is not None
-    deadline = st.deadline
-    assert st.ring(deadline - 1.0) == deadline and st.due == NEVER  # a stale alarm: sleep on
-    assert st.ring(deadline) is None and st.due == 0
-    obj.n = 1  # tick: the clock says not yet: back to waiting for the alarm
-    assert disk_seq(tmp_path / "r") is None and st.due == NEVER and st.armed == deadline
+    deadline = clock.now + 0.01
+    seq, at = _run_until_saved(obj, d, clock, 100_000)
+    assert deadline <= at <= deadline + 0.0001 + 1e-9  # within the budget (fake time: no waiting)
+    assert seq >= 9_999
+    assert clock.reads < WARMUP + 2 * seq / MAX_STRIDE + 10  # about one read per MAX_STRIDE mutations
+    # The next period: the stride starts again at 1 (refresh_due), grows again.
+    assert st.stride == 1 and st.due == st.seq + 1
 
 
-class _Sleeper:
-    def __init__(self) -> None:
-        self.armed: float | None = None
-        self.rung: list[float] = []
-        self.done = threading.Event()
-        self.later: float | None = None
+def test_a_pause_inside_a_stride_costs_at_most_the_rest_of_that_stride(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    from snapmixin.policy import MAX_STRIDE
 
-    def ring(self, now: float) -> float | None:
-        self.rung.append(now)
-        later, self.later = self.later, None
-        if later is None:
-            self.done.set()
-        return later
-
-
-def test_the_alarm_keeps_the_earliest_deadline_and_sleeps_on_when_told() -> None:
-    clock = [0.0]
-    alarm = Alarm(clock=lambda: clock[0])
-    s = _Sleeper()
-    alarm.set(s, 10.0)
-    alarm.set(s, 5.0)  # earlier: replaces
-    alarm.set(s, 7.0)  # later than the pending one: ignored
-    assert s.armed == 5.0
-    s.later = 8.0
-    clock[0] = 6.0
-    with alarm._cond:
-        alarm._cond.notify()
-    assert _wait_until(lambda: s.rung == [6.0] and s.armed == 8.0)
-    clock[0] = 9.0
-    with alarm._cond:
-        alarm._cond.notify()
-    assert s.done.wait(30) and s.rung == [6.0, 9.0] and s.armed is None
-    clock[0] = 100.0  # the superseded entry (10.0) goes too: the thread then waits for work
-    with alarm._cond:
-        alarm._cond.notify()
-    assert _wait_until(lambda: not alarm._heap)
-
-
-def test_after_fork_the_child_re_arms_at_its_next_mutation(tmp_path: Path) -> None:
-    d = tmp_path / "f"
-    obj = Quick.open(d)
-    obj.n = 1
+    clock = FakeClock(step=1e-6)
+    monkeypatch.setattr(time, "monotonic", clock)
+    d = tmp_path / "pause"
+    obj = Fast.open(d)
     st = obj.__snapmixin_node__()
-    assert st is not None and st.armed is not None and ALARM._thread is not None
-    pid = os.fork()
-    if pid == 0:  # the child: no alarm thread; the object is due, its next mutation re-arms
-        ok = st.due == 0 and ALARM._thread is None and st.armed is None
-        obj.n = 2  # not due yet by the clock: waits for the child's alarm
-        ok = ok and ALARM._thread is not None and st.armed == st.deadline
-        ok = ok and _wait_until(lambda: st.due == 0)
-        obj.n = 3
-        ok = ok and disk_seq(d) == 3
-        os._exit(0 if ok else 1)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert st is not None
+    for _ in range(2000):  # busy, far from the deadline: the stride grows to its largest
+        clock.now += clock.step
+        obj.n += 1
+    assert st.stride == MAX_STRIDE and disk_seq(d) is None
+    clock.now += 60.0  # a pause across the deadline, inside a stride
+    clock.step = 1.0  # then slow mutations
+    before = obj.snapshot_seq
+    seq, _ = _run_until_saved(obj, d, clock, MAX_STRIDE + 1)
+    assert seq - before <= MAX_STRIDE  # the rest of the stride, then the look that takes it
+    # The long stride set it back to 1: the next period is exact for this slow mutator.
+    for _ in range(3):
+        clock.now += 1.0
+        obj.n += 1
+        assert obj.snapshot_unsaved == 0  # 1 s > 10 ms: each mutation is past its deadline
+
+
+def test_stride_rules() -> None:
+    from snapmixin.policy import MAX_STRIDE, WARMUP, Schedule
+
+    s = Schedule(None, 30.0)
+    assert s.budget() == 0.001 and Schedule(None, 0.05).budget() == 0.0005
+    assert s.stride(1, WARMUP - 1, 0.0) == 1  # the first unsaved mutations: every one looks
+    assert s.stride(1, WARMUP, 0.0) == 2  # then it doubles...
+    assert s.stride(MAX_STRIDE, 10**6, 0.0) == MAX_STRIDE  # ...up to MAX_STRIDE
+    assert s.stride(8, 10**6, 0.0005) == 16  # 8 took 0.5 ms: 16 fit into 1 ms
+    assert s.stride(8, 10**6, 0.0008) == 10  # 8 took 0.8 ms: 10 fit
+    assert s.stride(8, 10**6, 0.002) == 1  # took longer than the budget: back to 1
 
 
 # ---------------------------------------------------------------------------
