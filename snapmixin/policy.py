@@ -85,11 +85,12 @@ class Schedule:
     The clock is ``time.monotonic``, looked up at each call (freezegun drives it).
     """
 
-    __slots__ = ("n", "seconds")
+    __slots__ = ("limit", "n", "seconds")
 
     def __init__(self, n: int | None, seconds: float | None) -> None:
         self.n = n
         self.seconds = seconds
+        self.limit = min(MAX_OVERSHOOT, seconds / 100) if seconds is not None else 0.0  # budget()
 
     def __repr__(self) -> str:
         return f"Schedule(n={self.n!r}, seconds={self.seconds!r})"
@@ -113,7 +114,7 @@ class Schedule:
 
     def budget(self) -> float:
         """The longest a stride between two clock reads may take: ``min(MAX_OVERSHOOT, seconds / 100)``."""
-        return min(MAX_OVERSHOOT, self.seconds / 100) if self.seconds is not None else 0.0
+        return self.limit
 
     def stride(self, stride: int, unsaved: int, spent: float) -> int:
         """How many mutations until a ``seconds=`` policy reads the clock again (see the module doc).
@@ -124,7 +125,7 @@ class Schedule:
         longer than :meth:`budget`; otherwise as many as that pace fits into
         the budget, at most twice ``stride`` and at most :data:`MAX_STRIDE`.
         """
-        budget = self.budget()
+        budget = self.limit
         if unsaved < WARMUP or spent > budget:
             return 1
         grow = min(2 * stride, MAX_STRIDE)
