@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cost of mutation tracking, reads, construction and open(): each against its floor, interleaved.
 
-    python bench/tracking.py           # full run (about 40 s)
+    python bench/tracking.py           # full run (about 25 s)
     python bench/tracking.py --quick   # fewer, shorter rounds
 
 Two tables from one run. The issue-13 rows pair a snapmixin operation with
