@@ -59,7 +59,7 @@ from .codec import transient_names
 from .errors import SnapError, SnapshotNotFound
 from .policy import NO_SCHEDULE, Schedule
 from .store import ANY, SnapshotInfo, SnapStore
-from .tracking import NEVER, SCALARS, Root, track, untrack
+from .tracking import NEVER, SCALARS, Root, TrackedDict, TrackedList, TrackedSet, track, untrack
 
 __all__ = ["Snapshottable"]
 
@@ -76,6 +76,10 @@ _LAZY = threading.Lock()  # makes a state's write lock at its first write
 # at about 1.2x. So on 3.11 the fast path turns the dict it stores into a combined one, in place
 # (see _own_dict). 3.10 has no inline values; 3.12+ read split dicts at full speed.
 _UNSPLIT = sys.version_info[:2] == (3, 11)
+# A state's `fast` and `seen` start as this one shared empty set (two allocations less per object
+# built or adopted): the two places that add to them (_learn, _note) give the state its own set
+# first; discarding from it leaves it empty.
+_NONE_YET: set[str] = set()
 
 
 class _Init(Root):
@@ -92,6 +96,7 @@ class _Init(Root):
     """
 
     __slots__ = ("d", "depth", "fast", "held", "obj", "quiet", "root", "seen")
+    obj: Snapshottable | None  # None: a class's building placeholder (see building)
 
     def __init__(self, obj: Snapshottable) -> None:
         # Root's attributes, set here rather than through Root.__init__ (one call less per object).
@@ -105,14 +110,61 @@ class _Init(Root):
         self.obj = obj
         self.root = self
         self.held: set[str] = set()
-        self.fast: set[str] = set()  # never filled: every assignment takes the general path
-        self.seen: set[str] = set()
+        self.fast: set[str] = _NONE_YET  # never filled: every assignment takes the general path
+        self.seen: set[str] = _NONE_YET
         self.quiet = _untracked(type(obj))
         self.d = None
 
+    @classmethod
+    def building(cls, klass: type) -> _Init:
+        """The one placeholder every object of ``klass`` holds while its ``__init__`` runs.
+
+        Shared (one object less per object built): it holds nothing of any one
+        object. Its ``held`` is the names any object of ``klass`` stored a
+        container or an object in while its ``__init__`` ran (a superset, never
+        shrinking: see :class:`_Grown`), which the adoption at the end of each
+        ``__init__`` looks at besides the declared fields; its ``depth`` stays 1
+        (building) and its ``due`` NEVER (its count is never looked at).
+        """
+        init = cls.__new__(cls)
+        init.seq = 0
+        init.batch_depth = 0
+        init.batch_dirty = False
+        init.batch_captured = False
+        init.recorder = None
+        init.due = NEVER
+        init.depth = 1
+        init.obj = None
+        init.root = init
+        init.held = _Grown()
+        init.fast = _NONE_YET
+        init.seen = _Grown()  # scalar names: the next object's skip _learn (see _learn)
+        init.quiet = _untracked(klass)
+        init.d = None
+        return init
+
     def tick(self, node: Any = None, op: str = "mark", key: Any = None, value: Any = None) -> None:
-        if not self.depth:
+        if not self.depth and self.obj is not None:
             _adopt(self.obj, None).mutated(node, op, key, value)
+
+
+class _Grown(set[str]):
+    """``held`` of a class's building placeholder (:meth:`_Init.building`): names are added, never
+    removed (an object of the class assigning a scalar must not hide a name another one, built at
+    the same time, holds a container in)."""
+
+    def discard(self, element: object) -> None:
+        pass
+
+
+def _building(cls: type) -> _Init:
+    """The building placeholder of ``cls`` (:meth:`_Init.building`), made at its first use."""
+    cached = cls.__dict__.get("__snapmixin_building__")
+    if cached is not None and cached[0] is cls:
+        return cached[1]  # type: ignore[no-any-return]
+    init = _Init.building(cls)
+    _cache(cls, "__snapmixin_building__", init)
+    return init
 
 
 class _State(Root):
@@ -178,10 +230,10 @@ class _State(Root):
         # fetched at the first such assignment (_learn), never here: reading `obj.__dict__`
         # materializes it, and CPython then loses its inline-values fast path for reads.
         self.d: dict[str, Any] | None = None
-        self.fast: set[str] = set()
+        self.fast: set[str] = _NONE_YET  # (shared until written: see _NONE_YET)
         # Names assigned a scalar since they were last learnt (see _learn): the rest take the
         # learning path once. `quiet`: the class's untracked names (stored, never counted).
-        self.seen: set[str] = set()
+        self.seen: set[str] = _NONE_YET
         cls = type(obj)
         self.quiet = _untracked(cls)
         self.schedule: Schedule = cls.__snapmixin_policy__ or NO_SCHEDULE
@@ -490,7 +542,7 @@ def _new_state(obj: Any, root: Root | None) -> tuple[_State, Any]:
     if root is not None:
         st.root = root  # type: ignore[assignment]
     if type(previous) is _Init:
-        st.held = previous.held  # what __init__ stored beyond the declared fields, known already
+        st.held = set(previous.held)  # what __init__ stored beyond the declared fields, known already
     else:
         previous = None
         if not _declared(type(obj)):
@@ -509,17 +561,58 @@ def _adopt(obj: Snapshottable, root: Root | None) -> _State:
     return st
 
 
+# Values whose placing in a tree may move or share an existing node (a nested object, a tracked
+# container): the end of an __init__ leaves these to the general adoption (tracking.adopt_fields).
+_NODES = (tracking.Owner, TrackedList, TrackedDict, TrackedSet)
+
+
+def _adopt_built(obj: Snapshottable, init: _Init) -> _State:
+    """:func:`_adopt` at the end of ``obj``'s ``__init__``, for its common case: every field holds a
+    scalar, a plain list, dict or set, or a value tracking stores as it is.
+
+    Then no value reports to the placeholder ``init`` and none is a node already in a tree, so
+    linking the fields is one :func:`tracking.track` per container field (a tracked copy of what
+    ``__init__`` stored, as :func:`tracking.adopt_fields` makes) and the same bookkeeping of
+    ``held``. Any nested object or tracked container among the fields: the general path.
+    """
+    names = _declared(type(obj))
+    if init.held:
+        names = names + [n for n in init.held if n not in names]
+    found: list[tuple[str, Any]] = []
+    for name in names:
+        v = getattr(obj, name, _MISSING)
+        if type(v) not in SCALARS and v is not _MISSING:
+            if isinstance(v, _NODES):
+                return _adopt(obj, None)
+            found.append((name, v))
+    st = _State(obj)
+    _setattr(obj, _SLOT, st)
+    held = st.held
+    for name, v in found:
+        new = track(v, st)
+        if new is not v:
+            _setattr(obj, name, new)
+        held.add(name)
+    return st
+
+
 def _learn(obj: Any, st: _State | _Init, name: str) -> bool:
     """First scalar assignment of ``name`` (since it last held a container): decide how the next
     ones are stored. True for an untracked name (never counted, never learnt)."""
     if name in st.quiet:
         return True
     if type(st) is _Init:
+        if st.obj is None:  # the building placeholder: the name's next assignment, for any object
+            st.seen.add(name)  # of the class, skips this call (counted on the placeholder: unread)
         return st.depth > 0  # (an object whose __init__ ended without adoption: counted, adopting it)
+    if st.seen is _NONE_YET:
+        st.seen = set()
     st.seen.add(name)
     if type(st) is _State and _direct(type(obj), name):
         if st.d is None:
             st.d = _own_dict(obj)
+        if st.fast is _NONE_YET:
+            st.fast = set()
         st.fast.add(name)
     return False
 
@@ -543,6 +636,8 @@ def _note(obj: Any, st: _State, name: str, value: Any) -> None:
     if type(value) in SCALARS:
         st.held.discard(name)  # (__init__ may have stored a container there first)
         if st.d is not None and _direct(type(obj), name):
+            if st.fast is _NONE_YET:
+                st.fast = set()
             st.fast.add(name)
     else:
         st.held.add(name)
@@ -597,27 +692,29 @@ def _prepare(cls: type, *, check_codec: bool = True) -> None:
 
     def __init__(self: Snapshottable, *args: Any, **kwargs: Any) -> None:
         st = _slot(self)
-        if st is None:
-            st = _Init(self)
-            _setattr(self, _SLOT, st)
-        elif type(st) is not _Init:
-            init(self, *args, **kwargs)  # a second __init__ call on a live object: counted
+        if isinstance(st, _State) or (st is not None and st.depth):
+            # A second __init__ call on a live object (counted), or one inside this object's
+            # running __init__ (`super().__init__()`: the outermost one adopts at its end).
+            init(self, *args, **kwargs)
             return
-        st.depth += 1
+        building = _building(type(self))
+        if st is not None:
+            building.held.update(st.held)  # a placeholder (see _Init): what it knew
+        _setattr(self, _SLOT, building)
         try:
             init(self, *args, **kwargs)
-        finally:
-            st.depth -= 1
-        if st.depth:
-            return
+        except BaseException:
+            if _slot(self) is building:  # never left building: adopted at its first mutation
+                left = _Init(self)
+                left.held = set(building.held)
+                _setattr(self, _SLOT, left)
+            raise
         now = _slot(self)
-        if now is None:  # __init__ replaced the instance __dict__ (pydantic does): put it back
-            _setattr(self, _SLOT, st)
-            now = st
-        if type(now) is _Init:
-            # A fresh count: nothing done in __init__ counts. (An object that __init__ put
-            # into a tree, `parent.kids.append(self)`, has its state there already.)
-            _adopt(self, None)
+        if now is None or type(now) is _Init:
+            # A fresh count: nothing done in __init__ counts. (None: __init__ replaced the
+            # instance __dict__. An object that __init__ put into a tree, `parent.kids.append(self)`,
+            # has its state there already.)
+            _adopt_built(self, building if now is None else now)
         elif now.root is now:  # adopted while __init__ ran (it had lost its placeholder)
             now.seq = 0
 

@@ -295,8 +295,12 @@ def _place(value: Any, root: Root, todo: list[tuple[Any, ...]]) -> Any:
         new_list = TrackedList.__new__(TrackedList)
         new_list._root = root
         new_list._refs = 1
-        if value:
-            todo.append((_FILL, new_list, list.copy(value)))
+        for v in value:
+            if type(v) not in SCALARS:  # its items are placed by a job on `todo` (no recursion)
+                todo.append((_FILL, new_list, list.copy(value)))
+                break
+        else:
+            list.extend(new_list, value)  # scalars only: filled at once, no job of its own
         return new_list
     if t is dict:
         new_dict = TrackedDict.__new__(TrackedDict)

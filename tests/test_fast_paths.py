@@ -213,6 +213,80 @@ def test_fields_stored_in_init_are_linked_once_at_its_end() -> None:
     assert p.snapshot_seq == 2 and kid.snapshot_seq == 2
 
 
+def test_objects_of_a_class_share_one_placeholder_while_their_init_runs() -> None:
+    from snapmixin.mixin import _Init, _slot
+
+    during: list[Any] = []
+
+    @dataclass
+    class Held(Snapshottable):
+        items: list[int] = field(default_factory=list)
+
+        def __post_init__(self) -> None:
+            during.append(_slot(self))
+
+    a, b = Held(), Held()
+    assert type(during[0]) is _Init and during[0] is during[1]  # one per class, not one per object
+    sa, sb = a.__snapmixin_node__(), b.__snapmixin_node__()
+    assert sa is not None and sb is not None and sa is not sb  # each its own state once built
+    a.items.append(1)
+    assert (a.snapshot_seq, b.snapshot_seq) == (1, 0)
+
+
+class Loose(Snapshottable):
+    """A plain class: its attributes are known only from what __init__ assigns."""
+
+    def __init__(self, inner: bool) -> None:
+        if inner:
+            self.extra = 0  # a scalar, in the name the outer object holds a list in
+            return
+        self.extra = [1]
+        self.other = Loose(True)  # another object of the class, built while this one is
+
+    def __snapshot_state__(self) -> Any:
+        return {"extra": self.extra}
+
+    @classmethod
+    def __from_snapshot_state__(cls, value: Any) -> Loose:
+        obj = cls.__new__(cls)
+        obj.extra = value["extra"]
+        return obj
+
+
+def test_a_scalar_stored_by_one_object_in_its_init_does_not_hide_anothers_container() -> None:
+    outer = Loose(False)
+    assert type(outer.extra).__name__ == "TrackedList" and outer.snapshot_seq == 0
+    outer.extra.append(2)
+    assert outer.snapshot_seq == 1
+    outer.other.extra = 5  # the nested one reports to the outer's counter
+    assert outer.snapshot_seq == 2 and outer.extra == [1, 2]
+
+
+def test_an_object_whose_init_raised_is_tracked_from_its_first_mutation() -> None:
+    kept: list[Any] = []
+
+    @dataclass
+    class Fails(Snapshottable):
+        x: int = 0
+        items: list[int] = field(default_factory=list)
+
+        def __post_init__(self) -> None:
+            kept.append(self)
+            raise ValueError("no")
+
+    try:
+        Fails()
+    except ValueError:
+        pass
+    else:  # pragma: no cover
+        raise AssertionError("__post_init__ did not raise")
+    obj = kept[0]
+    obj.x = 1  # counted (not taken for an assignment inside __init__), and it adopts the object
+    assert obj.snapshot_seq == 1 and type(obj.items).__name__ == "TrackedList"
+    obj.items.append(3)
+    assert obj.snapshot_seq == 2
+
+
 def test_a_state_makes_its_write_lock_and_call_counters_at_first_use(tmp_path: Path) -> None:
     box = Box()
     st = box.__snapmixin_node__()
