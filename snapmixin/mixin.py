@@ -83,8 +83,9 @@ _NONE_YET: set[str] = set()
 
 
 class _Init(Root):
-    """Slot value while ``__init__`` runs (set as it starts; also by ``__setstate__``): a counter
-    nothing reads.
+    """Slot value while ``__init__`` runs (its class's one shared placeholder, see
+    :meth:`building`; an object's own one from ``__setstate__``, or after an ``__init__`` that
+    raised): a counter nothing reads.
 
     Assignments while ``__init__`` runs are stored as they are and not counted
     (see ``__setattr__`` and :func:`_learn`); at its end the object is adopted,
