@@ -49,7 +49,6 @@ import os
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
@@ -61,7 +60,7 @@ from .codec import transient_names
 from .errors import SnapError, SnapshotNotFound
 from .policy import NO_SCHEDULE, Schedule
 from .store import ANY, SnapshotInfo, SnapStore
-from .tracking import NEVER, SCALARS, Root, track, untrack
+from .tracking import NEVER, SCALARS, Root, TrackedDict, TrackedList, TrackedSet, track, untrack
 
 __all__ = ["Snapshottable"]
 
@@ -70,69 +69,156 @@ log = logging.getLogger("snapmixin")
 _MISSING = object()
 _SLOT = "_snapmixin"
 _setattr = object.__setattr__
+_LAZY = threading.Lock()  # makes a state's write lock at its first write
+# CPython 3.11 keeps an instance's attributes in inline values until something reads its
+# `__dict__`; reading it then makes a *split* dict (sharing its class's keys), and 3.11's
+# specialized read of such a dict (LOAD_ATTR_WITH_HINT) always falls back to the generic path: every
+# later read of any attribute costs about 4x a plain dataclass's. A combined (unshared) dict reads
+# at about 1.2x. So on 3.11 the fast path turns the dict it stores into a combined one, in place
+# (see _own_dict). 3.10 has no inline values; 3.12+ read split dicts at full speed.
+_UNSPLIT = sys.version_info[:2] == (3, 11)
+# A state's `fast` and `seen` start as this one shared empty set (two allocations less per object
+# built or adopted): the two places that add to them (_learn, _note) give the state its own set
+# first; discarding from it leaves it empty.
+_NONE_YET: set[str] = set()
 
 
 class _Init(Root):
-    """Slot value from ``__new__`` until ``__init__`` ends: a counter nothing reads.
+    """Slot value while ``__init__`` runs (its class's one shared placeholder, see
+    :meth:`building`; an object's own one from ``__setstate__``, or after an ``__init__`` that
+    raised): a counter nothing reads.
 
-    Its ``due`` is 0, so every assignment takes the slow path, :meth:`tick`:
-    ignored while ``__init__`` runs; after that (an object built by ``__new__``
-    and filled in without ``__init__``), the object is adopted and the
-    mutation counted on its real state.
+    Assignments while ``__init__`` runs are stored as they are and not counted
+    (see ``__setattr__`` and :func:`_learn`); at its end the object is adopted,
+    which links every field into its tree at once. Its ``due`` is 0: an
+    assignment after that without adoption takes :meth:`tick`, which adopts
+    the object and counts it on its real state. An object that never ran
+    ``__init__`` (built by ``__new__`` alone, as decoders do) has no slot
+    value at all: it is adopted where it is first stored or assigned to.
     """
 
     __slots__ = ("d", "depth", "fast", "held", "obj", "quiet", "root", "seen")
+    obj: Snapshottable | None  # None: a class's building placeholder (see building)
 
     def __init__(self, obj: Snapshottable) -> None:
-        super().__init__()
+        # Root's attributes, set here rather than through Root.__init__ (one call less per object).
+        self.seq = 0
+        self.batch_depth = 0
+        self.batch_dirty = False
+        self.batch_captured = False
+        self.recorder = None
         self.due = 0
         self.depth = 0
         self.obj = obj
         self.root = self
         self.held: set[str] = set()
-        self.fast: set[str] = set()  # never filled: every assignment takes the general path
-        self.seen: set[str] = set()
+        self.fast: set[str] = _NONE_YET  # never filled: every assignment takes the general path
+        self.seen: set[str] = _NONE_YET
         self.quiet = _untracked(type(obj))
         self.d = None
 
+    @classmethod
+    def building(cls, klass: type) -> _Init:
+        """The one placeholder every object of ``klass`` holds while its ``__init__`` runs.
+
+        Shared (one object less per object built): it holds nothing of any one
+        object. Its ``held`` is the names any object of ``klass`` stored a
+        container or an object in while its ``__init__`` ran (a superset, never
+        shrinking: see :class:`_Grown`), which the adoption at the end of each
+        ``__init__`` looks at besides the declared fields; its ``depth`` stays 1
+        (building) and its ``due`` NEVER (its count is never looked at).
+        """
+        init = cls.__new__(cls)
+        init.seq = 0
+        init.batch_depth = 0
+        init.batch_dirty = False
+        init.batch_captured = False
+        init.recorder = None
+        init.due = NEVER
+        init.depth = 1
+        init.obj = None
+        init.root = init
+        init.held = _Grown()
+        init.fast = _NONE_YET
+        init.seen = _Grown()  # scalar names: the next object's skip _learn (see _learn)
+        init.quiet = _untracked(klass)
+        init.d = None
+        return init
+
     def tick(self, node: Any = None, op: str = "mark", key: Any = None, value: Any = None) -> None:
-        if not self.depth:
+        if not self.depth and self.obj is not None:
             _adopt(self.obj, None).mutated(node, op, key, value)
 
 
-class _State(Root):
-    """Per-object state: its own counter, and the root its mutations report to."""
+class _Grown(set[str]):
+    """``held`` of a class's building placeholder (:meth:`_Init.building`): names are added, never
+    removed (an object of the class assigning a scalar must not hide a name another one, built at
+    the same time, holds a container in)."""
 
-    __slots__ = (
-        "alock",
-        "base",
-        "base_damaged",
-        "calls",
-        "count_due",
-        "d",
-        "deadline",
-        "deferred",
-        "failed",
-        "fast",
-        "held",
-        "inflight",
-        "journal",
-        "landed",
-        "last_time",
-        "obj",
-        "quiet",
-        "refs",
-        "root",
-        "save_requested",
-        "saved_seq",
-        "schedule",
-        "seen",
-        "store",
-        "wlock",
-    )
+    def discard(self, element: object) -> None:
+        pass
+
+
+def _building(cls: type) -> _Init:
+    """The building placeholder of ``cls`` (:meth:`_Init.building`), made at its first use."""
+    cached = cls.__dict__.get("__snapmixin_building__")
+    if cached is not None and cached[0] is cls:
+        return cached[1]  # type: ignore[no-any-return]
+    init = _Init.building(cls)
+    _cache(cls, "__snapmixin_building__", init)
+    return init
+
+
+class _State(Root):
+    """Per-object state: its own counter, and the root its mutations report to.
+
+    Built for every object (at the end of its ``__init__``, or where a decoded
+    one is first placed), so building one is kept short: what every object
+    needs is in slots set here; what only a bound object (a store, a policy, a
+    write) changes has a class-level default until first set (then it lives in
+    the state's own ``__dict__``), and the write lock and the method form's
+    call counters are made at first use.
+    """
+
+    __slots__ = ("__dict__", "d", "fast", "held", "obj", "quiet", "refs", "root", "schedule", "seen")
+
+    # Defaults of what a bound object sets (see the class doc).
+    store: SnapStore | None = None
+    # The generation this object restored or last wrote: its next commit must replace that
+    # one (store.create's expect=), or another writer's commit would be overwritten. ANY: no
+    # precondition. `base_damaged`: `base` is a damaged file, replaced after open(fallback=True).
+    base: Any = ANY
+    base_damaged = False
+    landed = 0  # the highest seq a write of this object committed (set in worker threads)
+    # One write of this object at a time, in any thread: a sync snapshot waits for an
+    # asnapshot() whose worker thread still runs (even one whose awaiting task was cancelled).
+    wlock: threading.Lock | None = None  # made at the first write (see write)
+    saved_seq = 0
+    last_time = 0.0  # set when bound (open, bind): nothing reads it before
+    save_requested = False
+    failed = False
+    inflight = 0  # asnapshot() writes under way
+    deferred = False  # an automatic snapshot fell due while one was under way
+    alock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+    # When automatic snapshots fall due: the class's policy decides (`schedule`, a
+    # policy.Schedule). These two bounds from the schedule let the slow path return at once
+    # while neither the count nor the time is due (see tick). A seconds= policy reaches the
+    # slow path every `stride` mutations (policy.Schedule.stride); `looked`: when it last read
+    # the clock.
+    count_due = NEVER
+    deadline = -math.inf
+    stride = 1
+    looked = 0.0
+    journal: _journal.Journal | None = None  # the mutation journal (journal=), if any
 
     def __init__(self, obj: Snapshottable) -> None:
-        super().__init__()
+        # Root's attributes, set here rather than through Root.__init__ (one call less per object).
+        self.seq = 0
+        self.due = NEVER
+        self.batch_depth = 0
+        self.batch_dirty = False
+        self.batch_captured = False
+        self.recorder: tracking.Recorder | None = None
         self.obj = obj  # a cycle (object <-> state) that the garbage collector handles
         self.root: _State = self
         # Places that hold the object in a tree (list slots, dict values, attributes of objects
@@ -147,44 +233,36 @@ class _State(Root):
         # fetched at the first such assignment (_learn), never here: reading `obj.__dict__`
         # materializes it, and CPython then loses its inline-values fast path for reads.
         self.d: dict[str, Any] | None = None
-        self.fast: set[str] = set()
+        self.fast: set[str] = _NONE_YET  # (shared until written: see _NONE_YET)
         # Names assigned a scalar since they were last learnt (see _learn): the rest take the
         # learning path once. `quiet`: the class's untracked names (stored, never counted).
-        self.seen: set[str] = set()
-        self.quiet = _untracked(type(obj))
-        self.store: SnapStore | None = None
-        # The generation this object restored or last wrote: its next commit must replace that
-        # one (store.create's expect=), or another writer's commit would be overwritten. ANY: no
-        # precondition. `base_damaged`: `base` is a damaged file, replaced after open(fallback=True).
-        self.base: Any = ANY
-        self.base_damaged = False
-        self.landed = 0  # the highest seq a write of this object committed (set in worker threads)
-        # One write of this object at a time, in any thread: a sync snapshot waits for an
-        # asnapshot() whose worker thread still runs (even one whose awaiting task was cancelled).
-        self.wlock = threading.Lock()
-        self.saved_seq = 0
-        self.last_time = time.monotonic()
-        self.calls: dict[object, int] = {}
-        self.save_requested = False
-        self.failed = False
-        self.inflight = 0  # asnapshot() writes under way
-        self.deferred = False  # an automatic snapshot fell due while one was under way
-        self.alock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
-        # When automatic snapshots fall due: the class's policy decides (policy.Schedule); with a
-        # seconds= policy every mutation takes the slow path, and these two bounds from the
-        # schedule let it return at once while neither the count nor the time is due (see tick).
-        self.schedule: Schedule = type(obj).__snapmixin_policy__ or NO_SCHEDULE
-        self.count_due = NEVER
-        self.deadline = -math.inf
-        self.journal: _journal.Journal | None = None  # the mutation journal (journal=), if any
+        self.seen: set[str] = _NONE_YET
+        cls = type(obj)
+        self.quiet = _untracked(cls)
+        self.schedule: Schedule = cls.__snapmixin_policy__ or NO_SCHEDULE
+
+    @property
+    def calls(self) -> dict[object, int]:
+        """The method form's call counters (policy.py), made at first use."""
+        calls: dict[object, int] | None = self.__dict__.get("_calls")
+        if calls is None:
+            calls = self.__dict__["_calls"] = {}
+        return calls
 
     # -- the slow path of a mutation ----------------------------------------
     def tick(self, node: Any = None, op: str = "mark", key: Any = None, value: Any = None) -> None:
         # `deadline` is -inf while a batch is open or a recorder is attached: then this never
         # returns early.
-        if self.seq < self.count_due and time.monotonic() < self.deadline:
-            self.due = self.seq + 1  # a seconds= policy, not due yet: look again next time
-            return
+        if self.seq < self.count_due:
+            now = time.monotonic()
+            if now < self.deadline:
+                # A seconds= policy, not due yet: look again in `stride` mutations (the schedule
+                # decides how many, from the pace since the previous look), never past the count.
+                stride = self.schedule.stride(self.stride, self.seq - self.saved_seq, now - self.looked)
+                self.stride, self.looked = stride, now
+                due = self.seq + stride
+                self.due = due if due < self.count_due else self.count_due
+                return
         Root.tick(self, node, op, key, value)
 
     def due_now(self) -> None:
@@ -226,6 +304,7 @@ class _State(Root):
             self.due = NEVER  # nothing to save to
         else:
             self.due = due
+        self.stride, self.looked = 1, self.last_time  # the next mutation reads the clock
         if self.recorder is not None:
             self.due = min(self.due, self.seq + 1)  # the recorder is told every mutation
 
@@ -271,7 +350,13 @@ class _State(Root):
 
         The outcome is recorded under the store's lock, the moment it commits, so
         a write whose awaiting task was cancelled still tells the object."""
-        with self.wlock:
+        lock = self.wlock
+        if lock is None:
+            with _LAZY:  # once, whichever thread writes first
+                lock = self.wlock
+                if lock is None:
+                    lock = self.wlock = threading.Lock()
+        with lock:
             return store.commit_encoded(data, seq, schema_version=type(self.obj).__snapmixin_version__,
                                         expect=self.base, force=force,
                                         replace_damaged=self.base_damaged, on_commit=self.landed_at)
@@ -358,24 +443,25 @@ def _declared(cls: type) -> list[str]:
     instance holds beyond these (a plain class's, or set in ``__post_init__``) are added per object
     (see :func:`_field_names`).
     """
-    names = _FIELDS.get(cls)
-    if names is None:
-        model_fields = getattr(cls, "model_fields", None) if _is_pydantic(cls) else None
-        if isinstance(model_fields, dict):
-            names = list(model_fields)
-        elif dataclasses.is_dataclass(cls):
-            names = [f.name for f in dataclasses.fields(cls)]
-        else:
-            names = [a.name for a in getattr(cls, "__attrs_attrs__", ())]
-        for klass in cls.__mro__:
-            slots = klass.__dict__.get("__slots__", ())
-            for name in (slots,) if isinstance(slots, str) else slots:
-                dunder = name.startswith("__") and name.endswith("__")
-                if not dunder and name != _SLOT and name not in names:
-                    names.append(name)
-        quiet = _untracked(cls)
-        names = [n for n in names if n not in quiet]
-        _FIELDS[cls] = names
+    cached = cls.__dict__.get("__snapmixin_fields_cache__")
+    if cached is not None and cached[0] is cls:
+        return cached[1]  # type: ignore[no-any-return]
+    model_fields = getattr(cls, "model_fields", None) if _is_pydantic(cls) else None
+    if isinstance(model_fields, dict):
+        names = list(model_fields)
+    elif dataclasses.is_dataclass(cls):
+        names = [f.name for f in dataclasses.fields(cls)]
+    else:
+        names = [a.name for a in getattr(cls, "__attrs_attrs__", ())]
+    for klass in cls.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            dunder = name.startswith("__") and name.endswith("__")
+            if not dunder and name != _SLOT and name not in names:
+                names.append(name)
+    quiet = _untracked(cls)
+    names = [n for n in names if n not in quiet]
+    _cache(cls, "__snapmixin_fields_cache__", names)
     return names
 
 
@@ -390,7 +476,11 @@ def _field_names(obj: object) -> list[str]:
     return names
 
 
-_FIELDS: weakref.WeakKeyDictionary[type, list[str]] = weakref.WeakKeyDictionary()
+def _cache(cls: type, name: str, value: Any) -> None:
+    """Keep a per-class answer in the class's own namespace (one dict look-up per object built,
+    where a WeakKeyDictionary costs a weak reference per look-up), with the class it is for: a
+    namespace copied into a new class (``dataclass(slots=True)`` does that) is not taken for it."""
+    type.__setattr__(cls, name, (cls, value))
 
 
 def _untracked(cls: type) -> frozenset[str]:
@@ -399,14 +489,14 @@ def _untracked(cls: type) -> frozenset[str]:
     The one place that decides it, per class: its ``transient()`` fields, and any names it
     lists in ``__snapmixin_untracked__``.
     """
-    found = _UNTRACKED.get(cls)
-    if found is None:
-        found = frozenset(getattr(cls, "__snapmixin_untracked__", ())) | transient_names(cls)
-        _UNTRACKED[cls] = found
+    cached = cls.__dict__.get("__snapmixin_quiet_cache__")
+    if cached is not None and cached[0] is cls:
+        return cached[1]  # type: ignore[no-any-return]
+    found = frozenset(getattr(cls, "__snapmixin_untracked__", ())) | transient_names(cls)
+    _cache(cls, "__snapmixin_quiet_cache__", found)
     return found
 
 
-_UNTRACKED: weakref.WeakKeyDictionary[type, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
 def _is_pydantic(cls: type) -> bool:
@@ -417,7 +507,12 @@ def _is_pydantic(cls: type) -> bool:
 
 def _slot(obj: object) -> _State | _Init | None:
     """What the object's private slot holds (None when it was never set: built without ``__new__``)."""
-    try:
+    # getattr with a default raises nothing for a class without __getattr__ (an exception costs
+    # several times the look-up, and every decoded object is asked two or three times).
+    st = getattr(obj, _SLOT, None)
+    if st is None or type(st) is _State or type(st) is _Init:
+        return st
+    try:  # a __getattr__ answered for a name the instance does not hold: ask the instance itself
         return object.__getattribute__(obj, _SLOT)  # type: ignore[no-any-return]
     except AttributeError:
         return None
@@ -467,7 +562,7 @@ def _new_state(obj: Any, root: Root | None) -> tuple[_State, Any]:
     if root is not None:
         st.root = root  # type: ignore[assignment]
     if type(previous) is _Init:
-        st.held = previous.held  # what __init__ stored beyond the declared fields, known already
+        st.held = set(previous.held)  # what __init__ stored beyond the declared fields, known already
     else:
         previous = None
         if not _declared(type(obj)):
@@ -486,23 +581,83 @@ def _adopt(obj: Snapshottable, root: Root | None) -> _State:
     return st
 
 
+# Values whose placing in a tree may move or share an existing node (a nested object, a tracked
+# container): the end of an __init__ leaves these to the general adoption (tracking.adopt_fields).
+_NODES = (tracking.Owner, TrackedList, TrackedDict, TrackedSet)
+
+
+def _adopt_built(obj: Snapshottable, init: _Init) -> _State:
+    """:func:`_adopt` at the end of ``obj``'s ``__init__``, for its common case: every field holds a
+    scalar, a plain list, dict or set, or a value tracking stores as it is.
+
+    Then no value reports to the placeholder ``init`` and none is a node already in a tree, so
+    linking the fields is one :func:`tracking.track` per container field (a tracked copy of what
+    ``__init__`` stored, as :func:`tracking.adopt_fields` makes) and the same bookkeeping of
+    ``held``. Any nested object or tracked container among the fields: the general path.
+    """
+    names = _declared(type(obj))
+    if init.held:
+        names = names + [n for n in init.held if n not in names]
+    found: list[tuple[str, Any]] = []
+    for name in names:
+        v = getattr(obj, name, _MISSING)
+        if type(v) not in SCALARS and v is not _MISSING:
+            if isinstance(v, _NODES):
+                return _adopt(obj, None)
+            found.append((name, v))
+    st = _State(obj)
+    _setattr(obj, _SLOT, st)
+    held = st.held
+    for name, v in found:
+        new = track(v, st)
+        if new is not v:
+            _setattr(obj, name, new)
+        held.add(name)
+    return st
+
+
 def _learn(obj: Any, st: _State | _Init, name: str) -> bool:
     """First scalar assignment of ``name`` (since it last held a container): decide how the next
     ones are stored. True for an untracked name (never counted, never learnt)."""
     if name in st.quiet:
         return True
+    if type(st) is _Init:
+        if st.obj is None:  # the building placeholder: the name's next assignment, for any object
+            st.seen.add(name)  # of the class, skips this call (counted on the placeholder: unread)
+        return st.depth > 0  # (an object whose __init__ ended without adoption: counted, adopting it)
+    if st.seen is _NONE_YET:
+        st.seen = set()
     st.seen.add(name)
     if type(st) is _State and _direct(type(obj), name):
         if st.d is None:
-            st.d = object.__getattribute__(obj, "__dict__")
+            st.d = _own_dict(obj)
+        if st.fast is _NONE_YET:
+            st.fast = set()
         st.fast.add(name)
     return False
+
+
+def _own_dict(obj: Any) -> dict[str, Any]:
+    """The instance ``__dict__`` the assignment fast path stores into (see :data:`_UNSPLIT`).
+
+    On 3.11 a key that is not a string, stored and removed at once, turns the dict into a combined
+    one in place: the same dict object (``vars(obj)`` held elsewhere stays live), with its own keys,
+    which 3.11's specialized attribute reads handle. No other version needs it.
+    """
+    d: dict[Any, Any] = object.__getattribute__(obj, "__dict__")
+    if _UNSPLIT:
+        d[0] = None
+        del d[0]
+    return d
 
 
 def _note(obj: Any, st: _State, name: str, value: Any) -> None:
     """Bookkeeping of the fast path, for a field just linked into the tree."""
     if type(value) in SCALARS:
+        st.held.discard(name)  # (__init__ may have stored a container there first)
         if st.d is not None and _direct(type(obj), name):
+            if st.fast is _NONE_YET:
+                st.fast = set()
             st.fast.add(name)
     else:
         st.held.add(name)
@@ -549,7 +704,9 @@ def _as_store(where: SnapStore | str | os.PathLike[str]) -> SnapStore:
     raise TypeError(f"expected a directory path or a SnapStore, not {type(where).__name__}")
 
 
-_PREPARED: weakref.WeakSet[type] = weakref.WeakSet()
+def _prepared(cls: type) -> bool:
+    """Whether :func:`_prepare` ran for ``cls`` (the class's own flag, never a base's)."""
+    return cls.__dict__.get("__snapmixin_prepared__") is cls
 
 
 def _prepare(cls: type, *, check_codec: bool = True) -> None:
@@ -584,24 +741,29 @@ def _prepare(cls: type, *, check_codec: bool = True) -> None:
 
     def __init__(self: Snapshottable, *args: Any, **kwargs: Any) -> None:
         st = _slot(self)
-        if type(st) is not _Init:
-            init(self, *args, **kwargs)  # a second __init__ call on a live object: counted
+        if isinstance(st, _State) or (st is not None and st.depth):
+            # A second __init__ call on a live object (counted), or one inside this object's
+            # running __init__ (`super().__init__()`: the outermost one adopts at its end).
+            init(self, *args, **kwargs)
             return
-        st.depth += 1
+        building = _building(type(self))
+        if st is not None:
+            building.held.update(st.held)  # a placeholder (see _Init): what it knew
+        _setattr(self, _SLOT, building)
         try:
             init(self, *args, **kwargs)
-        finally:
-            st.depth -= 1
-        if st.depth:
-            return
+        except BaseException:
+            if _slot(self) is building:  # never left building: adopted at its first mutation
+                left = _Init(self)
+                left.held = set(building.held)
+                _setattr(self, _SLOT, left)
+            raise
         now = _slot(self)
-        if now is None:  # __init__ replaced the instance __dict__ (pydantic does): put it back
-            _setattr(self, _SLOT, st)
-            now = st
-        if type(now) is _Init:
-            # A fresh count: nothing done in __init__ counts. (An object that __init__ put
-            # into a tree, `parent.kids.append(self)`, has its state there already.)
-            _adopt(self, None)
+        if now is None or type(now) is _Init:
+            # A fresh count: nothing done in __init__ counts. (None: __init__ replaced the
+            # instance __dict__. An object that __init__ put into a tree, `parent.kids.append(self)`,
+            # has its state there already.)
+            _adopt_built(self, building if now is None else now)
         elif now.root is now:  # adopted while __init__ ran (it had lost its placeholder)
             now.seq = 0
 
@@ -611,7 +773,7 @@ def _prepare(cls: type, *, check_codec: bool = True) -> None:
     __init__.__doc__ = init.__doc__
     if not getattr(init, "__snapmixin_init__", False) or "__init__" not in cls.__dict__:
         type.__setattr__(cls, "__init__", __init__)
-    _PREPARED.add(cls)
+    type.__setattr__(cls, "__snapmixin_prepared__", cls)
 
 
 # ---------------------------------------------------------------------------
@@ -769,11 +931,11 @@ class Snapshottable(tracking.Owner):
                 _pydantic_post_init(cls)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        if cls not in _PREPARED:
+        if cls.__dict__.get("__snapmixin_prepared__") is not cls:  # _prepared(cls), inlined
             _prepare(cls)
-        obj = object.__new__(cls)
-        _setattr(obj, _SLOT, _Init(obj))
-        return obj
+        # No state yet: __init__ gives it its placeholder (_Init); an object that never runs
+        # __init__ (a decoder's, a copy's) is adopted where it is first stored or assigned to.
+        return object.__new__(cls)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # The hot path of every assignment: keep it short.
@@ -796,6 +958,12 @@ class Snapshottable(tracking.Owner):
         else:
             if name in st.quiet:
                 _setattr(self, name, value)  # an untracked name: stored as is, not counted
+                return
+            if type(st) is _Init and st.depth:
+                # While __init__ runs: stored as is, not counted; when it ends, adopt_fields links
+                # every field into the tree at once (plain containers become tracked ones).
+                _setattr(self, name, value)
+                st.held.add(name)
                 return
             # `held`: the instance itself holds `old` (getattr may find a class-level default,
             # which must still be written: every field is in the instance, always).
@@ -863,6 +1031,9 @@ class Snapshottable(tracking.Owner):
     def __setstate__(self, state: Any) -> None:
         d, slots = state if isinstance(state, tuple) else (state, {})
         st = _slot(self)
+        if st is None:  # a fresh copy: a placeholder notes what it holds beyond declared fields
+            st = _Init(self)
+            _setattr(self, _SLOT, st)
         for name, value in {**(d or {}), **(slots or {})}.items():
             if name == _SLOT:
                 continue
@@ -896,7 +1067,7 @@ class Snapshottable(tracking.Owner):
         """
         store = _as_store(where)
         mode = _journal.check_mode(journal if journal is not None else cls.__snapmixin_journal__)
-        if cls not in _PREPARED:
+        if not _prepared(cls):
             _prepare(cls, check_codec=store.codec is None)
         if mode is not None:
             _journal.refuse(store, cls, mode)

@@ -1,9 +1,7 @@
-"""``@snapshot_every``: when automatic snapshots happen. No threads, no timers.
+"""``@snapshot_every``: when automatic snapshots happen. Snapshots are taken by mutations only.
 
 Class form: an automatic snapshot once ``n`` mutations are unsaved, or at a
-mutation once ``seconds`` have passed since the last snapshot (the clock,
-``time.monotonic``, is read at mutation time and looked up at call time, so
-freezegun can drive it)::
+mutation once ``seconds`` have passed since the last snapshot::
 
     @snapshot_every(100, seconds=30.0)
     @dataclass
@@ -18,6 +16,29 @@ the automatic snapshot happens after the call returns, never in the middle::
 The two forms combine. If an automatic snapshot fails, the mutation that
 triggered it stays applied, the error (a ``SnapError``) reaches the caller,
 and the next mutation or ``snapshot()`` tries again.
+
+How ``seconds=`` reads the clock (``time.monotonic``, looked up at each call,
+so freezegun can drive it): no threads and no timers; the clock is read inside
+mutations only, and not at every one of them (a clock read costs about a third
+of a tracked assignment). It is read at each of the first
+:data:`WARMUP` unsaved mutations. After those, at a read the policy takes the
+pace of the mutations since the previous read, and skips as many reads as
+that pace fits into :meth:`Schedule.budget` (``min(1 ms, 1% of seconds)``):
+at most twice the previous stride, at most :data:`MAX_STRIDE` mutations. A
+stride that took longer than the budget (a slower pace, a pause) sets the
+stride back to 1. So:
+
+- a mutator slower than one mutation per budget (under 1,000 a second for
+  ``seconds`` >= 0.1) reads the clock at every mutation: its snapshot is taken
+  at the first mutation once ``seconds`` passed, exactly;
+- a busy mutator's snapshot is taken within the budget after the deadline
+  (and at most ``MAX_STRIDE - 1`` mutations after the first one past it),
+  while it keeps its pace;
+- the one case beyond the budget: a mutator that stops, in the middle of a
+  stride, for longer than the budget, across the deadline. The stride's
+  remaining mutations (at most ``MAX_STRIDE - 1``, counted and held by the
+  snapshot) come before the look at the clock that takes it; the stride after
+  it is 1 again.
 """
 
 from __future__ import annotations
@@ -32,7 +53,15 @@ import wrapt
 
 from .tracking import NEVER
 
-__all__ = ["NO_SCHEDULE", "Schedule", "snapshot_every"]
+__all__ = ["MAX_OVERSHOOT", "MAX_STRIDE", "NO_SCHEDULE", "WARMUP", "Schedule", "snapshot_every"]
+
+#: A ``seconds=`` policy reads the clock at each of the first this many unsaved mutations.
+WARMUP = 64
+#: ... and after those at least once every this many mutations.
+MAX_STRIDE = 64
+#: The longest time a stride between two clock reads may take at the observed pace (see
+#: :meth:`Schedule.budget`: 1% of ``seconds`` when that is shorter).
+MAX_OVERSHOOT = 0.001
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=type)
@@ -49,18 +78,19 @@ class Schedule:
       at which the next mutation must look (``due``), and the two bounds that
       let a look return at once while nothing is due (``count_due``: the seq
       that reaches ``n``; ``deadline``: the monotonic time that reaches
-      ``seconds``). The state keeps the bounds and compares them inline on the
-      slow path, so a ``seconds=`` policy costs one clock read per mutation.
+      ``seconds``). The state keeps the bounds and compares them on the slow
+      path, which a ``seconds=`` policy reaches every :meth:`stride` mutations.
     - :meth:`is_due`: whether the policy asks for a snapshot now.
 
     The clock is ``time.monotonic``, looked up at each call (freezegun drives it).
     """
 
-    __slots__ = ("n", "seconds")
+    __slots__ = ("limit", "n", "seconds")
 
     def __init__(self, n: int | None, seconds: float | None) -> None:
         self.n = n
         self.seconds = seconds
+        self.limit = min(MAX_OVERSHOOT, seconds / 100) if seconds is not None else 0.0  # budget()
 
     def __repr__(self) -> str:
         return f"Schedule(n={self.n!r}, seconds={self.seconds!r})"
@@ -81,6 +111,28 @@ class Schedule:
         else:
             due = NEVER
         return due, count_due, deadline
+
+    def budget(self) -> float:
+        """The longest a stride between two clock reads may take: ``min(MAX_OVERSHOOT, seconds / 100)``."""
+        return self.limit
+
+    def stride(self, stride: int, unsaved: int, spent: float) -> int:
+        """How many mutations until a ``seconds=`` policy reads the clock again (see the module doc).
+
+        ``stride``: the mutations since the previous read, which took ``spent``
+        seconds; ``unsaved``: the mutations since the last snapshot. 1 for the
+        first :data:`WARMUP` unsaved mutations and after a stride that took
+        longer than :meth:`budget`; otherwise as many as that pace fits into
+        the budget, at most twice ``stride`` and at most :data:`MAX_STRIDE`.
+        """
+        budget = self.limit
+        if unsaved < WARMUP or spent > budget:
+            return 1
+        grow = min(2 * stride, MAX_STRIDE)
+        if spent <= 0:  # no time measurable (a clock standing still): grow
+            return grow
+        fits = int(budget * stride / spent)
+        return max(1, min(grow, fits))
 
     def is_due(self, seq: int, saved_seq: int, last_time: float) -> bool:
         """Whether ``seq - saved_seq`` unsaved mutations, the last snapshot at ``last_time``, call for one."""

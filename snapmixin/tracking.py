@@ -221,8 +221,9 @@ class Owner:
     ``__snapmixin_fields__()``
         the names of its fields (the attributes that hold its state).
     ``__snapmixin_linked__(state, name, value)``
-        told after field ``name`` was linked into the tree holding ``value``
-        (the owner's own bookkeeping of its fast paths).
+        told after field ``name``, holding a container or an object ``value``
+        (not a scalar), was linked into the tree (the owner's own bookkeeping
+        of its fast paths; a scalar field needs none at adoption).
     ``__snapmixin_copy__()``
         an independent copy, with no node state of its own yet: what is stored
         when the object already belongs to another tree.
@@ -294,8 +295,12 @@ def _place(value: Any, root: Root, todo: list[tuple[Any, ...]]) -> Any:
         new_list = TrackedList.__new__(TrackedList)
         new_list._root = root
         new_list._refs = 1
-        if value:
-            todo.append((_FILL, new_list, list.copy(value)))
+        for v in value:
+            if type(v) not in SCALARS:  # its items are placed by a job on `todo` (no recursion)
+                todo.append((_FILL, new_list, list.copy(value)))
+                break
+        else:
+            list.extend(new_list, value)  # scalars only: filled at once, no job of its own
         return new_list
     if t is dict:
         new_dict = TrackedDict.__new__(TrackedDict)
@@ -388,7 +393,7 @@ def _fill(job: tuple[Any, ...], root: Root, todo: list[tuple[Any, ...]]) -> None
                     if new is not v:
                         object.__setattr__(obj, name, new)
                         v = new
-            note(st, name, v)
+                note(st, name, v)
 
 
 def adopt_fields(obj: Any, st: Any, previous: Any) -> None:
