@@ -950,7 +950,8 @@ class Snapshottable(tracking.Owner):
                 old = getattr(self, name, _MISSING)
                 _setattr(self, name, value)
                 st.held.discard(name)
-                untrack(old)
+                if type(st) is not _Init:  # (a placeholder linked nothing: `old` has no place here)
+                    untrack(old)
             else:
                 _setattr(self, name, value)
                 if name not in st.seen and _learn(self, st, name):

@@ -262,6 +262,28 @@ def test_a_scalar_stored_by_one_object_in_its_init_does_not_hide_anothers_contai
     assert outer.snapshot_seq == 2 and outer.extra == [1, 2]
 
 
+def test_a_scalar_replacing_another_trees_container_inside_init_leaves_that_tree_alone() -> None:
+    """Inside ``__init__`` nothing is linked yet: replacing a value stored there must not take a
+    place away from the tree that value really belongs to."""
+    owner = Box()
+    owner.items.append(1)
+    lent: list[Any] = [owner]
+
+    @dataclass
+    class Borrower(Snapshottable):
+        x: Any = None
+
+        def __post_init__(self) -> None:
+            self.x = lent[0].items  # another tree's tracked list, stored while building...
+            self.x = 5  # ...then replaced by a scalar before __init__ ends
+
+    before = owner.snapshot_seq
+    b = Borrower()
+    owner.items.append(2)  # still in owner's tree: counted there
+    assert owner.snapshot_seq == before + 1
+    assert b.x == 5 and b.snapshot_seq == 0
+
+
 def test_an_object_whose_init_raised_is_tracked_from_its_first_mutation() -> None:
     kept: list[Any] = []
 
