@@ -135,6 +135,7 @@ _msgpack = msgspec.msgpack.Encoder(enc_hook=enc_hook)
 # A msgpack float64 whose exponent bits are all ones: NaN or +-infinity (or, rarely, the
 # same bytes inside other data: every match is confirmed on the values themselves).
 _NONFINITE_MSGPACK = re.compile(rb"\xcb[\x7f\xff][\xf0-\xff]")
+_NULL = re.compile(rb"null")
 
 #: msgspec's compact JSON of a value as it is: no NaN check, no path on failure (building blocks).
 encode_as_is = _encoder.encode
@@ -195,7 +196,8 @@ def dumps(value: Any, *, sort_sets: SetPlan | None = None) -> bytes:
         where = f" at {json_path}" if json_path else ""
         raise EncodeFailure(f"cannot encode the state{where}: {e}", json_path) from e
     # msgspec writes NaN and +-infinity as null: only then can the state hold one.
-    if b"null" in data:
+    # (A compiled pattern's search finds it faster than ``in`` over megabytes.)
+    if _NULL.search(data) is not None:
         _refuse_nonfinite(value)
     return data
 

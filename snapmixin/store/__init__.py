@@ -65,6 +65,7 @@ from typing import Any, TypeVar, overload
 from .. import codec as _codec
 from .. import fsio
 from .. import migrate as _migrate
+from ..codec.native import MsgspecCodec as _MsgspecCodec
 from ..errors import (
     CorruptSnapshot,
     DecodeError,
@@ -113,6 +114,12 @@ _HISTORY2_RE = re.compile(r"^snapshot-(\d{20})-(\d{8}T\d{12}Z)\.json$", re.ASCII
 _DAMAGED_PREFIX = "damaged-"
 _MINISNAP13_RE = _legacy.MINISNAP13_RE
 _CHECKSUM_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: The header of a version 2 file as this writer lays it out (``msgspec.json.format``, indent 2),
+#: up to the state's first byte: the fast path of reading (:meth:`SnapStore._parse_canonical`).
+_CANONICAL_V2 = re.compile(
+    rb'\{\n  "format": "snapmixin",\n  "format_version": 2,\n  "seq": (0|[1-9][0-9]{0,18}),\n'
+    rb'  "schema_version": ([1-9][0-9]{0,18}),\n  "created_at": "([0-9A-Za-z:.+-]{1,64})",\n'
+    rb'  "state": ', re.ASCII)
 
 #: Builds the backend of a location: ``(location, fs, lock_timeout) -> Backend``.
 BackendFactory = Callable[[str, "fsio.FileOps | None", "float | None"], Backend]
@@ -245,9 +252,14 @@ class GenerationCheck:
 @dataclass
 class _Generation:
     info: SnapshotInfo
-    state: bytes  # the raw JSON text of the state
+    state: bytes | memoryview  # the raw JSON text of the state
     #: the bytes the checksum covers (version 2: all before the trailer; version 1: the state)
     hashed: bytes | memoryview | None = None
+    #: the whole file, when it was read by the fast path (:func:`_canonical_v2`): its header and
+    #: trailer were matched byte for byte, and the state's span is known to be one JSON value only
+    #: once it is decoded (the decoders refuse trailing text); a decode that finds it malformed
+    #: re-reads the file the long way, for the precise message (a duplicate key, say)
+    whole: bytes | None = None
 
     def checksum_ok(self) -> bool | None:
         """Whether the checksum holds (None: a layout without one, or only the header was read)."""
@@ -354,6 +366,11 @@ class SnapStore:
         self.schema_version = schema_version
         self._codecs: dict[Any, _codec.Codec] = {}
         self._prefix: tuple[Path, str] | None = None  # self.path and its "dir/" (see _name)
+        self._current_path: tuple[str, Path] | None = None  # see _path_of
+        #: the header of the generation this object last committed or read (see _current_head)
+        self._head_seen: SnapshotInfo | None = None
+        #: schema versions of kept generations by name (names are never reused; see _prune)
+        self._kept_versions: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"SnapStore({str(self.path)!r}, keep={self.keep})"
@@ -382,6 +399,15 @@ class SnapStore:
 
     def _p(self, *names: str) -> str:
         return os.path.join(self._dir, *names)
+
+    def _path_of(self, path: str) -> Path:
+        """``Path(path)``, made once for the current generation's path (every read makes one)."""
+        known = self._current_path
+        if known is None or known[0] != path:
+            known = self._current_path = (path, Path(path))
+            if path != self._p(SNAPSHOT):
+                self._current_path = None
+        return known[1]
 
     def _name(self, path: str) -> str:
         """The backend's name of a generation's path (``snapshot.json``, ``history/<name>``...)."""
@@ -490,7 +516,8 @@ class SnapStore:
         backend = self.backend
         target = self._p(SNAPSHOT)
         try:
-            data, checksum, size = _fmt.encode_v2(state_json, seq, version, when)
+            data = _fmt.encode_v2_parts(state_json, seq, version, when)
+            size = data.size
         except _codec.EncodeFailure as e:  # a state within a level or two of the nesting limit
             raise EncodeError(f"{target}: {e.message}; the previous snapshot is untouched",
                               path=target, json_path=e.json_path) from e
@@ -541,7 +568,8 @@ class SnapStore:
                     # Commit times only go up in a directory (a clock stepped back, or two commits
                     # within its resolution): history names and the commit order rely on it.
                     when = current.created_at + timedelta(microseconds=1)
-                    data, checksum, size = _fmt.encode_v2(state_json, seq, version, when)
+                    data = _fmt.encode_v2_parts(state_json, seq, version, when)
+                    size = data.size
                 # The first snapshot of another schema version keeps the previous generation
                 # (even with keep=1), so an upgrade (or a downgrade) can be undone by hand.
                 pin = (current is not None and current.layout.startswith("snapmixin-")
@@ -554,8 +582,6 @@ class SnapStore:
                     archived = self._p(HISTORY, _history_name(current))
                 elif current is not None and current.seq == seq:
                     self._drop_stale_archive(current)
-                info = SnapshotInfo(seq=seq, created_at=when, schema_version=version, path=Path(target),
-                                    size=size, checksum=checksum)
                 try:
                     backend.commit(data, expect_tag=tag)
                 except Stale as e:
@@ -567,7 +593,9 @@ class SnapStore:
                         current=None) from e
                 except OSError as e:
                     head = self._current_head()
-                    mine = (seq, checksum, when)
+                    mine = (seq, data.checksum, when)
+                    info = SnapshotInfo(seq=seq, created_at=when, schema_version=version,
+                                        path=self._path_of(target), size=size, checksum=data.checksum)
                     if head is not None and (head.seq, head.checksum, head.created_at) == mine:
                         # The rename happened; only the directory fsync after it failed.
                         if on_commit is not None:
@@ -580,6 +608,9 @@ class SnapStore:
                     raise
                 # Committed. What follows is housekeeping: a failure there must not
                 # make the caller believe the snapshot was not written.
+                info = SnapshotInfo(seq=seq, created_at=when, schema_version=version,
+                                    path=self._path_of(target), size=size, checksum=data.checksum)
+                self._head_seen = info
                 if on_commit is not None:
                     on_commit(info)
                 if force and current is not None and archived is not None:
@@ -600,16 +631,16 @@ class SnapStore:
             except OSError:
                 pass
 
-    def _same_state(self, current: SnapshotInfo, parts: list[bytes | memoryview]) -> bool:
+    def _same_state(self, current: SnapshotInfo, parts: _fmt.Encoded) -> bool:
         """Whether the current generation holds exactly the state about to be written (the
         formatted state's bytes compared: both versions format it the same way)."""
-        body = memoryview(parts[0])  # version 2: everything before the trailer, "state" last
+        body = parts.body  # version 2: everything before the trailer, "state" last
         i = bytes(body[:_HEAD_BYTES]).find(_STATE_KEY)  # the header is short: the state starts there
         if i < 0:  # pragma: no cover - our own envelope always has it
             return False
         mine = body[i + len(_STATE_KEY):]
         try:
-            gen = self._read(os.fspath(current.path), verify=True)
+            gen = self._read(os.fspath(current.path), verify=True, fast=True)
         except SnapError as e:
             _raise_if_unreadable(e)
             return False
@@ -681,7 +712,10 @@ class SnapStore:
 
     def _archive(self, current: SnapshotInfo) -> None:
         """Keep the current generation in ``history/`` under its own name (seq and commit time)."""
-        self.backend.keep_current(_history_name(current))
+        name = _history_name(current)
+        self.backend.keep_current(name)
+        if current.layout.startswith("snapmixin-"):
+            self._kept_versions[name] = current.schema_version  # a second name of what was read
 
     def _drop_stale_archive(self, current: SnapshotInfo) -> None:
         """Remove ``history/``'s second name of ``current``, left by a writer that died between
@@ -704,36 +738,50 @@ class SnapStore:
         rollback a lower seq is the newer generation). snapmixin 0.1.0's names (seq only) come
         last, as the oldest, by seq.
         """
+        prefix = self._p(HISTORY, "")
+        return [(s, prefix + n) for s, n in self._history_names()]
+
+    def _history_names(self) -> list[tuple[int, str]]:
+        """:meth:`_history_entries` with the names in ``history/`` instead of paths."""
         names = self.backend.list_kept()
         stamped: list[tuple[str, int, str]] = []
         old: list[tuple[int, str]] = []
+        match2, match0 = _HISTORY2_RE.match, _HISTORY_RE.match
         for name in names:
-            m = _HISTORY2_RE.match(name)
+            m = match2(name)
             if m and int(m.group(1)) <= SEQ_MAX:  # 20 digits can say more than 2**63 - 1
-                stamped.append((m.group(2), int(m.group(1)), self._p(HISTORY, name)))
+                stamped.append((m.group(2), int(m.group(1)), name))
                 continue
-            m = _HISTORY_RE.match(name)
+            m = match0(name)
             if m and int(m.group(1)) <= SEQ_MAX:
-                old.append((int(m.group(1)), self._p(HISTORY, name)))
+                old.append((int(m.group(1)), name))
         stamped.sort(reverse=True)
         old.sort(reverse=True)
-        return [(s, p) for _, s, p in stamped] + old
+        return [(s, n) for _, s, n in stamped] + old
 
     def _prune(self, version: int, *, spare: str | None = None) -> None:
         """Keep the ``keep - 1`` generations committed last in history, and the last one of each
         other schema version (so an upgrade can be undone by hand). ``spare`` (what a forced
         write just replaced) is kept this time whatever ``keep`` says."""
-        entries = [(s, p) for s, p in self._history_entries() if p != spare]
+        spared = None if spare is None else os.path.basename(spare)
+        entries = [n for _, n in self._history_names() if n != spared]
         keep_n = self.keep - 1
         if len(entries) <= keep_n:
             return
         seen_versions: set[int] = set()
-        for i, (_, p) in enumerate(entries):
-            try:
-                info = self._read(p, verify=False, head_only=True).info
-                v = info.schema_version
-            except SnapError:
-                v = version
+        known = self._kept_versions
+        if len(known) > len(entries) + 1:
+            listed = set(entries)
+            for name in [n for n in known if n not in listed]:
+                del known[name]  # pruned, or removed by someone else
+        for i, name in enumerate(entries):
+            v = known.get(name, -1)
+            if v < 0:
+                try:
+                    v = known[name] = self._read(self._p(HISTORY, name), verify=False,
+                                                 head_only=True).info.schema_version
+                except SnapError:
+                    v = version
             if i < keep_n:
                 seen_versions.add(v)
                 continue
@@ -741,7 +789,8 @@ class SnapStore:
                 seen_versions.add(v)  # the pre-migration generation: kept
                 continue
             seen_versions.add(v)
-            self.backend.delete_kept(os.path.basename(p))
+            self.backend.delete_kept(name)
+            known.pop(name, None)
 
     # ------------------------------------------------------------------ lock
     #: The writer lock of the directory (see :class:`snapmixin.store.local.DirectoryLock`).
@@ -839,7 +888,8 @@ class SnapStore:
         elif hint is not None and gen.info.seq != hint:
             error = (f"{path}: the file name says seq {hint} but the file holds seq {gen.info.seq} "
                      "(renamed by hand?)")
-        return GenerationCheck(Path(path), current, gen.info, gen.state, ok, error, hint)
+        state = gen.state if isinstance(gen.state, bytes) else bytes(gen.state)
+        return GenerationCheck(Path(path), current, gen.info, state, ok, error, hint)
 
     def history_files(self) -> list[tuple[int, Path]]:
         """``(seq, path)`` of the files in ``history/``, the latest commit first (unread)."""
@@ -954,6 +1004,20 @@ class SnapStore:
             migrations = getattr(cls, "__snapmixin_migrations__", None)
         version = schema_version if schema_version is not None else self.schema_version
         steps = migrations if migrations is not None else self.migrations
+        # The usual case first: snapshot.json, intact (no listing of the directory or history/).
+        # Missing or damaged, the long way below decides (legacy layouts, fallback, messages).
+        try:
+            gen = self._read(self._p(SNAPSHOT), verify=True, fast=True)
+            state = self._decode_checked(gen, cls, version, steps, None)
+        except (SnapshotNotFound, CorruptSnapshot) as e:
+            if isinstance(e, CorruptSnapshot) and not fallback:
+                raise
+        except SnapError as e:
+            if not isinstance(e.__cause__, NotADirectoryError):
+                raise  # (a file where the directory should be: the long way says so)
+        else:
+            self._repair_seqfile(gen.info)
+            return _Restored(state, gen.info, gen.info.generation, False)
         candidates = self._live(self._candidates())
         if not candidates:
             raise self.not_found()
@@ -961,9 +1025,9 @@ class SnapStore:
         base: str | None = None
         for i, (p, hint) in enumerate(candidates):
             try:
-                gen = self._read(p, verify=True, seq_hint=hint)
+                gen = self._read(p, verify=True, seq_hint=hint, fast=True)
                 # a state with a valid checksum can still be unreadable (bad UTF-8, too deep)
-                state = self._decode(gen, cls, version, steps)
+                state = self._decode_checked(gen, cls, version, steps, hint)
             except CorruptSnapshot as e:
                 if not fallback:
                     raise
@@ -1008,16 +1072,37 @@ class SnapStore:
                     "latest one current)")
         return f"no snapshot in {d} (no {SNAPSHOT})"
 
+    def _decode_checked(self, gen: _Generation, cls: Any, version: int | None,
+                        steps: Mapping[int, _migrate.Migration], seq_hint: int | None) -> Any:
+        """:meth:`_decode`; for a generation read by the fast path, a state that does not
+        decode as one JSON value sends the whole file through the full parse, whose error
+        (a duplicate key, a member after the state...) is the one raised."""
+        try:
+            return self._decode(gen, cls, version, steps)
+        except CorruptSnapshot:
+            if gen.whole is None:
+                raise
+            self._parse(gen.whole, str(gen.info.path), gen.info.size, True, seq_hint, fast=False)
+            raise
+
     def _decode(self, gen: _Generation, cls: Any, version: int | None,
                 steps: Mapping[int, _migrate.Migration]) -> Any:
         where = str(gen.info.path)
         codec = self.codec_for(cls)
+        state = gen.state
+        if gen.whole is not None and not isinstance(codec, _MsgspecCodec):
+            # A codec of another library: bytes, and the span checked as one JSON value first.
+            state = bytes(state)
+            try:
+                _codec.loads(state)
+            except _codec.Malformed as e:
+                raise CorruptSnapshot(f"{where}: the state is damaged: {e.message}", path=where) from e
         try:
             if version is not None and gen.info.schema_version != version:
-                value = _codec.loads(gen.state)
+                value = _codec.loads(state)
                 value = _migrate.run(value, gen.info.schema_version, version, steps, where)
                 return _codec.convert(codec, value, cls)
-            return codec.decode(gen.state, cls)
+            return codec.decode(state, cls)
         except _codec.Malformed as e:  # damage (fallback skips it), not a type mismatch
             raise CorruptSnapshot(f"{where}: the state is damaged: {e.message}", path=where) from e
         except _codec.DecodeFailure as e:
@@ -1083,13 +1168,29 @@ class SnapStore:
         A read that fails (EIO, EACCES...) raises that ``OSError``: a writer must not
         go on blind (it would skip the seq check and drop the generation from history).
         """
+        known = self._head_seen
+        if known is not None:
+            # The header this object last wrote or read, if the file is still that generation:
+            # its trailer (the checksum of every other byte, unique per commit) and size tell,
+            # whoever changed the directory since (another store, another process, a hand edit).
+            try:
+                tail, size = self.backend.read_tail(SNAPSHOT, _fmt.TRAILER_SIZE)
+            except OSError:
+                pass  # the full read below reports it (or finds no file)
+            else:
+                if size == known.size and _fmt.trailer_checksum(tail) == known.checksum:
+                    return known
+        self._head_seen = None
         try:
-            return self._read(self._p(SNAPSHOT), verify=False, head_only=True).info
+            info = self._read(self._p(SNAPSHOT), verify=False, head_only=True).info
         except SnapError as e:
             _raise_if_unreadable(e)
             return None
         except OSError:
             return None
+        if info.layout == "snapmixin-2":
+            self._head_seen = info
+        return info
 
     def _stored_seq_fallback(self) -> int | None:
         """The highest seq any other file remembers, when ``snapshot.json`` is missing or damaged."""
@@ -1101,7 +1202,7 @@ class SnapStore:
         return max(seqs) if seqs else None
 
     def _read(self, path: str, *, verify: bool, head_only: bool = False,
-              seq_hint: int | None = None) -> _Generation:
+              seq_hint: int | None = None, fast: bool = False) -> _Generation:
         """Read one generation. ``head_only`` reads just the header when the file is ours.
 
         Damage (garbled, truncated, not a regular file, larger than ``max_size``) is
@@ -1135,7 +1236,7 @@ class SnapStore:
             except OSError as e:
                 raise SnapError(f"{path}: cannot read: {e.strerror or e} (an I/O error, not damage: "
                                 "the file may be intact)", path=path) from e
-            return self._parse(data, path, size, verify, seq_hint)
+            return self._parse(data, path, size, verify, seq_hint, fast=fast)
         except MemoryError as e:
             raise SnapError(f"{path}: out of memory reading the snapshot (a smaller max_size refuses "
                             "such files before reading them)", path=path) from e
@@ -1175,7 +1276,12 @@ class SnapStore:
                                       path=path)
         return self._info_from_header(head, path, size, trailer)
 
-    def _parse(self, data: bytes, path: str, size: int, verify: bool, seq_hint: int | None) -> _Generation:
+    def _parse(self, data: bytes, path: str, size: int, verify: bool, seq_hint: int | None,
+               *, fast: bool = False) -> _Generation:
+        if fast and verify:
+            gen = self._parse_canonical(data, path, size)
+            if gen is not None:
+                return gen
         top: dict[str, _codec.RawJSON] | None
         try:
             top = _codec.split_object(data)
@@ -1213,6 +1319,37 @@ class SnapStore:
                     path=path)
             return gen
         return self._parse_legacy(top, data, path, size, seq_hint)
+
+    def _parse_canonical(self, data: bytes, path: str, size: int) -> _Generation | None:
+        """A version 2 file exactly as this writer lays it out, read without parsing the whole
+        envelope (None: not in that layout, take the long way).
+
+        The header must match :data:`_CANONICAL_V2` byte for byte (each member once, in order)
+        and the file end with the trailer; what is between is the state's span, not copied.
+        The checksum is verified here. That the span is one JSON value (so that the file is one
+        object with exactly these seven members, no key twice) is checked by decoding it, which
+        every reader of the state does: a span that does not decode is handed back to
+        :meth:`_parse` in full (see :meth:`_decode_checked`)."""
+        m = _CANONICAL_V2.match(data)
+        if m is None:
+            return None
+        found = _fmt.split_trailer(data)
+        if found is None:
+            return None
+        hashed, trailer = found
+        end = len(hashed)
+        if m.end() >= end:
+            return None
+        head = {"format_version": _fmt.V2, "seq": int(m.group(1)), "schema_version": int(m.group(2)),
+                "created_at": m.group(3).decode("ascii")}
+        info = self._info_from_header(head, path, size, trailer)
+        gen = _Generation(info, memoryview(data)[m.end():end], hashed, whole=data)
+        if not gen.checksum_ok():
+            raise CorruptSnapshot(
+                f"{path}: checksum mismatch: the file was changed after it was written "
+                f"(by hand?). To accept the edit, run: python -m snapmixin rehash {self._dir}",
+                path=path)
+        return gen
 
     def _parse_legacy(self, top: dict[str, _codec.RawJSON] | None, data: bytes, path: str, size: int,
                       seq_hint: int | None) -> _Generation:
@@ -1261,13 +1398,13 @@ class SnapStore:
         if fv == _fmt.V2:
             if trailer is None:  # pragma: no cover - the callers found it or refused the file
                 raise CorruptSnapshot(f"{path}: no checksum trailer", path=path)
-            return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=Path(path),
-                                size=size, checksum=trailer)
+            return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv,
+                                path=self._path_of(path), size=size, checksum=trailer)
         checksum = head.get("checksum")
         if not isinstance(checksum, str) or not _CHECKSUM_RE.match(checksum):
             raise CorruptSnapshot(f"{path}: checksum must be \"sha256:<64 hex digits>\", not {checksum!r}",
                                   path=path)
-        return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=Path(path),
+        return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=self._path_of(path),
                             size=size, checksum=checksum, layout="snapmixin-1")
 
 

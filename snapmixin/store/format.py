@@ -45,15 +45,18 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, overload
 
 from .. import codec as _codec
 from ..errors import CorruptSnapshot
 
 __all__ = [
     "FORMAT", "READABLE", "SEQ_MAX", "SNAPSHOT", "STATE_KEY", "TRAILER_SIZE", "V1", "V2", "WRITTEN",
-    "check_json", "checksum_of", "encode_v1", "encode_v2", "history_name", "in_range", "iso_time",
+    "Encoded", "check_json", "checksum_of", "encode_v1", "encode_v2", "encode_v2_parts", "history_name",
+    "in_range", "iso_time",
     "load_field", "parse_seq_text", "short", "split_trailer", "stamp", "trailer_checksum",
     "valid_seq", "verify_v2",
 ]
@@ -120,6 +123,71 @@ def encode_v2(state_json: bytes, seq: int, schema_version: int,
     digest = hashlib.sha256(body).hexdigest()
     trailer = b"".join((_TRAILER_HEAD, digest.encode(), _TRAILER_TAIL))
     return [body, trailer], "sha256:" + digest, len(body) + len(trailer)
+
+
+class Encoded(Sequence[bytes | memoryview]):
+    """A version 2 ``snapshot.json`` about to be written: the formatted body, and its trailer.
+
+    Iterating gives the buffers to write one after the other (the body, then the trailer),
+    as :meth:`Backend.commit <snapmixin.store.backend.Backend.commit>` takes them. For a large
+    body the SHA-256 runs in a worker thread (``hashlib`` releases the GIL while it hashes),
+    started at once: the writer takes its lock, reads the current generation and writes the
+    body meanwhile, and waits for the digest only when it needs the trailer or the checksum.
+    """
+
+    __slots__ = ("_digest", "_worker", "body", "size")
+
+    #: bodies at least this large are hashed in a worker thread (smaller: at once)
+    THREADED = 1 << 20
+
+    def __init__(self, body: memoryview) -> None:
+        self.body = body
+        self.size = len(body) + TRAILER_SIZE
+        self._digest: str | None = None
+        self._worker: threading.Thread | None = None
+        if len(body) < self.THREADED:
+            self._digest = hashlib.sha256(body).hexdigest()
+        else:
+            self._worker = threading.Thread(target=self._hash, name="snapmixin-sha256", daemon=True)
+            self._worker.start()
+
+    def _hash(self) -> None:
+        self._digest = hashlib.sha256(self.body).hexdigest()
+
+    @property
+    def checksum(self) -> str:
+        """``"sha256:<hex>"`` of the body (waits for the worker thread, if there is one)."""
+        if self._digest is None and self._worker is not None:
+            self._worker.join()
+        if self._digest is None:  # pragma: no cover - the worker cannot fail on a memoryview
+            self._digest = hashlib.sha256(self.body).hexdigest()
+        return "sha256:" + self._digest
+
+    @property
+    def trailer(self) -> bytes:
+        return b"".join((_TRAILER_HEAD, self.checksum[7:].encode(), _TRAILER_TAIL))
+
+    def __len__(self) -> int:
+        return 2
+
+    @overload
+    def __getitem__(self, i: int) -> bytes | memoryview: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[bytes | memoryview]: ...
+
+    def __getitem__(self, i: int | slice) -> bytes | memoryview | Sequence[bytes | memoryview]:
+        return (self.body, self.trailer)[i]
+
+    def __iter__(self) -> Iterator[bytes | memoryview]:
+        yield self.body
+        yield self.trailer
+
+
+def encode_v2_parts(state_json: bytes, seq: int, schema_version: int, created_at: datetime) -> Encoded:
+    """:func:`encode_v2` as an :class:`Encoded` (the checksum of a large body still being made)."""
+    out = _codec.pretty(b"".join((_head(V2, seq, schema_version, created_at), b'"state":',
+                                  state_json, b"}")))
+    return Encoded(memoryview(out)[:-2])  # the formatted object without its closing b"\n}"
 
 
 _PLACEHOLDER = b"sha256:" + b"0" * 64
