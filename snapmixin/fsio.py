@@ -661,8 +661,38 @@ def read_regular(ops: FileOps, path: str, limit: int | None = None) -> bytes:
         # A small read (a header, snapshot.seq) is quick: one deferral around all of it
         # instead of one around the open and one around the close.
         with DeferSignals():
-            return _read_regular(ops, path, limit)
+            return _read_small(ops, path, limit)
     return _read_regular(ops, path, limit)
+
+
+def _read_small(ops: FileOps, path: str, limit: int) -> bytes:
+    """:func:`_read_regular` for a bounded read, run with signals deferred by the caller (so
+    no handler runs between the open and the close: no deferral of its own)."""
+    try:
+        fd = ops.open_read(path)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.EMLINK, errno.EISDIR):
+            raise NotRegularFile(e.errno, "not a regular file (symlink or directory)", path) from e
+        raise
+    try:
+        st = ops.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file", path)
+        ask = st.st_size + 1 if st.st_size < limit else limit
+        data = ops.read(fd, ask)
+        if not data or len(data) == limit or (len(data) < ask and len(data) >= st.st_size):
+            return data  # the whole file (a short read at its size is its end), or the limit
+        chunks = [data]  # it grew since the fstat, or a short read: read on to the limit
+        got = len(data)
+        while got < limit:
+            chunk = ops.read(fd, limit - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+    finally:
+        ops.close(fd)
 
 
 #: Reads up to this many bytes run whole with signals deferred (see :func:`read_regular`).

@@ -13,6 +13,7 @@ like the standard library's module.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -73,11 +74,22 @@ class MsgspecCodec(Codec):
             self._plans[cls] = plan
         return plan
 
-    def decode(self, data: bytes | memoryview, cls: Any) -> Any:
+    def decode(self, data: bytes | memoryview, cls: Any, *,
+               before_build: Callable[[], None] | None = None) -> Any:
+        """Decode ``data`` into ``cls``. ``before_build`` (the store's checksum check of a large
+        file, made meanwhile) is called before any object of ``cls``'s own classes is built:
+        after decoding into the strict mirror, or before decoding when there is none."""
         if cls is None:
+            if before_build is not None:
+                before_build()
             return loads(data)
         plan = self._plan(cls)
+        if before_build is not None and (plan.mirror is None or plan.view):
+            before_build()
+            before_build = None
         value = decode_typed(plan.decoder, data)
+        if before_build is not None:
+            before_build()
         if plan.view:
             return rebuild(value)
         if plan.mirror is not None:

@@ -55,7 +55,8 @@ from ..errors import CorruptSnapshot
 
 __all__ = [
     "FORMAT", "READABLE", "SEQ_MAX", "SNAPSHOT", "STATE_KEY", "TRAILER_SIZE", "V1", "V2", "WRITTEN",
-    "Encoded", "check_json", "checksum_of", "encode_v1", "encode_v2", "encode_v2_parts", "history_name",
+    "Digest", "Encoded", "check_json", "checksum_of", "encode_v1", "encode_v2", "encode_v2_parts",
+    "history_name",
     "in_range", "iso_time",
     "load_field", "parse_seq_text", "short", "split_trailer", "stamp", "trailer_checksum",
     "valid_seq", "verify_v2",
@@ -125,43 +126,60 @@ def encode_v2(state_json: bytes, seq: int, schema_version: int,
     return [body, trailer], "sha256:" + digest, len(body) + len(trailer)
 
 
+class Digest:
+    """The SHA-256 of a buffer, made in a worker thread when the buffer is large (``hashlib``
+    releases the GIL while it hashes, so the caller goes on meanwhile), else at once."""
+
+    __slots__ = ("_hex", "_worker", "data")
+
+    #: buffers at least this large are hashed in a worker thread
+    THREADED = 1 << 20
+
+    def __init__(self, data: bytes | memoryview) -> None:
+        self.data = data
+        self._hex: str | None = None
+        self._worker: threading.Thread | None = None
+        if len(data) < self.THREADED:
+            self._hex = hashlib.sha256(data).hexdigest()
+        else:
+            self._worker = threading.Thread(target=self._run, name="snapmixin-sha256", daemon=True)
+            self._worker.start()
+
+    def _run(self) -> None:
+        self._hex = hashlib.sha256(self.data).hexdigest()
+
+    def hexdigest(self) -> str:
+        """The 64 hex digits (waits for the worker thread, if there is one)."""
+        if self._hex is None and self._worker is not None:
+            self._worker.join()
+        if self._hex is None:  # pragma: no cover - the worker cannot fail on a buffer
+            self._hex = hashlib.sha256(self.data).hexdigest()
+        return self._hex
+
+
 class Encoded(Sequence[bytes | memoryview]):
     """A version 2 ``snapshot.json`` about to be written: the formatted body, and its trailer.
 
     Iterating gives the buffers to write one after the other (the body, then the trailer),
-    as :meth:`Backend.commit <snapmixin.store.backend.Backend.commit>` takes them. For a large
-    body the SHA-256 runs in a worker thread (``hashlib`` releases the GIL while it hashes),
-    started at once: the writer takes its lock, reads the current generation and writes the
-    body meanwhile, and waits for the digest only when it needs the trailer or the checksum.
+    as :meth:`Backend.commit <snapmixin.store.backend.Backend.commit>` takes them. A large
+    body is hashed in a worker thread (:class:`Digest`), started at once: the writer takes
+    its lock, reads the current generation and writes the body meanwhile, and waits for the
+    digest only when it needs the trailer or the checksum.
     """
 
-    __slots__ = ("_digest", "_worker", "body", "size")
+    __slots__ = ("_digest", "body", "size")
 
-    #: bodies at least this large are hashed in a worker thread (smaller: at once)
-    THREADED = 1 << 20
+    THREADED = Digest.THREADED
 
     def __init__(self, body: memoryview) -> None:
         self.body = body
         self.size = len(body) + TRAILER_SIZE
-        self._digest: str | None = None
-        self._worker: threading.Thread | None = None
-        if len(body) < self.THREADED:
-            self._digest = hashlib.sha256(body).hexdigest()
-        else:
-            self._worker = threading.Thread(target=self._hash, name="snapmixin-sha256", daemon=True)
-            self._worker.start()
-
-    def _hash(self) -> None:
-        self._digest = hashlib.sha256(self.body).hexdigest()
+        self._digest = Digest(body)
 
     @property
     def checksum(self) -> str:
         """``"sha256:<hex>"`` of the body (waits for the worker thread, if there is one)."""
-        if self._digest is None and self._worker is not None:
-            self._worker.join()
-        if self._digest is None:  # pragma: no cover - the worker cannot fail on a memoryview
-            self._digest = hashlib.sha256(self.body).hexdigest()
-        return "sha256:" + self._digest
+        return "sha256:" + self._digest.hexdigest()
 
     @property
     def trailer(self) -> bytes:
