@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -235,3 +236,59 @@ def test_a_large_write_that_fails_leaves_the_previous_snapshot(tmp_path: Path) -
     assert (d / "snapshot.json").read_bytes() == before and not temps(d)
     assert SnapStore(d).create(big, 2).seq == 2
     assert SnapStore(d).restore() == (big, 2)
+
+
+# -- large files: the checksum made while the state decodes ------------------------------------------
+
+BUILT: list[int] = []
+
+
+@dataclass
+class Row:
+    name: str
+    n: int
+
+    def __post_init__(self) -> None:
+        BUILT.append(self.n)
+
+
+@dataclass
+class Table:
+    rows: list[Row]
+
+
+def _big_table() -> Table:
+    return Table([Row(f"row {i:07d}", i) for i in range(fmt.Digest.THREADED // 20)])
+
+
+@pytest.mark.parametrize("edit", ["text", "type"])
+def test_a_damaged_large_file_is_damage_and_builds_nothing(tmp_path: Path, edit: str) -> None:
+    """A byte changed in a large file: CorruptSnapshot (checksum), never a state, never a
+    DecodeError, and no object of the caller's classes built from the damaged bytes."""
+    d = tmp_path / "s"
+    table = _big_table()
+    SnapStore(d, keep=2).create(Table(table.rows[:3]), 1)
+    SnapStore(d, keep=2).create(table, 2)
+    p = d / "snapshot.json"
+    data = p.read_bytes()
+    assert len(data) > fmt.Digest.THREADED
+    if edit == "text":  # still decodes into Table
+        data = data.replace(b'"row 0001234"', b'"row 0001235"', 1)
+    else:  # a str where an int belongs: a type mismatch, but the checksum says damage first
+        data = data.replace(b'"n": 1234', b'"n": "x1"', 1)
+    p.write_bytes(data)
+    BUILT.clear()
+    with pytest.raises(CorruptSnapshot, match="checksum mismatch"):
+        SnapStore(d).restore(Table)
+    assert BUILT == []
+    state, seq = SnapStore(d, keep=2).restore(Table, fallback=True)  # the older generation
+    assert seq == 1 and state == Table(table.rows[:3])
+
+
+def test_an_intact_large_file_restores_typed(tmp_path: Path) -> None:
+    d = tmp_path / "s"
+    table = _big_table()
+    SnapStore(d).create(table, 1)
+    BUILT.clear()
+    assert SnapStore(d).restore(Table) == (table, 1)
+    assert len(BUILT) == len(table.rows)

@@ -90,6 +90,8 @@ class MsgspecCodec(Codec):
         value = decode_typed(plan.decoder, data)
         if before_build is not None:
             before_build()
+            if not plan.recheck:
+                del data  # (the caller let go of it too: not kept while the objects are built)
         if plan.view:
             return rebuild(value)
         if plan.mirror is not None:

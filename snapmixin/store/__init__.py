@@ -275,6 +275,13 @@ class _Generation:
             return "sha256:" + self.digest.hexdigest() == self.info.checksum
         return _checksum(self.hashed) == self.info.checksum
 
+    def intact_and_done(self) -> None:
+        """:meth:`ensure_intact`, then drop the file's bytes (the state was decoded from them:
+        a large file is not kept in memory while the caller's objects are built)."""
+        self.ensure_intact()
+        self.whole = self.hashed = None
+        self.state = b""
+
     def ensure_intact(self) -> None:
         """``CorruptSnapshot`` unless the checksum being made (fast path) holds; else nothing."""
         if self.digest is None:
@@ -535,8 +542,10 @@ class SnapStore:
         when = created_at if created_at is not None else datetime.now(timezone.utc)
         backend = self.backend
         target = self._p(SNAPSHOT)
+        box = [state_json]
+        del state_json  # handed over: freed once copied into the envelope (see encode_v2_parts)
         try:
-            data = _fmt.encode_v2_parts(state_json, seq, version, when)
+            data = _fmt.encode_v2_parts(box, seq, version, when)
             size = data.size
         except _codec.EncodeFailure as e:  # a state within a level or two of the nesting limit
             raise EncodeError(f"{target}: {e.message}; the previous snapshot is untouched",
@@ -588,7 +597,7 @@ class SnapStore:
                     # Commit times only go up in a directory (a clock stepped back, or two commits
                     # within its resolution): history names and the commit order rely on it.
                     when = current.created_at + timedelta(microseconds=1)
-                    data = _fmt.encode_v2_parts(state_json, seq, version, when)
+                    data = _fmt.encode_v2_parts(_fmt.state_json_of(data), seq, version, when)
                     size = data.size
                 # The first snapshot of another schema version keeps the previous generation
                 # (even with keep=1), so an upgrade (or a downgrade) can be undone by hand.
@@ -1134,8 +1143,9 @@ class SnapStore:
                 return _codec.convert(codec, value, cls)
             if own:
                 # the codec's own structures first, then (after the checksum is known to
-                # hold) the caller's classes
-                return codec.decode(state, cls, before_build=gen.ensure_intact)  # type: ignore[call-arg]
+                # hold, and the file's bytes are let go) the caller's classes
+                del state
+                return codec.decode(gen.state, cls, before_build=gen.intact_and_done)  # type: ignore[call-arg]
             return codec.decode(state, cls)
         except _codec.Malformed as e:  # damage (fallback skips it), not a type mismatch
             raise CorruptSnapshot(f"{where}: the state is damaged: {e.message}", path=where) from e

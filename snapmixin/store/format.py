@@ -54,12 +54,34 @@ from .. import codec as _codec
 from ..errors import CorruptSnapshot
 
 __all__ = [
-    "FORMAT", "READABLE", "SEQ_MAX", "SNAPSHOT", "STATE_KEY", "TRAILER_SIZE", "V1", "V2", "WRITTEN",
-    "Digest", "Encoded", "check_json", "checksum_of", "encode_v1", "encode_v2", "encode_v2_parts",
+    "FORMAT",
+    "READABLE",
+    "SEQ_MAX",
+    "SNAPSHOT",
+    "STATE_KEY",
+    "TRAILER_SIZE",
+    "V1",
+    "V2",
+    "WRITTEN",
+    "Digest",
+    "Encoded",
+    "check_json",
+    "checksum_of",
+    "encode_v1",
+    "encode_v2",
+    "encode_v2_parts",
     "history_name",
-    "in_range", "iso_time",
-    "load_field", "parse_seq_text", "short", "split_trailer", "stamp", "trailer_checksum",
-    "valid_seq", "verify_v2",
+    "in_range",
+    "iso_time",
+    "load_field",
+    "parse_seq_text",
+    "short",
+    "split_trailer",
+    "stamp",
+    "state_json_of",
+    "trailer_checksum",
+    "valid_seq",
+    "verify_v2",
 ]
 
 FORMAT = "snapmixin"
@@ -141,12 +163,14 @@ class Digest:
         self._worker: threading.Thread | None = None
         if len(data) < self.THREADED:
             self._hex = hashlib.sha256(data).hexdigest()
+            self.data = b""
         else:
             self._worker = threading.Thread(target=self._run, name="snapmixin-sha256", daemon=True)
             self._worker.start()
 
     def _run(self) -> None:
         self._hex = hashlib.sha256(self.data).hexdigest()
+        self.data = b""  # hashed: the buffer is not kept alive for it
 
     def hexdigest(self) -> str:
         """The 64 hex digits (waits for the worker thread, if there is one)."""
@@ -201,11 +225,29 @@ class Encoded(Sequence[bytes | memoryview]):
         yield self.trailer
 
 
-def encode_v2_parts(state_json: bytes, seq: int, schema_version: int, created_at: datetime) -> Encoded:
-    """:func:`encode_v2` as an :class:`Encoded` (the checksum of a large body still being made)."""
-    out = _codec.pretty(b"".join((_head(V2, seq, schema_version, created_at), b'"state":',
-                                  state_json, b"}")))
+def encode_v2_parts(state_json: bytes | list[bytes], seq: int, schema_version: int,
+                    created_at: datetime) -> Encoded:
+    """:func:`encode_v2` as an :class:`Encoded` (the checksum of a large body still being made).
+
+    ``state_json`` may be handed over in a one-item list, which is emptied: the compact state
+    is then freed as soon as it is copied into the envelope, before the envelope is formatted
+    (the peak memory of a save: the envelope and its formatted text, not the state besides)."""
+    if isinstance(state_json, list):
+        compact = b"".join((_head(V2, seq, schema_version, created_at), b'"state":', state_json.pop(),
+                            b"}"))
+    else:
+        compact = b"".join((_head(V2, seq, schema_version, created_at), b'"state":', state_json, b"}"))
+    out = _codec.pretty(compact)
+    del compact
     return Encoded(memoryview(out)[:-2])  # the formatted object without its closing b"\n}"
+
+
+def state_json_of(encoded: Encoded) -> bytes:
+    """The compact state an :class:`Encoded` was made from (its formatted state made compact
+    again: the same bytes, since formatting only adds whitespace between tokens)."""
+    body = encoded.body
+    i = bytes(body[:65536]).find(STATE_KEY)
+    return _codec.compact(body[i + len(STATE_KEY):])
 
 
 _PLACEHOLDER = b"sha256:" + b"0" * 64
