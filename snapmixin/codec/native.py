@@ -75,21 +75,23 @@ class MsgspecCodec(Codec):
         return plan
 
     def decode(self, data: bytes | memoryview, cls: Any, *,
-               before_build: Callable[[], None] | None = None) -> Any:
+               before_build: Callable[[bool], None] | None = None) -> Any:
         """Decode ``data`` into ``cls``. ``before_build`` (the store's checksum check of a large
         file, made meanwhile) is called before any object of ``cls``'s own classes is built:
-        after decoding into the strict mirror, or before decoding when there is none."""
+        after decoding into the strict mirror (with True: ``data`` is no longer needed), or
+        before decoding when there is none (with False)."""
         if cls is None:
+            value = loads(data)  # plain values: nothing of the caller's runs
             if before_build is not None:
-                before_build()
-            return loads(data)
+                before_build(False)
+            return value
         plan = self._plan(cls)
         if before_build is not None and (plan.mirror is None or plan.view):
-            before_build()
+            before_build(False)
             before_build = None
         value = decode_typed(plan.decoder, data)
         if before_build is not None:
-            before_build()
+            before_build(not plan.recheck)
             if not plan.recheck:
                 del data  # (the caller let go of it too: not kept while the objects are built)
         if plan.view:

@@ -275,12 +275,14 @@ class _Generation:
             return "sha256:" + self.digest.hexdigest() == self.info.checksum
         return _checksum(self.hashed) == self.info.checksum
 
-    def intact_and_done(self) -> None:
-        """:meth:`ensure_intact`, then drop the file's bytes (the state was decoded from them:
-        a large file is not kept in memory while the caller's objects are built)."""
+    def intact_and_done(self, decoded: bool) -> None:
+        """:meth:`ensure_intact`; then, when ``decoded`` (the state was decoded into the codec's
+        own structures), drop the file's bytes: a large file is not kept in memory while the
+        caller's objects are built."""
         self.ensure_intact()
-        self.whole = self.hashed = None
-        self.state = b""
+        if decoded:
+            self.whole = self.hashed = None
+            self.state = b""
 
     def ensure_intact(self) -> None:
         """``CorruptSnapshot`` unless the checksum being made (fast path) holds; else nothing."""
