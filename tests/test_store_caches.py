@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from snapmixin import SnapStore
-from snapmixin.errors import CorruptSnapshot, SeqRegression, SnapError, SnapshotConflict
+from snapmixin.errors import CorruptSnapshot, EncodeError, SeqRegression, SnapError, SnapshotConflict
 from snapmixin.store import format as fmt
 from tests.crashfs import RecordingFS
 from tests.support import reseal, temps, unseal, verify_v2
@@ -292,3 +292,21 @@ def test_an_intact_large_file_restores_typed(tmp_path: Path) -> None:
     BUILT.clear()
     assert SnapStore(d).restore(Table) == (table, 1)
     assert len(BUILT) == len(table.rows)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("-inf")])
+def test_a_non_finite_float_in_a_large_state_is_refused_before_anything_is_written(
+        tmp_path: Path, bad: float) -> None:
+    """The NaN check runs on the formatted envelope (while it is hashed): still an EncodeError
+    with the value's path, and nothing written."""
+    d = tmp_path / "s"
+    store = SnapStore(d)
+    store.create({"v": 1}, 1)
+    before = (d / "snapshot.json").read_bytes()
+    big = {"rows": [{"x": 1.5, "s": "y" * 100} for _ in range(fmt.Digest.THREADED // 100)]}
+    big["rows"][1234]["x"] = bad
+    with pytest.raises(EncodeError) as e:
+        store.create(big, 2)
+    assert e.value.json_path == "$.rows[1234].x"
+    assert (d / "snapshot.json").read_bytes() == before and not temps(d)
+    assert store.restore() == ({"v": 1}, 1)

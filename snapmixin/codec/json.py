@@ -59,6 +59,7 @@ __all__ = [
     "loads",
     "missing_key",
     "pretty",
+    "refuse_nonfinite",
     "split_object",
     "typed_decoder",
     "unknown_key",
@@ -180,7 +181,7 @@ def _deep(call: Callable[..., R], *args: Any) -> R:
     raise result
 
 
-def dumps(value: Any, *, sort_sets: SetPlan | None = None) -> bytes:
+def dumps(value: Any, *, sort_sets: SetPlan | None = None, check_nonfinite: bool = True) -> bytes:
     """Compact JSON bytes of a value, refusing NaN and infinity with the value's path.
 
     With ``sort_sets`` (the :func:`~snapmixin.codec.set_plan` of the value's
@@ -195,11 +196,20 @@ def dumps(value: Any, *, sort_sets: SetPlan | None = None) -> bytes:
         json_path = locate(value, "$", lambda v: _encoder.encode(v))
         where = f" at {json_path}" if json_path else ""
         raise EncodeFailure(f"cannot encode the state{where}: {e}", json_path) from e
+    if check_nonfinite:
+        refuse_nonfinite(data, value)
+    return data
+
+
+def refuse_nonfinite(text: bytes | memoryview, value: Any) -> None:
+    """``EncodeFailure`` with the path of a NaN or infinity in ``value``, whose JSON is in
+    ``text`` (the compact output of :func:`dumps`, or any formatting of it). The check
+    :func:`dumps` makes unless told (``check_nonfinite=False``: a caller that runs it later,
+    e.g. while a worker thread hashes the formatted text)."""
     # msgspec writes NaN and +-infinity as null: only then can the state hold one.
     # (A compiled pattern's search finds it faster than ``in`` over megabytes.)
-    if _NULL.search(data) is not None:
+    if _NULL.search(text) is not None:
         _refuse_nonfinite(value)
-    return data
 
 
 def _refuse_nonfinite(value: Any) -> None:

@@ -20,7 +20,16 @@ import msgspec
 
 from .base import Codec, check_no_unknown_keys
 from .hooks import enc_hook
-from .json import TypedDecoder, decode_typed, dumps, from_attributes, json_of, loads, typed_decoder
+from .json import (
+    TypedDecoder,
+    decode_typed,
+    dumps,
+    from_attributes,
+    json_of,
+    loads,
+    refuse_nonfinite,
+    typed_decoder,
+)
 from .mirrors import strict_mirror
 from .sets import set_plan
 from .views import decode_view, encode_view, needs_view, rebuild, to_view
@@ -60,6 +69,20 @@ class MsgspecCodec(Codec):
         if view is None:
             return dumps(obj, sort_sets=set_plan(tp))
         return dumps(to_view(obj, view), sort_sets=set_plan(view))
+
+    def encode_deferred(self, obj: Any) -> tuple[bytes, Callable[[bytes | memoryview], None]]:
+        """:meth:`encode` without its last check (NaN and infinity), returned to be run later
+        on the same JSON text or any formatting of it (the store runs it while the formatted
+        envelope is hashed in a worker thread); it raises what :meth:`encode` would have."""
+        tp = type(obj)
+        view = encode_view(tp)
+        value = obj if view is None else to_view(obj, view)
+        data = dumps(value, sort_sets=set_plan(tp if view is None else view), check_nonfinite=False)
+
+        def check(text: bytes | memoryview) -> None:
+            refuse_nonfinite(text, value)
+
+        return data, check
 
     def _plan(self, cls: Any) -> _Plan:
         plan = self._plans.get(cls)

@@ -459,19 +459,37 @@ class SnapStore:
 
     def encode(self, state: Any) -> bytes:
         """The compact JSON of ``state`` (``EncodeError`` with the path of a bad value)."""
+        return self._encode(state, deferred=False)[0]
+
+    def _encode(self, state: Any, *, deferred: bool
+                ) -> tuple[bytes, Callable[[bytes | memoryview], None] | None]:
+        """:meth:`encode`; with ``deferred``, the default codec's last check (NaN and infinity)
+        is returned to be run on the formatted envelope (see :meth:`_commit`), else None."""
         try:
             codec = self.codec_for(type(state) if not _is_plain(state) else None)
-            return codec.encode(state)
-        except _codec.EncodeFailure as e:
-            raise EncodeError(f"{self._p(SNAPSHOT)}: {e.message}; the previous snapshot is untouched",
-                              path=self._p(SNAPSHOT), json_path=e.json_path) from e
-        except RecursionError as e:  # a user's codec (the codec's own adapters name the depth)
-            raise EncodeError(f"{self._p(SNAPSHOT)}: cannot encode the state: nested too deeply "
-                              f"(or a value refers to itself): {e}; the previous snapshot is untouched",
-                              path=self._p(SNAPSHOT)) from e
-        except (TypeError, ValueError, NotImplementedError, OverflowError, AttributeError) as e:
-            raise EncodeError(f"{self._p(SNAPSHOT)}: cannot encode the state: {e}; "
-                              "the previous snapshot is untouched", path=self._p(SNAPSHOT)) from e
+            if deferred and isinstance(codec, _MsgspecCodec):
+                return codec.encode_deferred(state)
+            return codec.encode(state), None
+        except Exception as e:
+            err = self._encode_error(e)
+            if err is e:
+                raise
+            raise err from e
+
+    def _encode_error(self, e: Exception) -> Exception:
+        """What encoding raised, as the ``EncodeError`` the caller sees (``e`` itself when it
+        is not an encoding failure)."""
+        p = self._p(SNAPSHOT)
+        if isinstance(e, _codec.EncodeFailure):
+            return EncodeError(f"{p}: {e.message}; the previous snapshot is untouched", path=p,
+                               json_path=e.json_path)
+        if isinstance(e, RecursionError):  # a user's codec (the codec's own adapters name the depth)
+            return EncodeError(f"{p}: cannot encode the state: nested too deeply (or a value refers "
+                               f"to itself): {e}; the previous snapshot is untouched", path=p)
+        if isinstance(e, (TypeError, ValueError, NotImplementedError, OverflowError, AttributeError)):
+            return EncodeError(f"{p}: cannot encode the state: {e}; the previous snapshot is untouched",
+                               path=p)
+        return e
 
     # ------------------------------------------------------------------ write
     def create(self, state: Any, seq: int, *, expect: str | None = ANY) -> SnapshotInfo:
@@ -497,8 +515,9 @@ class SnapStore:
         snapshot is intact.
         """
         _check_seq(seq)
-        return self._commit(self.encode(state), seq, schema_version=self._version_for(type(state)),
-                            expect=_check_expect(expect))
+        state_json, check = self._encode(state, deferred=True)
+        return self._commit(state_json, seq, schema_version=self._version_for(type(state)),
+                            expect=_check_expect(expect), check=check)
 
     async def acreate(self, state: Any, seq: int, *, expect: str | None = ANY) -> SnapshotInfo:
         """:meth:`create` for asyncio: the state is encoded now, the I/O runs in a worker thread."""
@@ -523,7 +542,8 @@ class SnapStore:
                 schema_version: int | None = None, archive: bool = True,
                 allow_regression: bool = False, expect: Any = ANY, force: bool = False,
                 replace_damaged: bool = False,
-                on_commit: Callable[[SnapshotInfo], None] | None = None) -> SnapshotInfo:
+                on_commit: Callable[[SnapshotInfo], None] | None = None,
+                check: Callable[[bytes | memoryview], None] | None = None) -> SnapshotInfo:
         """Write an envelope for already-encoded state (the protocol in the module doc).
 
         ``archive=False`` replaces the current generation without keeping it in
@@ -537,7 +557,9 @@ class SnapStore:
         ``history/damaged-<time>.json``. ``on_commit`` is called with the new
         generation's info under the lock as soon as it is committed (also
         when the commit was a no-op, and when only the directory fsync after the
-        rename failed), so a writer nobody awaits any more still records it.
+        rename failed), so a writer nobody awaits any more still records it. ``check`` is the
+        encoding's last check (:meth:`_encode`), run on the formatted envelope while a large
+        one is hashed in a worker thread, before anything touches storage.
         """
         _check_seq(seq)
         version = schema_version if schema_version is not None else (self.schema_version or 1)
@@ -549,6 +571,14 @@ class SnapStore:
         try:
             data = _fmt.encode_v2_parts(box, seq, version, when)
             size = data.size
+            if check is not None:
+                try:
+                    check(data.body)  # NaN or infinity in the state: nothing is written
+                except Exception as e:
+                    err = self._encode_error(e)
+                    if err is e:
+                        raise
+                    raise err from e
         except _codec.EncodeFailure as e:  # a state within a level or two of the nesting limit
             raise EncodeError(f"{target}: {e.message}; the previous snapshot is untouched",
                               path=target, json_path=e.json_path) from e
