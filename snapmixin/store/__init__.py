@@ -37,8 +37,9 @@ Commit protocol of :meth:`SnapStore.create`:
 
 1. encode the state (nothing touches the disk before this succeeds);
 2. take the lock; remove temp files left by crashed writers; read the current
-   generation; refuse a stale writer (``expect=``), a lower seq, or the stored
-   seq with another state;
+   generation (only its trailer and size when this object committed or read it
+   last: see ``_current_head``); refuse a stale writer (``expect=``), a lower
+   seq, or the stored seq with another state;
 3. with history: hard-link the current ``snapshot.json`` into ``history/``
    (it is already durable, so this is a new name, not a copy) and fsync ``history/``;
 4. write the envelope to a new temp file, fsync it, rename it over
