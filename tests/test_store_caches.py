@@ -310,3 +310,23 @@ def test_a_non_finite_float_in_a_large_state_is_refused_before_anything_is_writt
     assert e.value.json_path == "$.rows[1234].x"
     assert (d / "snapshot.json").read_bytes() == before and not temps(d)
     assert store.restore() == ({"v": 1}, 1)
+
+
+def test_create_does_not_keep_the_compact_state_while_formatting(tmp_path: Path) -> None:
+    """Peak memory of a large create(): the compact state is freed once copied into the
+    envelope, so the peak is the envelope and its formatted text (about 2x the state's JSON
+    here), not those and the compact state besides (3x)."""
+    import tracemalloc
+
+    state = {"rows": ["x" * 100 for _ in range(20_000)]}
+    compact = len(json.dumps(state, separators=(",", ":")))
+    store = SnapStore(tmp_path / "s")
+    store.create(state, 1)
+    tracemalloc.start()
+    try:
+        store.create(state, 2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2.6 * compact, f"peak {peak / compact:.2f}x the compact JSON"
+    assert store.restore() == (state, 2)

@@ -517,7 +517,9 @@ class SnapStore:
         """
         _check_seq(seq)
         state_json, check = self._encode(state, deferred=True)
-        return self._commit(state_json, seq, schema_version=self._version_for(type(state)),
+        box = [state_json]
+        del state_json  # handed over: freed once copied into the envelope (peak memory)
+        return self._commit(box, seq, schema_version=self._version_for(type(state)),
                             expect=_check_expect(expect), check=check)
 
     async def acreate(self, state: Any, seq: int, *, expect: str | None = ANY) -> SnapshotInfo:
@@ -539,7 +541,7 @@ class SnapStore:
         """The store's schema version if it has one, else the Snapshottable class's."""
         return self.schema_version if self.schema_version is not None else _class_version(cls)
 
-    def _commit(self, state_json: bytes, seq: int, *, created_at: datetime | None = None,
+    def _commit(self, state_json: bytes | list[bytes], seq: int, *, created_at: datetime | None = None,
                 schema_version: int | None = None, archive: bool = True,
                 allow_regression: bool = False, expect: Any = ANY, force: bool = False,
                 replace_damaged: bool = False,
@@ -567,7 +569,7 @@ class SnapStore:
         when = created_at if created_at is not None else datetime.now(timezone.utc)
         backend = self.backend
         target = self._p(SNAPSHOT)
-        box = [state_json]
+        box = state_json if isinstance(state_json, list) else [state_json]
         del state_json  # handed over: freed once copied into the envelope (see encode_v2_parts)
         try:
             data = _fmt.encode_v2_parts(box, seq, version, when)
