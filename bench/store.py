@@ -44,6 +44,7 @@ import snapmixin.store.format as _fmt_mod
 from snapmixin import Snapshottable, SnapStore, snapshot_every
 from snapmixin import codec as _codec
 from snapmixin import fsio as _fsio
+from snapmixin.codec import native as _codec_native
 
 # ---------------------------------------------------------------------------
 # The state: a nested dataclass with the field types a real application has.
@@ -860,7 +861,9 @@ def bench_steps(root: str, cases: list[tuple[str, State, int]]) -> list[str]:
     # op -> (row label, object to patch (None: the store), attribute), in display order
     wrapped: dict[str, list[tuple[str, Any, str]]] = {
         "create": [
-            ("encode: `store.encode(state)`", None, "encode"),
+            ("encode: `store._encode(state, deferred=True)` (the NaN scan deferred)", None, "_encode"),
+            ("NaN scan of the compact envelope (`json.refuse_nonfinite`)", _codec_native,
+             "refuse_nonfinite"),
             ("envelope: `format.encode_v2_parts()` (format; SHA-256 of a small body)", _fmt_mod,
              "encode_v2_parts"),
             ("... of which `codec.pretty` (`msgspec.json.format`)", _codec, "pretty"),
@@ -869,8 +872,11 @@ def bench_steps(root: str, cases: list[tuple[str, State, int]]) -> list[str]:
         ],
         "restore": [
             ("`_parse_canonical`: header, trailer, checksum", None, "_parse_canonical"),
-            ("... of which SHA-256 of the file", _store_mod, "_checksum"),
-            ("`_decode`: codec.decode into State", None, "_decode"),
+            ("... of which SHA-256 of the file (`format.Digest`; from 1 MiB: started in a thread)",
+             _fmt_mod.Digest, "__init__"),
+            ("`_decode`: the strict mirror, then State", None, "_decode"),
+            ("... of which waiting for a large file's checksum (`ensure_intact`)",
+             _store_mod._Generation, "ensure_intact"),
         ],
     }
     for ci, (_, state, n) in enumerate(cases):

@@ -72,8 +72,8 @@ class MsgspecCodec(Codec):
 
     def encode_deferred(self, obj: Any) -> tuple[bytes, Callable[[bytes | memoryview], None]]:
         """:meth:`encode` without its last check (NaN and infinity), returned to be run later
-        on the same JSON text or any formatting of it (the store runs it while the formatted
-        envelope is hashed in a worker thread); it raises what :meth:`encode` would have."""
+        on the same JSON text, or text that holds it (the store runs it on the compact envelope,
+        once the state is copied there and freed); it raises what :meth:`encode` would have."""
         tp = type(obj)
         view = encode_view(tp)
         value = obj if view is None else to_view(obj, view)

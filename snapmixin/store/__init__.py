@@ -561,8 +561,8 @@ class SnapStore:
         generation's info under the lock as soon as it is committed (also
         when the commit was a no-op, and when only the directory fsync after the
         rename failed), so a writer nobody awaits any more still records it. ``check`` is the
-        encoding's last check (:meth:`_encode`), run on the formatted envelope while a large
-        one is hashed in a worker thread, before anything touches storage.
+        encoding's last check (:meth:`_encode`), run on the compact envelope (after the compact
+        state is freed: peak memory), before anything touches storage.
         """
         _check_seq(seq)
         version = schema_version if schema_version is not None else (self.schema_version or 1)
@@ -572,16 +572,16 @@ class SnapStore:
         box = state_json if isinstance(state_json, list) else [state_json]
         del state_json  # handed over: freed once copied into the envelope (see encode_v2_parts)
         try:
-            data = _fmt.encode_v2_parts(box, seq, version, when)
+            try:  # NaN or infinity in the state (check): nothing is written
+                data = _fmt.encode_v2_parts(box, seq, version, when, check)
+            except _codec.EncodeFailure:
+                raise
+            except Exception as e:
+                err = self._encode_error(e)
+                if err is e:
+                    raise
+                raise err from e
             size = data.size
-            if check is not None:
-                try:
-                    check(data.body)  # NaN or infinity in the state: nothing is written
-                except Exception as e:
-                    err = self._encode_error(e)
-                    if err is e:
-                        raise
-                    raise err from e
         except _codec.EncodeFailure as e:  # a state within a level or two of the nesting limit
             raise EncodeError(f"{target}: {e.message}; the previous snapshot is untouched",
                               path=target, json_path=e.json_path) from e

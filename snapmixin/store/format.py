@@ -46,7 +46,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeGuard, overload
 
@@ -226,17 +226,21 @@ class Encoded(Sequence[bytes | memoryview]):
 
 
 def encode_v2_parts(state_json: bytes | list[bytes], seq: int, schema_version: int,
-                    created_at: datetime) -> Encoded:
+                    created_at: datetime,
+                    check: Callable[[bytes | memoryview], None] | None = None) -> Encoded:
     """:func:`encode_v2` as an :class:`Encoded` (the checksum of a large body still being made).
 
     ``state_json`` may be handed over in a one-item list, which is emptied: the compact state
     is then freed as soon as it is copied into the envelope, before the envelope is formatted
-    (the peak memory of a save: the envelope and its formatted text, not the state besides)."""
+    (the peak memory of a save: the envelope and its formatted text, not the state besides).
+    ``check`` (the encoder's NaN scan) is run on the compact envelope, before it is formatted."""
     if isinstance(state_json, list):
         compact = b"".join((_head(V2, seq, schema_version, created_at), b'"state":', state_json.pop(),
                             b"}"))
     else:
         compact = b"".join((_head(V2, seq, schema_version, created_at), b'"state":', state_json, b"}"))
+    if check is not None:
+        check(compact)  # the header holds no "null": only the state can match
     out = _codec.pretty(compact)
     del compact
     return Encoded(memoryview(out)[:-2])  # the formatted object without its closing b"\n}"
