@@ -862,10 +862,10 @@ def bench_steps(root: str, cases: list[tuple[str, State, int]]) -> list[str]:
     wrapped: dict[str, list[tuple[str, Any, str]]] = {
         "create": [
             ("encode: `store._encode(state, deferred=True)` (the NaN scan deferred)", None, "_encode"),
-            ("NaN scan of the compact envelope (`json.refuse_nonfinite`)", _codec_native,
-             "refuse_nonfinite"),
-            ("envelope: `format.encode_v2_parts()` (format; SHA-256 of a small body)", _fmt_mod,
-             "encode_v2_parts"),
+            ("envelope: `format.encode_v2_parts()` (NaN scan, format; SHA-256 of a small body)",
+             _fmt_mod, "encode_v2_parts"),
+            ("... of which the NaN scan of the compact envelope (`json.refuse_nonfinite`)",
+             _codec_native, "refuse_nonfinite"),
             ("... of which `codec.pretty` (`msgspec.json.format`)", _codec, "pretty"),
             ("waiting for the checksum (`Encoded.checksum`; large bodies hash in a thread)", None,
              "!checksum"),
