@@ -41,9 +41,10 @@ from _env import code_version, cpu_model
 import snapmixin
 import snapmixin.store as _store_mod
 import snapmixin.store.format as _fmt_mod
-from snapmixin import SnapStore
+from snapmixin import Snapshottable, SnapStore, snapshot_every
 from snapmixin import codec as _codec
 from snapmixin import fsio as _fsio
+from snapmixin.codec import native as _codec_native
 
 # ---------------------------------------------------------------------------
 # The state: a nested dataclass with the field types a real application has.
@@ -265,95 +266,309 @@ def header(args: argparse.Namespace, where: str) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Table 1: create() / restore() against the floor
+# Table 1 (issue 13): every store row against its floor, paired and interleaved
 # ---------------------------------------------------------------------------
 
 
-def bench_store(root: str, reps_small: int, reps_large: int) -> list[str]:
-    cases = [
-        ("~1 KB", state_of_size(1_000), reps_small, True),
-        ("~10 MB", state_of_size(10_000_000), reps_large, True),
-        ("~10 MB, half the `note`s None", state_of_size(10_000_000, nulls=True), reps_large, False),
-    ]
-    rows = []
-    notes = []
-    for label, state, reps, with_restore in cases:
-        block = 5 if reps >= 10 else 3
-        d = tempfile.mkdtemp(prefix="case-", dir=root)
-        store_dir = os.path.join(d, "store")
-        floor_dir = os.path.join(d, "floor")
-        pickle_dir = os.path.join(d, "pickle")
-        os.mkdir(floor_dir)
-        os.mkdir(pickle_dir)
-        store = SnapStore(store_dir)
-        seq = iter(range(1, 1 << 30))
+def paired(a: Callable[[], object], b: Callable[[], object], rounds: int, *,
+           block: int = 1) -> tuple[list[float], list[float], list[float]]:
+    """Time ``a`` (the subject) and ``b`` (its floor) next to each other, ``rounds`` times, the
+    order swapped every round (A B, B A, ...): seconds per call of each, and the per-round ratios.
 
-        def snap_create(store: SnapStore = store, state: State = state, seq: Iterator[int] = seq) -> object:
-            return store.create(state, next(seq))
+    With ``block > 1`` each runs ``block + 1`` times in a row per round, the first call dropped
+    (an fsync commits the file system's whole journal: a call's first fsync would also pay for
+    what the other function left unsynced), and the round's figure is the median of the rest.
+    """
+    ta: list[float] = []
+    tb: list[float] = []
+    ratios: list[float] = []
 
-        def floor_create(state: State = state, d: str = floor_dir) -> None:
-            floor_write(d, msgspec.json.encode(state))
+    def run(fn: Callable[[], object]) -> float:
+        xs = []
+        for i in range(block + 1 if block > 1 else 1):
+            t = time.perf_counter()
+            result = fn()
+            dt_ = time.perf_counter() - t
+            del result  # freed outside the timed region
+            if block == 1 or i > 0:
+                xs.append(dt_)
+        return statistics.median(xs)
 
-        def pickle_create(state: State = state, d: str = pickle_dir) -> None:
-            floor_write(d, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    with no_gc():
+        for r in range(rounds):
+            if r % 2 == 0:
+                x, y = run(a), run(b)
+            else:
+                y, x = run(b), run(a)
+            ta.append(x)
+            tb.append(y)
+            ratios.append(x / y)
+    return ta, tb, ratios
 
-        creates = {"snap": snap_create, "floor": floor_create, "pickle": pickle_create}
-        for fn in creates.values():  # warm-up: directories, codec caches, page cache
-            fn()
-        t = interleaved(creates, reps, block=block)
-        r_create = min(t["snap"]) / min(t["floor"])
-        rows.append(f"| {label} | `create()` | {ms(t['snap'])} | {ms(t['floor'])} | {ms(t['pickle'])} "
-                    f"| {ratio(t['snap'], t['floor'])} | {verdict(r_create, 1.3)} |")
 
-        compact = len(msgspec.json.encode(state))
-        env = os.path.getsize(os.path.join(store_dir, "snapshot.json"))
-        pk = os.path.getsize(os.path.join(pickle_dir, "snapshot.json"))
-        notes.append(f"{label}: {len(state.items):,} items; compact JSON {size(compact)} (the floor's file), "
-                     f"snapshot.json {size(env)}, pickle {size(pk)}")
+def fmt_time(xs: list[float]) -> str:
+    """Median (min-max) of seconds, in a unit that fits."""
+    med, lo, hi = statistics.median(xs), min(xs), max(xs)
+    unit, k = ("ms", 1e3) if med >= 1e-3 else ("us", 1e6)
+    return f"{med * k:.3g} {unit} ({lo * k:.3g}-{hi * k:.3g})"
 
-        if with_restore:
-            floor_path = os.path.join(floor_dir, "snapshot.json")
-            pickle_path = os.path.join(pickle_dir, "snapshot.json")
 
-            def snap_restore(store: SnapStore = store) -> object:
-                return store.restore(State)
+def fmt_ratio(rs: list[float]) -> str:
+    return f"{statistics.median(rs):.2f}x ({min(rs):.2f}x-{max(rs):.2f}x)"
 
-            def floor_restore(p: str = floor_path) -> object:
+
+def pretty_floor_bytes(state: State) -> bytes:
+    """The floor's bytes: the state as pretty JSON (indent 2), as snapshot.json holds it."""
+    return msgspec.json.format(msgspec.json.encode(state), indent=2)
+
+
+def tmpfs_root(args: argparse.Namespace) -> str | None:
+    """A directory on tmpfs (no fsync latency) for the CPU rows, or None when there is none."""
+    for cand in ([args.tmpfs] if args.tmpfs else ["/dev/shm"]):
+        if cand and os.path.isdir(cand) and fs_type(cand) in ("tmpfs", "ramfs"):
+            return cand
+    return None
+
+
+class Rows:
+    """The table being built: one line per row, and what was measured under it."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.notes: list[str] = []
+
+    def add(self, row: str, subject: str, floor: str, ta: list[float], tb: list[float],
+            ratios: list[float], limit: float | None) -> None:
+        med = statistics.median(ratios)
+        target = "" if limit is None else f"<= {limit:g}x: {'**met**' if med <= limit else '**missed**'}"
+        self.lines.append(f"| {row} | {subject}: {fmt_time(ta)} | {floor}: {fmt_time(tb)} "
+                          f"| {fmt_ratio(ratios)} | {target} |")
+        print(f"  {row}: {fmt_ratio(ratios)}", file=sys.stderr)
+
+
+def create_rows(rows: Rows, root: str, shm: str | None, quick: bool, big: bool) -> None:
+    """create(): 1 KB on tmpfs and on the disk, keep=10 vs keep=1, 10 MB and 100 MB."""
+    small = state_of_size(1_000)
+    rounds_small = 15 if quick else 41
+    for where, label in ((shm, "tmpfs"), (root, fs_type(root))):
+        if where is None:
+            rows.notes.append("no tmpfs here (`--tmpfs DIR` names one): the tmpfs rows are left out")
+            continue
+        d = tempfile.mkdtemp(prefix="create-", dir=where)
+        try:
+            store1 = SnapStore(os.path.join(d, "k1"))
+            store10 = SnapStore(os.path.join(d, "k10"), keep=10)
+            fdir = os.path.join(d, "floor")
+            os.mkdir(fdir)
+            seq1, seq10 = iter(range(1, 1 << 40)), iter(range(1, 1 << 40))
+
+            def c1(s: SnapStore = store1, q: Iterator[int] = seq1) -> object:
+                return s.create(small, next(q))
+
+            def c10(s: SnapStore = store10, q: Iterator[int] = seq10) -> object:
+                return s.create(small, next(q))
+
+            def floor(fd: str = fdir) -> None:
+                floor_write(fd, pretty_floor_bytes(small))
+
+            for _ in range(12):  # history/ full, caches warm
+                c1(), c10(), floor()
+            ta, tb, r = paired(c1, floor, rounds_small, block=5)
+            rows.add(f"`create()` ~1 KB, {label}", "`create()`", "floor", ta, tb, r,
+                     2.0 if label == "tmpfs" else None)
+            ta, tb, r = paired(c10, c1, rounds_small, block=5)
+            rows.add(f"`create()` ~1 KB, keep=10, {label}", "keep=10", "keep=1", ta, tb, r, 1.2)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+    for target, n_rounds in ((10_000_000, 5 if quick else 9), (100_000_000, 3 if quick else 5)):
+        if target > 10_000_000 and not big:
+            continue
+        state = state_of_size(target)
+        d = tempfile.mkdtemp(prefix="create-big-", dir=root)
+        try:
+            store = SnapStore(os.path.join(d, "s"), max_size=None)
+            fdir = os.path.join(d, "floor")
+            os.mkdir(fdir)
+            seq = iter(range(1, 1 << 40))
+
+            def cb(s: SnapStore = store, st: State = state, q: Iterator[int] = seq) -> object:
+                return s.create(st, next(q))
+
+            def fb(fd: str = fdir, st: State = state) -> None:
+                floor_write(fd, pretty_floor_bytes(st))
+
+            cb(), fb()
+            ta, tb, r = paired(cb, fb, n_rounds, block=1 if target > 10_000_000 else 2)
+            rows.add(f"`create()` {size(len(msgspec.json.encode(state)))}", "`create()`", "floor",
+                     ta, tb, r, 1.1)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+            del state
+            gc.collect()
+
+
+def restore_rows(rows: Rows, root: str, quick: bool, big: bool) -> None:
+    """restore(State) against reading the floor's file and a typed decode, by size."""
+    sizes = [(1_000, 2.0, 41), (100_000, 1.3, 21), (10_000_000, 1.3, 7)]
+    if big:
+        sizes.append((100_000_000, 1.3, 3))
+    for target, limit, n_rounds in sizes:
+        if quick:
+            n_rounds = max(3, n_rounds // 3)
+        state = state_of_size(target)
+        d = tempfile.mkdtemp(prefix="restore-", dir=root)
+        try:
+            store = SnapStore(os.path.join(d, "s"), max_size=None)
+            store.create(state, 1)
+            fdir = os.path.join(d, "floor")
+            os.mkdir(fdir)
+            floor_write(fdir, pretty_floor_bytes(state))
+            fpath = os.path.join(fdir, "snapshot.json")
+            got, _ = store.restore(State)
+            if got != state:
+                print(f"WARNING: restore() of {size(target)} did not return the state saved", file=sys.stderr)
+
+            def rs(s: SnapStore = store) -> object:
+                return s.restore(State)
+
+            def rf(p: str = fpath) -> object:
                 return msgspec.json.decode(read_file(p), type=State)
 
-            def pickle_restore(p: str = pickle_path) -> object:
-                return pickle.loads(read_file(p))
+            block = 5 if target <= 100_000 else 1
+            ta, tb, r = paired(rs, rf, n_rounds, block=block)
+            rows.add(f"`restore(State)` {size(len(msgspec.json.encode(state)))}", "`restore()`", "floor",
+                     ta, tb, r, limit)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+            del state
+            gc.collect()
 
-            got, _ = store.restore(State)
-            if got != state:  # measure the right thing, or say so loudly
-                print(f"WARNING: {label}: restore() did not return the state that was saved", file=sys.stderr)
-            restores = {"snap": snap_restore, "floor": floor_restore, "pickle": pickle_restore}
-            t = interleaved(restores, reps)
-            rows.append(f"| {label} | `restore(State)` | {ms(t['snap'])} | {ms(t['floor'])} "
-                        f"| {ms(t['pickle'])} | {ratio(t['snap'], t['floor'])} | (none set) |")
-        shutil.rmtree(d)
-        del state
-        gc.collect()
 
-    out = [
-        f"### `SnapStore.create()` / `restore()` against the floor (ms: min of {reps_small} runs for ~1 KB, "
-        f"{reps_large} for ~10 MB; median in parentheses)",
-        "",
-        "| state | operation | snapmixin | floor: msgspec + file steps | pickle + file steps "
-        "| snapmixin / floor | target |",
-        "|---|---|--:|--:|--:|--:|---|",
-        *rows,
-        "",
-        "Floor for `create()`: `msgspec.json.encode(state)`, write to a temp file in the same directory, "
-        "fsync, rename over the target, fsync the directory. Floor for `restore()`: read the floor's file, "
-        "`msgspec.json.decode(data, type=State)`. The pickle column does the same with "
-        "`pickle.dumps`/`pickle.loads`. `create()` writes the format-version-2 envelope "
-        "(pretty JSON, SHA-256), takes the lock and updates `snapshot.seq`; `restore()` verifies the "
-        "checksum and refuses unknown keys. Cyclic GC off while timing.",
-        "",
-        *(f"- {n}" for n in notes),
-    ]
+def peak(fn: Callable[[], object]) -> int:
+    """Bytes of the peak Python allocation while ``fn`` runs (tracemalloc), its result freed after."""
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        result = fn()
+        top = tracemalloc.get_traced_memory()[1]
+        del result
+    finally:
+        tracemalloc.stop()
+    return top - base
+
+
+def memory_rows(root: str) -> list[str]:
+    """Peak memory of create() / restore(State) of ~10 MB, as multiples of the compact JSON."""
+    state = state_of_size(10_000_000)
+    compact = len(msgspec.json.encode(state))
+    d = tempfile.mkdtemp(prefix="memory-", dir=root)
+    try:
+        store = SnapStore(os.path.join(d, "s"))
+        fdir = os.path.join(d, "floor")
+        os.mkdir(fdir)
+        store.create(state, 1)
+        floor_write(fdir, pretty_floor_bytes(state))
+        seq = iter(range(2, 1 << 40))
+        fpath = os.path.join(fdir, "snapshot.json")
+        pc = min(peak(lambda: store.create(state, next(seq))) for _ in range(2))
+        fc = min(peak(lambda: floor_write(fdir, pretty_floor_bytes(state))) for _ in range(2))
+        pr = min(peak(lambda: store.restore(State)) for _ in range(2))
+        fr = min(peak(lambda: msgspec.json.decode(read_file(fpath), type=State)) for _ in range(2))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    out = []
+    for op, mine, floor, what in (("`create()`", pc, fc, "encode + `json.format(indent=2)` + write"),
+                                  ("`restore(State)`", pr, fr, "read the pretty file + typed decode")):
+        rel = mine / floor
+        out.append(f"| {op} ~10 MB | {mine / compact:.2f}x | {what}: {floor / compact:.2f}x | {rel:.2f}x "
+                   f"| <= 1.2x: {'**met**' if rel <= 1.2 else '**missed**'} |")
     return out
+
+
+@snapshot_every(1000)
+@dataclass
+class Counter(Snapshottable):
+    """The mutation row's object: saved by its policy every 1,000 assignments."""
+
+    n: int = 0
+    items: list[int] = dataclasses.field(default_factory=list)
+
+
+@dataclass
+class PlainCounter:
+    """The same fields, untracked (the floor pickles it every 1,000 assignments)."""
+
+    n: int = 0
+    items: list[int] = dataclasses.field(default_factory=list)
+
+
+def mutation_row(rows: Rows, root: str, quick: bool) -> None:
+    """1,000,000 mutations with a save every 1,000: a Snapshottable with @snapshot_every(1000)
+    against a plain dataclass that pickles itself and writes the file atomically every 1,000."""
+    total = 200_000 if quick else 1_000_000
+    d = tempfile.mkdtemp(prefix="mutations-", dir=root)
+    try:
+        pdir = os.path.join(d, "plain")
+        os.mkdir(pdir)
+        k = iter(range(1 << 40))
+
+        def snap() -> None:
+            o = Counter.open(os.path.join(d, f"snap{next(k)}"))
+            for i in range(total):
+                o.n = i
+            o.snapshot()
+
+        def plain() -> None:
+            o = PlainCounter()
+            for i in range(total):
+                o.n = i
+                if i % 1000 == 999:
+                    floor_write(pdir, pickle.dumps(o, protocol=pickle.HIGHEST_PROTOCOL))
+
+        snap(), plain()
+        ta, tb, r = paired(snap, plain, 3 if quick else 5)
+        rows.add(f"{total:,} assignments, a save every 1,000", "`@snapshot_every(1000)`",
+                 "dataclass + pickle + atomic write every 1,000", ta, tb, r, 1.8)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def bench_store(args: argparse.Namespace, root: str) -> list[str]:
+    rows = Rows()
+    shm = tmpfs_root(args)
+    print("store rows...", file=sys.stderr)
+    create_rows(rows, root, shm, args.quick, not args.no_big)
+    restore_rows(rows, root, args.quick, not args.no_big)
+    mutation_row(rows, root, args.quick)
+    mem = memory_rows(root)
+    return [
+        "### Store rows of issue 13: each against its floor, paired and interleaved",
+        "",
+        "| row | snapmixin: median (min-max) | floor: median (min-max) | ratio: median (min-max) of the "
+        "paired rounds | target |",
+        "|---|--:|--:|--:|---|",
+        *rows.lines,
+        "",
+        "Floor of `create()`: `msgspec.json.encode(state)`, `msgspec.json.format(indent=2)` (the same "
+        "pretty JSON snapshot.json holds), write to a temp file in the same directory, fsync, rename "
+        "over the target, fsync the directory. Floor of `restore()`: read that file, "
+        "`msgspec.json.decode(data, type=State)`. keep=10 is compared with keep=1 (same state, same "
+        "file system). The mutation row: a `Snapshottable` with `@snapshot_every(1000)` bound to a "
+        "directory against a plain dataclass that pickles itself and writes the floor's file steps every "
+        "1,000 assignments. Each round times the subject and its floor next to each other (A B, then "
+        "B A); ratios are per round. Cyclic GC off while timing.",
+        *(f"- {n}" for n in rows.notes),
+        "",
+        "#### Peak memory (tracemalloc), as a multiple of the state's compact JSON",
+        "",
+        "| operation | snapmixin | floor | snapmixin / floor | target |",
+        "|---|--:|--:|--:|---|",
+        *mem,
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -506,10 +721,10 @@ def bench_ladder(root: str, cases: list[tuple[str, State, int]]) -> list[str]:
     labels = [
         "L0 floor: `msgspec.json.encode` + file steps",
         "L1 format floor: envelope made in one `json.format` pass + SHA-256 + file steps",
-        "L2 snapmixin's bytes (`store.encode` + `format.encode_v2`) + the floor's file steps",
+        "L2 snapmixin's bytes (`store.encode` + `format.encode_v2_parts`) + the floor's file steps",
         "L3 same bytes through `fsio.atomic_write` (random temp name, lstat, fchmod)",
-        "L4 L3 + `snapshot.seq` through `fsio.atomic_write(durable=False)`",
-        "L5 `SnapStore.create()` (adds lock, temp cleanup, reading the stored seq, prune)",
+        "L4 L3 + `snapshot.seq` rewritten in place (`FileOps.rewrite`, as `create()` does)",
+        "L5 `SnapStore.create()` (adds lock, temp cleanup, the current generation's trailer, prune)",
     ]
     cells: dict[str, list[str]] = {lab: [] for lab in labels}
     for _, state, reps in cases:
@@ -520,17 +735,21 @@ def bench_ladder(root: str, cases: list[tuple[str, State, int]]) -> list[str]:
         store = SnapStore(dirs[5])
         seq = iter(range(1, 1 << 30))
 
-        def l2_bytes(state: State = state, store: SnapStore = store) -> bytes:
-            return b"".join(_fmt_mod.encode_v2(store.encode(state), 1, 1, now)[0])
+        def l2_bytes(state: State = state, store: SnapStore = store) -> _fmt_mod.Encoded:
+            return _fmt_mod.encode_v2_parts(store.encode(state), 1, 1, now)
 
         def l4(d: str = dirs[4], state: State = state, store: SnapStore = store) -> None:
             _fsio.atomic_write(_fsio.REAL, d, "snapshot.json", l2_bytes(state, store))
-            _fsio.atomic_write(_fsio.REAL, d, "snapshot.seq", b"1\n", durable=False)
+            try:
+                _fsio.REAL.rewrite(os.path.join(d, "snapshot.seq"), b"1\n")
+            except FileNotFoundError:
+                _fsio.atomic_write(_fsio.REAL, d, "snapshot.seq", b"1\n", durable=False)
 
         fns: dict[str, Callable[[], object]] = {
             labels[0]: lambda d=dirs[0], state=state: floor_write(d, msgspec.json.encode(state)),
             labels[1]: lambda d=dirs[1], state=state: floor_write_bufs(d, format_floor_bufs(state, 1)),
-            labels[2]: lambda d=dirs[2], state=state, store=store: floor_write(d, l2_bytes(state, store)),
+            labels[2]: lambda d=dirs[2], state=state, store=store: floor_write_bufs(
+                d, list(l2_bytes(state, store))),
             labels[3]: lambda d=dirs[3], state=state, store=store: _fsio.atomic_write(
                 _fsio.REAL, d, "snapshot.json", l2_bytes(state, store)),
             labels[4]: l4,
@@ -589,13 +808,32 @@ def _timed_method(name: str) -> Callable[..., Any]:
 
 
 for _name in ("makedirs", "listdir", "lstat", "fsync_dir", "open_tmp", "write", "fsync", "close", "replace",
-              "link", "unlink", "open_read", "fstat", "read", "lock", "unlock"):
+              "link", "unlink", "open_read", "fstat", "read", "read_at", "rewrite", "dir_id", "lock",
+              "unlock"):
     if hasattr(_fsio.FileOps, _name):
         setattr(TimingOps, _name, _timed_method(_name))
 
 
 @contextlib.contextmanager
 def patched(obj: Any, name: str, spent: dict[str, float], key: str) -> Iterator[None]:
+    if name == "!checksum":  # a property of format.Encoded: time the wait for the digest
+        prop = _fmt_mod.Encoded.checksum
+        fget = prop.fget
+        assert fget is not None
+
+        def timed(self: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fget(self)
+            finally:
+                spent[key] = spent.get(key, 0.0) + time.perf_counter() - t
+
+        setattr(_fmt_mod.Encoded, "checksum", property(timed))  # noqa: B010
+        try:
+            yield
+        finally:
+            setattr(_fmt_mod.Encoded, "checksum", prop)  # noqa: B010
+        return
     real = getattr(obj, name)
 
     def wrapper(*a: Any, **k: Any) -> Any:
@@ -623,14 +861,22 @@ def bench_steps(root: str, cases: list[tuple[str, State, int]]) -> list[str]:
     # op -> (row label, object to patch (None: the store), attribute), in display order
     wrapped: dict[str, list[tuple[str, Any, str]]] = {
         "create": [
-            ("encode: `store.encode(state)`", None, "encode"),
-            ("envelope: `format.encode_v2()`, all of it (format + SHA-256)", _fmt_mod, "encode_v2"),
-            ("... of which `codec.pretty` (format + re-indent)", _codec, "pretty"),
+            ("encode: `store._encode(state, deferred=True)` (the NaN scan deferred)", None, "_encode"),
+            ("envelope: `format.encode_v2_parts()` (NaN scan, format; SHA-256 of a small body)",
+             _fmt_mod, "encode_v2_parts"),
+            ("... of which the NaN scan of the compact envelope (`json.refuse_nonfinite`)",
+             _codec_native, "refuse_nonfinite"),
+            ("... of which `codec.pretty` (`msgspec.json.format`)", _codec, "pretty"),
+            ("waiting for the checksum (`Encoded.checksum`; large bodies hash in a thread)", None,
+             "!checksum"),
         ],
         "restore": [
-            ("`_parse`: envelope to dict[str, Raw], checksum", None, "_parse"),
-            ("... of which SHA-256 of the file", _store_mod, "_checksum"),
-            ("`_decode`: codec.decode into State", None, "_decode"),
+            ("`_parse_canonical`: header, trailer, checksum", None, "_parse_canonical"),
+            ("... of which SHA-256 of the file (`format.Digest`; from 1 MiB: started in a thread)",
+             _fmt_mod.Digest, "__init__"),
+            ("`_decode`: the strict mirror, then State", None, "_decode"),
+            ("... of which waiting for a large file's checksum (`ensure_intact`)",
+             _store_mod._Generation, "ensure_intact"),
         ],
     }
     for ci, (_, state, n) in enumerate(cases):
@@ -695,17 +941,21 @@ def main() -> None:
     p.add_argument("--breakdown", action="store_true", help="also time each step of create()/restore()")
     p.add_argument("--dir", default=None, help="where to make the temp directories (default: system temp)")
     p.add_argument("--items", type=int, default=10_000, help="items in the codec table's state")
+    p.add_argument("--tmpfs", default=None, help="a tmpfs directory for the CPU rows (default: /dev/shm)")
+    p.add_argument("--no-big", action="store_true", help="leave out the ~100 MB rows")
+    p.add_argument("--only-store", action="store_true", help="the store rows only (no codec table)")
     args = p.parse_args()
     reps_small, reps_large, reps_codec = (10, 3, 3) if args.quick else (60, 12, 9)
     root = tempfile.mkdtemp(prefix="snapmixin-bench-", dir=args.dir)
     try:
         header(args, root)
-        for line in bench_store(root, reps_small, reps_large):
+        for line in bench_store(args, root):
             print(line)
         print()
-        for line in bench_codec(root, args.items, reps_codec):
-            print(line)
-        print()
+        if not args.only_store:
+            for line in bench_codec(root, args.items, reps_codec):
+                print(line)
+            print()
         print(f"Load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
         if args.breakdown:
             small, large = state_of_size(1_000), state_of_size(10_000_000)

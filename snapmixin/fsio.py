@@ -224,29 +224,24 @@ class FileOps:
         with other hard links (which may lie outside the directory), and
         raises ``FileNotFoundError`` when the file does not exist yet.
         """
-        fd = -1
-        try:
-            with DeferSignals():
-                fd = os.open(path, os.O_WRONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY)
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise NotRegularFile(errno.EINVAL, "not a regular file", path)
-            if st.st_nlink != 1:  # a hard link: writing in place would change the other name's file
-                raise NotRegularFile(errno.EMLINK, "a file with other hard links", path)
-            view = memoryview(data)
-            offset = 0
-            while offset < len(view):
-                offset += os.pwrite(fd, view[offset:], offset)
-            os.ftruncate(fd, len(view))
-        finally:
+        # Small and quick: one deferral around all of it (no handler runs between the open
+        # and the close, so no descriptor can be lost or closed twice).
+        with DeferSignals():
+            fd = os.open(path, os.O_WRONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY)
             try:
-                with DeferSignals():
-                    fd, closing = -1, fd
-                    if closing >= 0:
-                        os.close(closing)
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise NotRegularFile(errno.EINVAL, "not a regular file", path)
+                if st.st_nlink != 1:  # a hard link: writing in place would change the other name's file
+                    raise NotRegularFile(errno.EMLINK, "a file with other hard links", path)
+                view = memoryview(data)
+                offset = 0
+                while offset < len(view):
+                    offset += os.pwrite(fd, view[offset:], offset)
+                if st.st_size != len(view):
+                    os.ftruncate(fd, len(view))
             finally:
-                if fd >= 0:
-                    os.close(fd)
+                os.close(fd)
 
     def open_read(self, path: str) -> int:
         """Open for reading without following a symlink and without blocking on a FIFO."""
@@ -666,8 +661,38 @@ def read_regular(ops: FileOps, path: str, limit: int | None = None) -> bytes:
         # A small read (a header, snapshot.seq) is quick: one deferral around all of it
         # instead of one around the open and one around the close.
         with DeferSignals():
-            return _read_regular(ops, path, limit)
+            return _read_small(ops, path, limit)
     return _read_regular(ops, path, limit)
+
+
+def _read_small(ops: FileOps, path: str, limit: int) -> bytes:
+    """:func:`_read_regular` for a bounded read, run with signals deferred by the caller (so
+    no handler runs between the open and the close: no deferral of its own)."""
+    try:
+        fd = ops.open_read(path)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.EMLINK, errno.EISDIR):
+            raise NotRegularFile(e.errno, "not a regular file (symlink or directory)", path) from e
+        raise
+    try:
+        st = ops.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file", path)
+        ask = st.st_size + 1 if st.st_size < limit else limit
+        data = ops.read(fd, ask)
+        if not data or len(data) == limit or (len(data) < ask and len(data) >= st.st_size):
+            return data  # the whole file (a short read at its size is its end), or the limit
+        chunks = [data]  # it grew since the fstat, or a short read: read on to the limit
+        got = len(data)
+        while got < limit:
+            chunk = ops.read(fd, limit - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+    finally:
+        ops.close(fd)
 
 
 #: Reads up to this many bytes run whole with signals deferred (see :func:`read_regular`).
@@ -691,13 +716,18 @@ def _read_regular(ops: FileOps, path: str, limit: int | None) -> bytes:
         got = 0
         while limit is None or got < limit:
             # Ask for one byte more than the size seen, so a file that grew is read whole.
-            want = max(st.st_size - got, 0) + 1 if limit is None else limit - got
-            chunk = ops.read(fd, min(want, 1 << 30))
+            want = max(st.st_size - got, 0) + 1
+            if limit is not None and limit - got < want:
+                want = limit - got
+            ask = min(want, 1 << 30)
+            chunk = ops.read(fd, ask)
             if not chunk:
                 break
             chunks.append(chunk)
             got += len(chunk)
-        return b"".join(chunks)
+            if len(chunk) < ask and got >= st.st_size:
+                break  # a short read of a regular file at or past the size seen: its end
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     finally:
         try:
             with DeferSignals():
@@ -714,37 +744,29 @@ def read_tail(ops: FileOps, path: str, size: int) -> tuple[bytes, int]:
 
     Refuses what :func:`read_regular` refuses; reads nothing else of the file.
     """
-    fd = -1
-    try:
-        with DeferSignals():
-            try:
-                fd = ops.open_read(path)
-            except OSError as e:
-                if e.errno in (errno.ELOOP, errno.EMLINK, errno.EISDIR):
-                    raise NotRegularFile(e.errno, "not a regular file (symlink or directory)", path) from e
-                raise
-        st = ops.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFile(errno.EINVAL, "not a regular file", path)
-        start = max(st.st_size - size, 0)
-        chunks: list[bytes] = []
-        got = 0
-        while got < st.st_size - start:
-            chunk = ops.read_at(fd, st.st_size - start - got, start + got)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
-        return b"".join(chunks), st.st_size
-    finally:
+    with DeferSignals():  # a short read: one deferral around the open and the close
         try:
-            with DeferSignals():
-                fd, closing = -1, fd
-                if closing >= 0:
-                    ops.close(closing)
+            fd = ops.open_read(path)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.EMLINK, errno.EISDIR):
+                raise NotRegularFile(e.errno, "not a regular file (symlink or directory)", path) from e
+            raise
+        try:
+            st = ops.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise NotRegularFile(errno.EINVAL, "not a regular file", path)
+            start = max(st.st_size - size, 0)
+            chunks: list[bytes] = []
+            got = 0
+            while got < st.st_size - start:
+                chunk = ops.read_at(fd, st.st_size - start - got, start + got)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+            return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), st.st_size
         finally:
-            if fd >= 0:
-                ops.close(fd)
+            ops.close(fd)
 
 
 def cleanup_temps(ops: FileOps, directory: str) -> int:

@@ -13,13 +13,23 @@ like the standard library's module.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from .base import Codec, check_no_unknown_keys
 from .hooks import enc_hook
-from .json import TypedDecoder, decode_typed, dumps, from_attributes, json_of, loads, typed_decoder
+from .json import (
+    TypedDecoder,
+    decode_typed,
+    dumps,
+    from_attributes,
+    json_of,
+    loads,
+    refuse_nonfinite,
+    typed_decoder,
+)
 from .mirrors import strict_mirror
 from .sets import set_plan
 from .views import decode_view, encode_view, needs_view, rebuild, to_view
@@ -60,6 +70,20 @@ class MsgspecCodec(Codec):
             return dumps(obj, sort_sets=set_plan(tp))
         return dumps(to_view(obj, view), sort_sets=set_plan(view))
 
+    def encode_deferred(self, obj: Any) -> tuple[bytes, Callable[[bytes | memoryview], None]]:
+        """:meth:`encode` without its last check (NaN and infinity), returned to be run later
+        on the same JSON text, or text that holds it (the store runs it on the compact envelope,
+        once the state is copied there and freed); it raises what :meth:`encode` would have."""
+        tp = type(obj)
+        view = encode_view(tp)
+        value = obj if view is None else to_view(obj, view)
+        data = dumps(value, sort_sets=set_plan(tp if view is None else view), check_nonfinite=False)
+
+        def check(text: bytes | memoryview) -> None:
+            refuse_nonfinite(text, value)
+
+        return data, check
+
     def _plan(self, cls: Any) -> _Plan:
         plan = self._plans.get(cls)
         if plan is None and needs_view(cls):
@@ -73,11 +97,26 @@ class MsgspecCodec(Codec):
             self._plans[cls] = plan
         return plan
 
-    def decode(self, data: bytes | memoryview, cls: Any) -> Any:
+    def decode(self, data: bytes | memoryview, cls: Any, *,
+               before_build: Callable[[bool], None] | None = None) -> Any:
+        """Decode ``data`` into ``cls``. ``before_build`` (the store's checksum check of a large
+        file, made meanwhile) is called before any object of ``cls``'s own classes is built:
+        after decoding into the strict mirror (with True: ``data`` is no longer needed), or
+        before decoding when there is none (with False)."""
         if cls is None:
-            return loads(data)
+            value = loads(data)  # plain values: nothing of the caller's runs
+            if before_build is not None:
+                before_build(False)
+            return value
         plan = self._plan(cls)
+        if before_build is not None and (plan.mirror is None or plan.view):
+            before_build(False)
+            before_build = None
         value = decode_typed(plan.decoder, data)
+        if before_build is not None:
+            before_build(not plan.recheck)
+            if not plan.recheck:
+                del data  # (the caller let go of it too: not kept while the objects are built)
         if plan.view:
             return rebuild(value)
         if plan.mirror is not None:

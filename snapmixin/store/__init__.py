@@ -27,8 +27,9 @@ our envelope (its ``format_version`` says which); without it, an object with 5
 or more of the envelope's 7 key names is one of ours with a damaged ``format``
 (``CorruptSnapshot``); anything else is a minisnap layout (:mod:`.legacy`). A
 top-level key that appears twice in an envelope is damage. A file larger than
-the store's ``max_size``, or whose first 64 KiB hold a byte JSON text never
-contains, is refused as damage without being read whole. A read that fails
+the store's ``max_size``, or one over 1 MiB whose first 64 KiB hold a byte JSON
+text never contains, is refused as damage without being read whole (a smaller
+one is read, and its parse refuses it). A read that fails
 (EIO...) is a ``SnapError`` carrying the ``OSError``, never ``CorruptSnapshot``.
 
 The checksum and the generation identity are described in :mod:`.format`.
@@ -37,8 +38,9 @@ Commit protocol of :meth:`SnapStore.create`:
 
 1. encode the state (nothing touches the disk before this succeeds);
 2. take the lock; remove temp files left by crashed writers; read the current
-   generation; refuse a stale writer (``expect=``), a lower seq, or the stored
-   seq with another state;
+   generation (only its trailer and size when this object committed or read it
+   last: see ``_current_head``); refuse a stale writer (``expect=``), a lower
+   seq, or the stored seq with another state;
 3. with history: hard-link the current ``snapshot.json`` into ``history/``
    (it is already durable, so this is a new name, not a copy) and fsync ``history/``;
 4. write the envelope to a new temp file, fsync it, rename it over
@@ -65,6 +67,7 @@ from typing import Any, TypeVar, overload
 from .. import codec as _codec
 from .. import fsio
 from .. import migrate as _migrate
+from ..codec.native import MsgspecCodec as _MsgspecCodec
 from ..errors import (
     CorruptSnapshot,
     DecodeError,
@@ -101,6 +104,9 @@ SEQFILE = _local.SEQFILE
 HISTORY = _local.HISTORY
 LOCK = _local.LOCK
 _HEAD_BYTES = 64 * 1024
+#: Files larger than this have their first bytes checked for what JSON never holds before they
+#: are read whole (smaller ones are cheaper to read and parse than to sniff).
+_SNIFF_ABOVE = 1 << 20
 _STATE_KEY = _fmt.STATE_KEY
 # re.ASCII: \d must not match other scripts' digits (int() reads a FULLWIDTH DIGIT ONE as 1)
 #: History names of snapmixin 0.1.0 (by seq only; reused when a seq came back): read, listed and
@@ -114,6 +120,12 @@ _HISTORY2_RE = re.compile(r"^snapshot-(\d{20})-(\d{8}T\d{12}Z)\.json$", re.ASCII
 _DAMAGED_PREFIX = "damaged-"
 _MINISNAP13_RE = _legacy.MINISNAP13_RE
 _CHECKSUM_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: The header of a version 2 file as this writer lays it out (``msgspec.json.format``, indent 2),
+#: up to the state's first byte: the fast path of reading (:meth:`SnapStore._parse_canonical`).
+_CANONICAL_V2 = re.compile(
+    rb'\{\n  "format": "snapmixin",\n  "format_version": 2,\n  "seq": (0|[1-9][0-9]{0,18}),\n'
+    rb'  "schema_version": ([1-9][0-9]{0,18}),\n  "created_at": "([0-9A-Za-z:.+-]{1,64})",\n'
+    rb'  "state": ', re.ASCII)
 
 #: Builds the backend of a location: ``(location, fs, lock_timeout) -> Backend``.
 BackendFactory = Callable[[str, "fsio.FileOps | None", "float | None"], Backend]
@@ -261,15 +273,46 @@ class GenerationCheck:
 @dataclass
 class _Generation:
     info: SnapshotInfo
-    state: bytes  # the raw JSON text of the state
+    state: bytes | memoryview  # the raw JSON text of the state
     #: the bytes the checksum covers (version 2: all before the trailer; version 1: the state)
     hashed: bytes | memoryview | None = None
+    #: the whole file, when it was read by the fast path (:func:`_canonical_v2`): its header and
+    #: trailer were matched byte for byte, and the state's span is known to be one JSON value only
+    #: once it is decoded (the decoders refuse trailing text); a decode that finds it malformed
+    #: re-reads the file the long way, for the precise message (a duplicate key, say)
+    whole: bytes | None = None
+    #: the checksum of a large file read by the fast path, still being made in a worker thread
+    #: while the state is decoded; :meth:`ensure_intact` waits for it
+    digest: _fmt.Digest | None = None
 
     def checksum_ok(self) -> bool | None:
         """Whether the checksum holds (None: a layout without one, or only the header was read)."""
         if self.info.checksum is None or self.hashed is None:
             return None
+        if self.digest is not None:
+            return "sha256:" + self.digest.hexdigest() == self.info.checksum
         return _checksum(self.hashed) == self.info.checksum
+
+    def intact_and_done(self, decoded: bool) -> None:
+        """:meth:`ensure_intact`; then, when ``decoded`` (the state was decoded into the codec's
+        own structures), drop the file's bytes: a large file is not kept in memory while the
+        caller's objects are built."""
+        self.ensure_intact()
+        if decoded:
+            self.whole = self.hashed = None
+            self.state = b""
+
+    def ensure_intact(self) -> None:
+        """``CorruptSnapshot`` unless the checksum being made (fast path) holds; else nothing."""
+        if self.digest is None:
+            return
+        if not self.checksum_ok():
+            path = str(self.info.path)
+            raise CorruptSnapshot(
+                f"{path}: checksum mismatch: the file was changed after it was written "
+                f"(by hand?). To accept the edit, run: python -m snapmixin rehash "
+                f"{os.path.dirname(path)}", path=path)
+        self.digest = None
 
 
 def _check_seq(seq: object) -> int:
@@ -323,9 +366,9 @@ class SnapStore:
             ``CorruptSnapshot`` before it is read (reading a JSON file takes
             several times its size in memory), and ``create()`` refuses to write
             one (``EncodeError``). Default 1 GiB (:data:`MAX_SIZE`).
-            Independently of it, a file whose first 64 KiB hold a byte JSON
-            text never contains (NUL, a control character) or cannot start
-            JSON is refused without being read further.
+            Independently of it, a file over 1 MiB whose first 64 KiB hold a
+            byte JSON text never contains (NUL, a control character) or
+            cannot start JSON is refused without being read further.
         fs: the file-system layer (tests substitute a fault-injecting one).
         storage_options: for a URL location (``s3://``, ``gs://``, ``az://``), keyword
             arguments of ``obstore.store.from_url`` (``endpoint``, ``region``,
@@ -380,6 +423,11 @@ class SnapStore:
         self.schema_version = schema_version
         self._codecs: dict[Any, _codec.Codec] = {}
         self._prefix: tuple[Path, str] | None = None  # self.path and its "dir/" (see _name)
+        self._current_path: tuple[str, Path] | None = None  # see _path_of
+        #: the header of the generation this object last committed or read (see _current_head)
+        self._head_seen: SnapshotInfo | None = None
+        #: schema versions of kept generations by name (names are never reused; see _prune)
+        self._kept_versions: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"SnapStore({str(self.path)!r}, keep={self.keep})"
@@ -409,6 +457,15 @@ class SnapStore:
     def _p(self, *names: str) -> str:
         return os.path.join(self._dir, *names)
 
+    def _path_of(self, path: str) -> Path:
+        """``Path(path)``, made once for the current generation's path (every read makes one)."""
+        known = self._current_path
+        if known is None or known[0] != path:
+            known = self._current_path = (path, _path(path))
+            if path != self._p(SNAPSHOT):
+                self._current_path = None
+        return known[1]
+
     def _name(self, path: str) -> str:
         """The backend's name of a generation's path (``snapshot.json``, ``history/<name>``...)."""
         prefix = self._prefix
@@ -430,19 +487,37 @@ class SnapStore:
 
     def encode(self, state: Any) -> bytes:
         """The compact JSON of ``state`` (``EncodeError`` with the path of a bad value)."""
+        return self._encode(state, deferred=False)[0]
+
+    def _encode(self, state: Any, *, deferred: bool
+                ) -> tuple[bytes, Callable[[bytes | memoryview], None] | None]:
+        """:meth:`encode`; with ``deferred``, the default codec's last check (NaN and infinity)
+        is returned to be run on the formatted envelope (see :meth:`_commit`), else None."""
         try:
             codec = self.codec_for(type(state) if not _is_plain(state) else None)
-            return codec.encode(state)
-        except _codec.EncodeFailure as e:
-            raise EncodeError(f"{self._p(SNAPSHOT)}: {e.message}; the previous snapshot is untouched",
-                              path=self._p(SNAPSHOT), json_path=e.json_path) from e
-        except RecursionError as e:  # a user's codec (the codec's own adapters name the depth)
-            raise EncodeError(f"{self._p(SNAPSHOT)}: cannot encode the state: nested too deeply "
-                              f"(or a value refers to itself): {e}; the previous snapshot is untouched",
-                              path=self._p(SNAPSHOT)) from e
-        except (TypeError, ValueError, NotImplementedError, OverflowError, AttributeError) as e:
-            raise EncodeError(f"{self._p(SNAPSHOT)}: cannot encode the state: {e}; "
-                              "the previous snapshot is untouched", path=self._p(SNAPSHOT)) from e
+            if deferred and isinstance(codec, _MsgspecCodec):
+                return codec.encode_deferred(state)
+            return codec.encode(state), None
+        except Exception as e:
+            err = self._encode_error(e)
+            if err is e:
+                raise
+            raise err from e
+
+    def _encode_error(self, e: Exception) -> Exception:
+        """What encoding raised, as the ``EncodeError`` the caller sees (``e`` itself when it
+        is not an encoding failure)."""
+        p = self._p(SNAPSHOT)
+        if isinstance(e, _codec.EncodeFailure):
+            return EncodeError(f"{p}: {e.message}; the previous snapshot is untouched", path=p,
+                               json_path=e.json_path)
+        if isinstance(e, RecursionError):  # a user's codec (the codec's own adapters name the depth)
+            return EncodeError(f"{p}: cannot encode the state: nested too deeply (or a value refers "
+                               f"to itself): {e}; the previous snapshot is untouched", path=p)
+        if isinstance(e, (TypeError, ValueError, NotImplementedError, OverflowError, AttributeError)):
+            return EncodeError(f"{p}: cannot encode the state: {e}; the previous snapshot is untouched",
+                               path=p)
+        return e
 
     # ------------------------------------------------------------------ write
     def create(self, state: Any, seq: int, *, expect: str | None = ANY) -> SnapshotInfo:
@@ -468,8 +543,11 @@ class SnapStore:
         snapshot is intact.
         """
         _check_seq(seq)
-        return self._commit(self.encode(state), seq, schema_version=self._version_for(type(state)),
-                            expect=_check_expect(expect))
+        state_json, check = self._encode(state, deferred=True)
+        box = [state_json]
+        del state_json  # handed over: freed once copied into the envelope (peak memory)
+        return self._commit(box, seq, schema_version=self._version_for(type(state)),
+                            expect=_check_expect(expect), check=check)
 
     async def acreate(self, state: Any, seq: int, *, expect: str | None = ANY) -> SnapshotInfo:
         """:meth:`create` for asyncio: the state is encoded now, the I/O runs in a worker thread."""
@@ -490,11 +568,12 @@ class SnapStore:
         """The store's schema version if it has one, else the Snapshottable class's."""
         return self.schema_version if self.schema_version is not None else _class_version(cls)
 
-    def _commit(self, state_json: bytes, seq: int, *, created_at: datetime | None = None,
+    def _commit(self, state_json: bytes | list[bytes], seq: int, *, created_at: datetime | None = None,
                 schema_version: int | None = None, archive: bool = True,
                 allow_regression: bool = False, expect: Any = ANY, force: bool = False,
                 replace_damaged: bool = False,
-                on_commit: Callable[[SnapshotInfo], None] | None = None) -> SnapshotInfo:
+                on_commit: Callable[[SnapshotInfo], None] | None = None,
+                check: Callable[[bytes | memoryview], None] | None = None) -> SnapshotInfo:
         """Write an envelope for already-encoded state (the protocol in the module doc).
 
         ``archive=False`` replaces the current generation without keeping it in
@@ -508,15 +587,28 @@ class SnapStore:
         ``history/damaged-<time>.json``. ``on_commit`` is called with the new
         generation's info under the lock as soon as it is committed (also
         when the commit was a no-op, and when only the directory fsync after the
-        rename failed), so a writer nobody awaits any more still records it.
+        rename failed), so a writer nobody awaits any more still records it. ``check`` is the
+        encoding's last check (:meth:`_encode`), run on the compact envelope (after the compact
+        state is freed: peak memory), before anything touches storage.
         """
         _check_seq(seq)
         version = schema_version if schema_version is not None else (self.schema_version or 1)
         when = created_at if created_at is not None else datetime.now(timezone.utc)
         backend = self.backend
         target = self._p(SNAPSHOT)
+        box = state_json if isinstance(state_json, list) else [state_json]
+        del state_json  # handed over: freed once copied into the envelope (see encode_v2_parts)
         try:
-            data, checksum, size = _fmt.encode_v2(state_json, seq, version, when)
+            try:  # NaN or infinity in the state (check): nothing is written
+                data = _fmt.encode_v2_parts(box, seq, version, when, check)
+            except _codec.EncodeFailure:
+                raise
+            except Exception as e:
+                err = self._encode_error(e)
+                if err is e:
+                    raise
+                raise err from e
+            size = data.size
         except _codec.EncodeFailure as e:  # a state within a level or two of the nesting limit
             raise EncodeError(f"{target}: {e.message}; the previous snapshot is untouched",
                               path=target, json_path=e.json_path) from e
@@ -567,7 +659,8 @@ class SnapStore:
                     # Commit times only go up in a directory (a clock stepped back, or two commits
                     # within its resolution): history names and the commit order rely on it.
                     when = current.created_at + timedelta(microseconds=1)
-                    data, checksum, size = _fmt.encode_v2(state_json, seq, version, when)
+                    data = _fmt.encode_v2_parts(_fmt.state_json_of(data), seq, version, when)
+                    size = data.size
                 # The first snapshot of another schema version keeps the previous generation
                 # (even with keep=1), so an upgrade (or a downgrade) can be undone by hand.
                 pin = (current is not None and current.layout.startswith("snapmixin-")
@@ -580,8 +673,6 @@ class SnapStore:
                     archived = self._p(HISTORY, _history_name(current))
                 elif current is not None and current.seq == seq:
                     self._drop_stale_archive(current)
-                info = SnapshotInfo(seq=seq, created_at=when, schema_version=version, path=_path(target),
-                                    size=size, checksum=checksum)
                 try:
                     backend.commit(data, expect_tag=tag)
                 except Stale as e:
@@ -595,7 +686,9 @@ class SnapStore:
                     if getattr(e, "outcome_unknown", False):
                         raise  # the backend could not read its commit back: say so, guess nothing
                     head = self._current_head()
-                    mine = (seq, checksum, when)
+                    mine = (seq, data.checksum, when)
+                    info = SnapshotInfo(seq=seq, created_at=when, schema_version=version,
+                                        path=self._path_of(target), size=size, checksum=data.checksum)
                     if head is not None and (head.seq, head.checksum, head.created_at) == mine:
                         # The rename happened; only the directory fsync after it failed.
                         if on_commit is not None:
@@ -608,6 +701,9 @@ class SnapStore:
                     raise
                 # Committed. What follows is housekeeping: a failure there must not
                 # make the caller believe the snapshot was not written.
+                info = SnapshotInfo(seq=seq, created_at=when, schema_version=version,
+                                    path=self._path_of(target), size=size, checksum=data.checksum)
+                self._head_seen = info
                 if on_commit is not None:
                     on_commit(info)
                 if force and current is not None and archived is not None:
@@ -628,16 +724,17 @@ class SnapStore:
             except OSError:
                 pass
 
-    def _same_state(self, current: SnapshotInfo, parts: list[bytes | memoryview]) -> bool:
+    def _same_state(self, current: SnapshotInfo, parts: _fmt.Encoded) -> bool:
         """Whether the current generation holds exactly the state about to be written (the
         formatted state's bytes compared: both versions format it the same way)."""
-        body = memoryview(parts[0])  # version 2: everything before the trailer, "state" last
+        body = parts.body  # version 2: everything before the trailer, "state" last
         i = bytes(body[:_HEAD_BYTES]).find(_STATE_KEY)  # the header is short: the state starts there
         if i < 0:  # pragma: no cover - our own envelope always has it
             return False
         mine = body[i + len(_STATE_KEY):]
         try:
-            gen = self._read(os.fspath(current.path), verify=True)
+            gen = self._read(os.fspath(current.path), verify=True, fast=True)
+            gen.ensure_intact()
         except SnapError as e:
             _raise_if_unreadable(e)
             return False
@@ -709,7 +806,10 @@ class SnapStore:
 
     def _archive(self, current: SnapshotInfo) -> None:
         """Keep the current generation in ``history/`` under its own name (seq and commit time)."""
-        self.backend.keep_current(_history_name(current))
+        name = _history_name(current)
+        self.backend.keep_current(name)
+        if current.layout.startswith("snapmixin-"):
+            self._kept_versions[name] = current.schema_version  # a second name of what was read
 
     def _drop_stale_archive(self, current: SnapshotInfo) -> None:
         """Remove ``history/``'s second name of ``current``, left by a writer that died between
@@ -732,36 +832,50 @@ class SnapStore:
         rollback a lower seq is the newer generation). snapmixin 0.1.0's names (seq only) come
         last, as the oldest, by seq.
         """
+        prefix = self._p(HISTORY, "")
+        return [(s, prefix + n) for s, n in self._history_names()]
+
+    def _history_names(self) -> list[tuple[int, str]]:
+        """:meth:`_history_entries` with the names in ``history/`` instead of paths."""
         names = self.backend.list_kept()
         stamped: list[tuple[str, int, str]] = []
         old: list[tuple[int, str]] = []
+        match2, match0 = _HISTORY2_RE.match, _HISTORY_RE.match
         for name in names:
-            m = _HISTORY2_RE.match(name)
+            m = match2(name)
             if m and int(m.group(1)) <= SEQ_MAX:  # 20 digits can say more than 2**63 - 1
-                stamped.append((m.group(2), int(m.group(1)), self._p(HISTORY, name)))
+                stamped.append((m.group(2), int(m.group(1)), name))
                 continue
-            m = _HISTORY_RE.match(name)
+            m = match0(name)
             if m and int(m.group(1)) <= SEQ_MAX:
-                old.append((int(m.group(1)), self._p(HISTORY, name)))
+                old.append((int(m.group(1)), name))
         stamped.sort(reverse=True)
         old.sort(reverse=True)
-        return [(s, p) for _, s, p in stamped] + old
+        return [(s, n) for _, s, n in stamped] + old
 
     def _prune(self, version: int, *, spare: str | None = None) -> None:
         """Keep the ``keep - 1`` generations committed last in history, and the last one of each
         other schema version (so an upgrade can be undone by hand). ``spare`` (what a forced
         write just replaced) is kept this time whatever ``keep`` says."""
-        entries = [(s, p) for s, p in self._history_entries() if p != spare]
+        spared = None if spare is None else os.path.basename(spare)
+        entries = [n for _, n in self._history_names() if n != spared]
         keep_n = self.keep - 1
         if len(entries) <= keep_n:
             return
         seen_versions: set[int] = set()
-        for i, (_, p) in enumerate(entries):
-            try:
-                info = self._read(p, verify=False, head_only=True).info
-                v = info.schema_version
-            except SnapError:
-                v = version
+        known = self._kept_versions
+        if len(known) > len(entries) + 1:
+            listed = set(entries)
+            for name in [n for n in known if n not in listed]:
+                del known[name]  # pruned, or removed by someone else
+        for i, name in enumerate(entries):
+            v = known.get(name, -1)
+            if v < 0:
+                try:
+                    v = known[name] = self._read(self._p(HISTORY, name), verify=False,
+                                                 head_only=True).info.schema_version
+                except SnapError:
+                    v = version
             if i < keep_n:
                 seen_versions.add(v)
                 continue
@@ -769,7 +883,8 @@ class SnapStore:
                 seen_versions.add(v)  # the pre-migration generation: kept
                 continue
             seen_versions.add(v)
-            self.backend.delete_kept(os.path.basename(p))
+            self.backend.delete_kept(name)
+            known.pop(name, None)
 
     # ------------------------------------------------------------------ lock
     #: The writer lock of the directory (see :class:`snapmixin.store.local.DirectoryLock`).
@@ -867,7 +982,8 @@ class SnapStore:
         elif hint is not None and gen.info.seq != hint:
             error = (f"{path}: the file name says seq {hint} but the file holds seq {gen.info.seq} "
                      "(renamed by hand?)")
-        return GenerationCheck(_path(path), current, gen.info, gen.state, ok, error, hint)
+        state = gen.state if isinstance(gen.state, bytes) else bytes(gen.state)
+        return GenerationCheck(_path(path), current, gen.info, state, ok, error, hint)
 
     def history_files(self) -> list[tuple[int, Path]]:
         """``(seq, path)`` of the files in ``history/``, the latest commit first (unread)."""
@@ -982,10 +1098,20 @@ class SnapStore:
             migrations = getattr(cls, "__snapmixin_migrations__", None)
         version = schema_version if schema_version is not None else self.schema_version
         steps = migrations if migrations is not None else self.migrations
-        if self.backend.current_first:
-            fast = self._restore_current(cls, version, steps)
-            if fast is not None:
-                return fast
+        # The usual case first: snapshot.json, intact (no listing of the directory or history/).
+        # Missing or damaged, the long way below decides (legacy layouts, fallback, messages).
+        try:
+            gen = self._read(self._p(SNAPSHOT), verify=True, fast=True)
+            state = self._decode_checked(gen, cls, version, steps, None)
+        except (SnapshotNotFound, CorruptSnapshot) as e:
+            if isinstance(e, CorruptSnapshot) and not fallback:
+                raise
+        except SnapError as e:
+            if not isinstance(e.__cause__, NotADirectoryError):
+                raise  # (a file where the directory should be: the long way says so)
+        else:
+            self._repair_seqfile(gen.info)
+            return _Restored(state, gen.info, gen.info.generation, False)
         candidates = self._live(self._candidates())
         if not candidates:
             raise self.not_found()
@@ -993,9 +1119,9 @@ class SnapStore:
         base: str | None = None
         for i, (p, hint) in enumerate(candidates):
             try:
-                gen = self._read(p, verify=True, seq_hint=hint)
+                gen = self._read(p, verify=True, seq_hint=hint, fast=True)
                 # a state with a valid checksum can still be unreadable (bad UTF-8, too deep)
-                state = self._decode(gen, cls, version, steps)
+                state = self._decode_checked(gen, cls, version, steps, hint)
             except CorruptSnapshot as e:
                 if not fallback:
                     raise
@@ -1023,17 +1149,6 @@ class SnapStore:
         raise CorruptSnapshot(f"{first_error}; and no intact older generation was found",
                               path=first_error.path) from first_error
 
-    def _restore_current(self, cls: Any, version: int | None,
-                         steps: Mapping[int, _migrate.Migration]) -> _Restored | None:
-        """The current generation alone, without listing anything (one read on object storage);
-        None when it is missing or damaged: the full path then lists, falls back, explains."""
-        try:
-            gen = self._read(self._p(SNAPSHOT), verify=True)
-            state = self._decode(gen, cls, version, steps)
-        except (SnapshotNotFound, CorruptSnapshot):
-            return None
-        return _Restored(state, gen.info, gen.info.generation, False)
-
     def _not_found_message(self) -> str:
         d = self._dir
         what = self.backend.kind()
@@ -1051,16 +1166,51 @@ class SnapStore:
                     "latest one current)")
         return f"no snapshot in {d} (no {SNAPSHOT})"
 
+    def _decode_checked(self, gen: _Generation, cls: Any, version: int | None,
+                        steps: Mapping[int, _migrate.Migration], seq_hint: int | None) -> Any:
+        """:meth:`_decode`; for a generation read by the fast path, a state that does not
+        decode as one JSON value sends the whole file through the full parse, whose error
+        (a duplicate key, a member after the state...) is the one raised."""
+        try:
+            state = self._decode(gen, cls, version, steps)
+        except CorruptSnapshot:
+            gen.ensure_intact()  # damage explains any failure: say so first
+            if gen.whole is None:
+                raise
+            self._parse(gen.whole, str(gen.info.path), gen.info.size, True, seq_hint, fast=False)
+            raise
+        except Exception:
+            gen.ensure_intact()
+            raise
+        gen.ensure_intact()
+        return state
+
     def _decode(self, gen: _Generation, cls: Any, version: int | None,
                 steps: Mapping[int, _migrate.Migration]) -> Any:
         where = str(gen.info.path)
         codec = self.codec_for(cls)
+        state = gen.state
+        own = isinstance(codec, _MsgspecCodec)
+        if not own or (version is not None and gen.info.schema_version != version):
+            gen.ensure_intact()  # code of the caller's (a migration, another library) runs next
+        if gen.whole is not None and not own:
+            # A codec of another library: bytes, and the span checked as one JSON value first.
+            state = bytes(state)
+            try:
+                _codec.loads(state)
+            except _codec.Malformed as e:
+                raise CorruptSnapshot(f"{where}: the state is damaged: {e.message}", path=where) from e
         try:
             if version is not None and gen.info.schema_version != version:
-                value = _codec.loads(gen.state)
+                value = _codec.loads(state)
                 value = _migrate.run(value, gen.info.schema_version, version, steps, where)
                 return _codec.convert(codec, value, cls)
-            return codec.decode(gen.state, cls)
+            if own:
+                # the codec's own structures first, then (after the checksum is known to
+                # hold, and the file's bytes are let go) the caller's classes
+                del state
+                return codec.decode(gen.state, cls, before_build=gen.intact_and_done)  # type: ignore[call-arg]
+            return codec.decode(state, cls)
         except _codec.Malformed as e:  # damage (fallback skips it), not a type mismatch
             raise CorruptSnapshot(f"{where}: the state is damaged: {e.message}", path=where) from e
         except _codec.DecodeFailure as e:
@@ -1076,6 +1226,8 @@ class SnapStore:
 
     def _repair_seqfile(self, info: SnapshotInfo) -> None:
         """Make ``snapshot.seq`` agree with the envelope, if no writer is busy. Never raises."""
+        if not self.backend.seqfile:
+            return
         want = f"{info.seq}\n".encode()
         try:
             if self.backend.read_seqfile() == want:
@@ -1084,6 +1236,17 @@ class SnapStore:
             pass
         if not info.layout.startswith("snapmixin-"):
             return  # the seed's layouts: leave their files as they are
+        # A writer that committed this generation a moment ago updates the file right after (or
+        # has moved on to a newer one, and updates it for that): look again before probing the
+        # lock, since a probe that a writer runs into makes it fail with lock_timeout=0.
+        try:
+            head = self._current_head()
+            if head is None or head.generation != info.generation:
+                return
+            if self.backend.read_seqfile() == want:
+                return
+        except (OSError, SnapError):
+            pass
         # Only a probe: released at once. A reader holding the lock while it writes would make
         # writers with lock_timeout=0 fail with StoreLocked (measured: 1 create in 6 with two
         # readers restoring in a loop). Racing a writer that starts now is harmless: the file
@@ -1126,13 +1289,29 @@ class SnapStore:
         A read that fails (EIO, EACCES...) raises that ``OSError``: a writer must not
         go on blind (it would skip the seq check and drop the generation from history).
         """
+        known = self._head_seen
+        if known is not None:
+            # The header this object last wrote or read, if the file is still that generation:
+            # its trailer (the checksum of every other byte, unique per commit) and size tell,
+            # whoever changed the directory since (another store, another process, a hand edit).
+            try:
+                tail, size = self.backend.read_tail(SNAPSHOT, _fmt.TRAILER_SIZE)
+            except OSError:
+                pass  # the full read below reports it (or finds no file)
+            else:
+                if size == known.size and _fmt.trailer_checksum(tail) == known.checksum:
+                    return known
+        self._head_seen = None
         try:
-            return self._read(self._p(SNAPSHOT), verify=False, head_only=True).info
+            info = self._read(self._p(SNAPSHOT), verify=False, head_only=True).info
         except SnapError as e:
             _raise_if_unreadable(e)
             return None
         except OSError:
             return None
+        if info.layout == "snapmixin-2":
+            self._head_seen = info
+        return info
 
     def _stored_seq_fallback(self) -> int | None:
         """The highest seq any other file remembers, when ``snapshot.json`` is missing or damaged."""
@@ -1144,7 +1323,7 @@ class SnapStore:
         return max(seqs) if seqs else None
 
     def _read(self, path: str, *, verify: bool, head_only: bool = False,
-              seq_hint: int | None = None) -> _Generation:
+              seq_hint: int | None = None, fast: bool = False) -> _Generation:
         """Read one generation. ``head_only`` reads just the header when the file is ours.
 
         Damage (garbled, truncated, not a regular file, larger than ``max_size``) is
@@ -1159,8 +1338,9 @@ class SnapStore:
                 data = backend.read(name, limit=_HEAD_BYTES)
                 size = len(data)
                 if len(data) == _HEAD_BYTES:  # a large file: refuse what cannot be JSON before reading it
-                    _refuse_non_json(data, path)
                     size = backend.size(name)
+                    if size > _SNIFF_ABOVE:
+                        _refuse_non_json(data, path)
                     self._check_size(size, path)
                     if head_only and len(data) < size:
                         info = self._parse_head(data, path, size)
@@ -1178,7 +1358,7 @@ class SnapStore:
             except OSError as e:
                 raise SnapError(f"{path}: cannot read: {e.strerror or e} (an I/O error, not damage: "
                                 "the file may be intact)", path=path) from e
-            return self._parse(data, path, size, verify, seq_hint)
+            return self._parse(data, path, size, verify, seq_hint, fast=fast)
         except MemoryError as e:
             raise SnapError(f"{path}: out of memory reading the snapshot (a smaller max_size refuses "
                             "such files before reading them)", path=path) from e
@@ -1218,7 +1398,12 @@ class SnapStore:
                                       path=path)
         return self._info_from_header(head, path, size, trailer)
 
-    def _parse(self, data: bytes, path: str, size: int, verify: bool, seq_hint: int | None) -> _Generation:
+    def _parse(self, data: bytes, path: str, size: int, verify: bool, seq_hint: int | None,
+               *, fast: bool = False) -> _Generation:
+        if fast and verify:
+            gen = self._parse_canonical(data, path, size)
+            if gen is not None:
+                return gen
         top: dict[str, _codec.RawJSON] | None
         try:
             top = _codec.split_object(data)
@@ -1256,6 +1441,38 @@ class SnapStore:
                     path=path)
             return gen
         return self._parse_legacy(top, data, path, size, seq_hint)
+
+    def _parse_canonical(self, data: bytes, path: str, size: int) -> _Generation | None:
+        """A version 2 file exactly as this writer lays it out, read without parsing the whole
+        envelope (None: not in that layout, take the long way).
+
+        The header must match :data:`_CANONICAL_V2` byte for byte (each member once, in order)
+        and the file end with the trailer; what is between is the state's span, not copied.
+        The checksum is verified here. That the span is one JSON value (so that the file is one
+        object with exactly these seven members, no key twice) is checked by decoding it, which
+        every reader of the state does: a span that does not decode is handed back to
+        :meth:`_parse` in full (see :meth:`_decode_checked`)."""
+        m = _CANONICAL_V2.match(data)
+        if m is None:
+            return None
+        found = _fmt.split_trailer(data)
+        if found is None:
+            return None
+        hashed, trailer = found
+        end = len(hashed)
+        if m.end() >= end:
+            return None
+        head = {"format_version": _fmt.V2, "seq": int(m.group(1)), "schema_version": int(m.group(2)),
+                "created_at": m.group(3).decode("ascii")}
+        info = self._info_from_header(head, path, size, trailer)
+        # A large file is hashed in a worker thread while its state is decoded (into the
+        # codec's own structures: no code of the caller's classes runs before the checksum
+        # is known to hold; see _decode); a small one at once.
+        gen = _Generation(info, memoryview(data)[m.end():end], hashed, whole=data,
+                          digest=_fmt.Digest(hashed))
+        if len(hashed) < _fmt.Digest.THREADED:
+            gen.ensure_intact()
+        return gen
 
     def _parse_legacy(self, top: dict[str, _codec.RawJSON] | None, data: bytes, path: str, size: int,
                       seq_hint: int | None) -> _Generation:
@@ -1304,13 +1521,13 @@ class SnapStore:
         if fv == _fmt.V2:
             if trailer is None:  # pragma: no cover - the callers found it or refused the file
                 raise CorruptSnapshot(f"{path}: no checksum trailer", path=path)
-            return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=_path(path),
-                                size=size, checksum=trailer)
+            return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv,
+                                path=self._path_of(path), size=size, checksum=trailer)
         checksum = head.get("checksum")
         if not isinstance(checksum, str) or not _CHECKSUM_RE.match(checksum):
             raise CorruptSnapshot(f"{path}: checksum must be \"sha256:<64 hex digits>\", not {checksum!r}",
                                   path=path)
-        return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=_path(path),
+        return SnapshotInfo(seq=seq, created_at=created_at, schema_version=sv, path=self._path_of(path),
                             size=size, checksum=checksum, layout="snapmixin-1")
 
 
@@ -1328,6 +1545,7 @@ _JSON_START = frozenset(b'{["-0123456789tfn')
 #: Bytes that JSON text never holds, not even inside a string (RFC 8259: control characters
 #: must be escaped there): NUL (a sparse or zero-filled file) and the other C0 controls.
 _NEVER_JSON = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_NEVER_JSON_TABLE = bytes(0 if _NEVER_JSON.match(bytes([b])) else 1 for b in range(256))
 
 
 def _refuse_non_json(head: bytes, path: str) -> None:
@@ -1338,6 +1556,10 @@ def _refuse_non_json(head: bytes, path: str) -> None:
     if s and s[0] not in _JSON_START:
         raise CorruptSnapshot(f"{path}: not JSON (it starts with {s[:16]!r}): the file is garbled",
                               path=path)
+    # One table pass marks those bytes as 0 (6 times faster than the pattern's search), then
+    # a memchr finds the first; the pattern names it.
+    if head.translate(_NEVER_JSON_TABLE).find(0) < 0:
+        return
     m = _NEVER_JSON.search(head)
     if m is not None:
         raise CorruptSnapshot(f"{path}: not JSON (byte {head[m.start()]:#04x} at offset {m.start()}, "

@@ -47,8 +47,8 @@ Rules every backend keeps (the store's guarantees rest on them):
    :data:`NotAGeneration` (damage), a read that fails is another ``OSError``; what the
    bytes mean is the store's business (:mod:`.format`).
 
-A backend whose listing is a request of its own sets :attr:`Backend.current_first`, and
-``restore()`` then reads ``snapshot.json`` before listing anything. A URL location is
+``restore()`` reads ``snapshot.json`` before listing anything (on object storage a listing
+is a request of its own). A URL location is
 shown as the URL (:class:`UrlPath`) in ``SnapStore.path``, ``SnapshotInfo.path`` and messages.
 :mod:`.objstore` is such a backend (S3, GCS, Azure, memory, through obstore).
 
@@ -129,10 +129,6 @@ class Backend(abc.ABC):
     location: str
     #: how long a writer waits for another process's lock (a backend without one ignores it)
     lock_timeout: float | None = None
-    #: whether ``restore()`` reads ``snapshot.json`` before listing anything (where a listing
-    #: is a request of its own: object storage); the full candidate list is made only when the
-    #: current generation is missing or damaged
-    current_first: bool = False
 
     # -- reading generations --------------------------------------------------------
     @abc.abstractmethod
@@ -204,6 +200,10 @@ class Backend(abc.ABC):
         """Remove one kept generation (never the current one)."""
 
     # -- the derived seq record, leftovers, writers ----------------------------------
+    #: whether this backend keeps the derived ``snapshot.seq`` (a directory does; object
+    #: storage does not: ``restore()`` then never looks for one to repair)
+    seqfile: bool = False
+
     def read_seqfile(self) -> bytes:
         """The derived ``snapshot.seq`` (at most 64 bytes); ``OSError`` when there is none."""
         raise FileNotFoundError("no snapshot.seq")

@@ -45,17 +45,43 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, overload
 
 from .. import codec as _codec
 from ..errors import CorruptSnapshot
 
 __all__ = [
-    "FORMAT", "READABLE", "SEQ_MAX", "SNAPSHOT", "STATE_KEY", "TRAILER_SIZE", "V1", "V2", "WRITTEN",
-    "check_json", "checksum_of", "encode_v1", "encode_v2", "history_name", "in_range", "iso_time",
-    "load_field", "parse_seq_text", "short", "split_trailer", "stamp", "trailer_checksum",
-    "valid_seq", "verify_v2",
+    "FORMAT",
+    "READABLE",
+    "SEQ_MAX",
+    "SNAPSHOT",
+    "STATE_KEY",
+    "TRAILER_SIZE",
+    "V1",
+    "V2",
+    "WRITTEN",
+    "Digest",
+    "Encoded",
+    "check_json",
+    "checksum_of",
+    "encode_v1",
+    "encode_v2",
+    "encode_v2_parts",
+    "history_name",
+    "in_range",
+    "iso_time",
+    "load_field",
+    "parse_seq_text",
+    "short",
+    "split_trailer",
+    "stamp",
+    "state_json_of",
+    "trailer_checksum",
+    "valid_seq",
+    "verify_v2",
 ]
 
 FORMAT = "snapmixin"
@@ -120,6 +146,112 @@ def encode_v2(state_json: bytes, seq: int, schema_version: int,
     digest = hashlib.sha256(body).hexdigest()
     trailer = b"".join((_TRAILER_HEAD, digest.encode(), _TRAILER_TAIL))
     return [body, trailer], "sha256:" + digest, len(body) + len(trailer)
+
+
+class Digest:
+    """The SHA-256 of a buffer, made in a worker thread when the buffer is large (``hashlib``
+    releases the GIL while it hashes, so the caller goes on meanwhile), else at once."""
+
+    __slots__ = ("_hex", "_worker", "data")
+
+    #: buffers at least this large are hashed in a worker thread
+    THREADED = 1 << 20
+
+    def __init__(self, data: bytes | memoryview) -> None:
+        self.data = data
+        self._hex: str | None = None
+        self._worker: threading.Thread | None = None
+        if len(data) < self.THREADED:
+            self._hex = hashlib.sha256(data).hexdigest()
+            self.data = b""
+        else:
+            self._worker = threading.Thread(target=self._run, name="snapmixin-sha256", daemon=True)
+            self._worker.start()
+
+    def _run(self) -> None:
+        self._hex = hashlib.sha256(self.data).hexdigest()
+        self.data = b""  # hashed: the buffer is not kept alive for it
+
+    def hexdigest(self) -> str:
+        """The 64 hex digits (waits for the worker thread, if there is one)."""
+        if self._hex is None and self._worker is not None:
+            self._worker.join()
+        if self._hex is None:  # pragma: no cover - the worker cannot fail on a buffer
+            self._hex = hashlib.sha256(self.data).hexdigest()
+        return self._hex
+
+
+class Encoded(Sequence[bytes | memoryview]):
+    """A version 2 ``snapshot.json`` about to be written: the formatted body, and its trailer.
+
+    Iterating gives the buffers to write one after the other (the body, then the trailer),
+    as :meth:`Backend.commit <snapmixin.store.backend.Backend.commit>` takes them. A large
+    body is hashed in a worker thread (:class:`Digest`), started at once: the writer takes
+    its lock, reads the current generation and writes the body meanwhile, and waits for the
+    digest only when it needs the trailer or the checksum.
+    """
+
+    __slots__ = ("_digest", "body", "size")
+
+    THREADED = Digest.THREADED
+
+    def __init__(self, body: memoryview) -> None:
+        self.body = body
+        self.size = len(body) + TRAILER_SIZE
+        self._digest = Digest(body)
+
+    @property
+    def checksum(self) -> str:
+        """``"sha256:<hex>"`` of the body (waits for the worker thread, if there is one)."""
+        return "sha256:" + self._digest.hexdigest()
+
+    @property
+    def trailer(self) -> bytes:
+        return b"".join((_TRAILER_HEAD, self.checksum[7:].encode(), _TRAILER_TAIL))
+
+    def __len__(self) -> int:
+        return 2
+
+    @overload
+    def __getitem__(self, i: int) -> bytes | memoryview: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[bytes | memoryview]: ...
+
+    def __getitem__(self, i: int | slice) -> bytes | memoryview | Sequence[bytes | memoryview]:
+        return (self.body, self.trailer)[i]
+
+    def __iter__(self) -> Iterator[bytes | memoryview]:
+        yield self.body
+        yield self.trailer
+
+
+def encode_v2_parts(state_json: bytes | list[bytes], seq: int, schema_version: int,
+                    created_at: datetime,
+                    check: Callable[[bytes | memoryview], None] | None = None) -> Encoded:
+    """:func:`encode_v2` as an :class:`Encoded` (the checksum of a large body still being made).
+
+    ``state_json`` may be handed over in a one-item list, which is emptied: the compact state
+    is then freed as soon as it is copied into the envelope, before the envelope is formatted
+    (the peak memory of a save: the envelope and its formatted text, not the state besides).
+    ``check`` (the encoder's NaN scan) is run on the compact envelope, before it is formatted."""
+    if isinstance(state_json, list):
+        compact = b"".join((_head(V2, seq, schema_version, created_at), b'"state":', state_json.pop(),
+                            b"}"))
+    else:
+        compact = b"".join((_head(V2, seq, schema_version, created_at), b'"state":', state_json, b"}"))
+    if check is not None:
+        check(compact)  # the header holds no "null": only the state can match
+    out = _codec.pretty(compact)
+    del compact
+    return Encoded(memoryview(out)[:-2])  # the formatted object without its closing b"\n}"
+
+
+def state_json_of(encoded: Encoded) -> bytes:
+    """The compact state an :class:`Encoded` was made from (its formatted state made compact
+    again: the same bytes, since formatting only adds whitespace between tokens)."""
+    body = encoded.body
+    i = bytes(body[:65536]).find(STATE_KEY)
+    return _codec.compact(body[i + len(STATE_KEY):])
 
 
 _PLACEHOLDER = b"sha256:" + b"0" * 64

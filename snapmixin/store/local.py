@@ -108,10 +108,19 @@ class DirectoryLock:
         s = self.backend
         if self.key is None:
             try:
-                if not self.probe:
+                if not self.probe and not s.dir_made:
                     fsio.make_dirs(s.fs, s.directory)
-                self.key = s.fs.dir_id(s.directory)
+                    s.dir_made = True
+                try:
+                    self.key = s.fs.dir_id(s.directory)
+                except FileNotFoundError:
+                    if self.probe:
+                        raise
+                    # made by an earlier write of this object, removed since (by someone else)
+                    fsio.make_dirs(s.fs, s.directory)
+                    self.key = s.fs.dir_id(s.directory)
             except OSError as e:
+                s.dir_made = False
                 raise s.os_error(e, f"cannot {self.doing} it") from e
         # 1. the writers of this process, one at a time, in turn (they always wait)
         pause = 0.0005
@@ -214,6 +223,9 @@ class LocalBackend(Backend):
         self.lock_timeout = lock_timeout
         self.lock_path = os.path.join(directory, LOCK)
         self.parent_synced = False
+        #: whether a write of this object made (or found) the directory: later writes skip
+        #: ``make_dirs`` (a directory removed since is made again when ``dir_id`` misses it)
+        self.dir_made = False
         self._fixed = {n: os.path.join(directory, n) for n in (SNAPSHOT, SEQFILE)}
 
     def path(self, *names: str) -> str:
@@ -277,6 +289,8 @@ class LocalBackend(Backend):
     def kind(self, name: str | None = None) -> str | None:
         return fsio.kind(self.fs, self.directory if name is None else self.path(name))
 
+    seqfile = True
+
     def read_seqfile(self) -> bytes:
         return fsio.read_regular(self.fs, self._fixed[SEQFILE], limit=64)
 
@@ -329,8 +343,12 @@ class LocalBackend(Backend):
 
     def _history_dir(self) -> str:
         hist = self.path(HISTORY)
-        self.fs.makedirs(hist)
-        if not stat.S_ISDIR(self.fs.lstat(hist).st_mode):  # never archive through a symlink
+        try:
+            st = self.fs.lstat(hist)
+        except FileNotFoundError:
+            self.fs.makedirs(hist)
+            st = self.fs.lstat(hist)
+        if not stat.S_ISDIR(st.st_mode):  # never archive through a symlink
             raise NotADirectoryError(errno.ENOTDIR, "history/ is not a directory (a symlink?)", hist)
         return hist
 

@@ -253,9 +253,6 @@ def _first_line(e: BaseException) -> str:
 class ObjectBackend(Backend):
     """Generations under a prefix of an object store, committed by conditional PUT (module doc)."""
 
-    #: restore() reads ``snapshot.json`` before listing anything (a LIST is a request here)
-    current_first = True
-
     def __init__(self, location: str, requests: Requests) -> None:
         self.location = location
         self.requests = requests
