@@ -23,7 +23,7 @@ from snapmixin import SnapStore
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TIMEOUT = 60.0
 TESTED = {"quickstart.py", "game_save.py", "simulation_checkpoint.py", "app_settings.py",
-          "training_checkpoint.py"}
+          "training_checkpoint.py", "journal_crash.py"}
 
 
 def run(script: str, *args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -215,3 +215,28 @@ def test_training_with_numpy_state_is_interrupted_then_resumes_bit_exactly(tmp_p
     assert state["losses"]["shape"] == [300] and "data_b64" in state["losses"]  # larger: compact
     assert state["rng"]["bit_generator"] == "PCG64"
     cli_verify(d)
+
+
+# ------------------------------------------------------------------ journal_crash
+def test_journal_crash_gets_back_every_returned_step(tmp_path: Path) -> None:
+    out = ok("journal_crash.py", "--dir", str(tmp_path), cwd=tmp_path)
+    assert "killed the child with SIGKILL" in out
+    m = re.search(r"the last step it saw return was step (\d+)", out)
+    assert m, out
+    last = int(m.group(1))
+    # On disk, independently of what the example printed: the snapshot alone is behind, the
+    # snapshot plus the journal holds every step the child saw return (and at most one more).
+    d = tmp_path / "walk"
+    state, snap_seq = SnapStore(d).restore()
+    assert snap_seq % 1000 == 1 and state["steps"] == snap_seq
+    returned = [int(n) for n in (tmp_path / "returned.txt").read_text().split()]
+    assert returned[-1] == last
+    assert len(list(d.glob("journal-*.jsonl"))) == 1
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        from journal_crash import Walk
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    walk = Walk.open(d)
+    assert last <= walk.steps <= last + 1 and walk.snapshot_seq == walk.steps
+    assert len(walk.path) == walk.steps == sum(walk.visits.values())
