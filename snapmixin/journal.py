@@ -704,22 +704,7 @@ def keep_damaged(store: Any, path: str) -> str:
     name = f"damaged-{os.path.basename(path)}-{stamp}"
     data = fsio.read_regular(fs, path)
     fsio.make_dirs(fs, history)
-    fd, tmp = fs.open_tmp(history, name)
-    try:
-        fs.write(fd, data)
-        fs.fsync(fd)
-        fs.replace(tmp, os.path.join(history, name))
-    except BaseException:
-        try:
-            fs.close(fd)
-        finally:
-            try:
-                fs.unlink(tmp)
-            except OSError:
-                pass
-        raise
-    fs.close(fd)
-    fs.fsync_dir(history)
+    fsio.atomic_write(fs, history, name, data)
     log.warning("%s: the damaged journal is kept as %s", path, os.path.join("history", name))
     return os.path.join(history, name)
 
