@@ -17,4 +17,4 @@ from .store import SnapshotInfo, SnapStore
 
 __all__ = ["SnapStore", "SnapshotInfo", "Snapshottable", "migration", "register_type", "snapshot_every",
            "transient"]
-__version__ = "0.2.0"
+__version__ = "0.3.0"
