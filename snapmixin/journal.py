@@ -874,6 +874,9 @@ def apply_ops(doc: Any, ops: list[dict[str, Any]]) -> Any:
     document (a new one when an op replaces the whole of it). ``ValueError`` when an op does
     not fit the document."""
     for o in ops:
+        if type(o) is not dict or type(o.get("op")) is not str or type(o.get("path")) is not str \
+                or ("value" not in o and o["op"] != "remove"):
+            raise ValueError(f"not a JSON Patch operation: {o!r:.80}")
         kind = o["op"]
         toks = _tokens(o["path"])
         if not toks:

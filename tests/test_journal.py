@@ -681,3 +681,20 @@ def test_fallback_keeps_the_damaged_segment_whole(tmp_path: Path) -> None:
     del again
     gc.collect()
     assert Game.open(tmp_path).inventory == [*first, "next"]
+
+
+@pytest.mark.parametrize("ops", [b"[1]", b'[{"op":"add"}]', b'[{"op":"add","path":3,"value":1}]',
+                                 b'[{"op":"replace","path":"/level"}]',
+                                 b'[{"op":"add","path":"/level/x","value":1}]'])
+def test_a_well_checksummed_record_that_is_not_a_patch_is_corrupt(tmp_path: Path, ops: bytes) -> None:
+    """A record whose checksum holds but whose ops are not JSON Patch operations that fit (written
+    by hand, or by another program) is CorruptSnapshot naming the segment, never a TypeError."""
+    _mutate(tmp_path, 2)
+    gc.collect()
+    (seg,) = segments(tmp_path)
+    body = b'{"seq":3,"ops":' + ops
+    seg.write_bytes(seg.read_bytes() + body + b',"crc":"%08x"}\n' % zlib.crc32(body))
+    with pytest.raises(CorruptSnapshot, match="record seq 3") as e:
+        Game.open(tmp_path)
+    assert e.value.path == str(seg)
+    assert Game.open(tmp_path, fallback=True).inventory == ["i0", "i1"]
