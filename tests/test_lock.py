@@ -591,3 +591,36 @@ def test_a_reader_probing_while_a_writer_of_this_process_is_busy_leaves_no_place
         t.join(30)
     assert fsio.PROCESS_LOCKS.busy() == 0
     assert SnapStore(d).create({"n": 3}, 3).seq == 3
+
+
+def test_an_uncontended_lock_is_taken_in_one_deferral(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both halves (this process's queue, then flock) in one deferral of the signal handlers when
+    nothing else holds them; and still both halves: another process's flock is seen and waited for."""
+    store = SnapStore(tmp_path / "s", lock_timeout=0)
+    store.create({"a": 1}, 1)
+    deferrals = [0]
+    swap = fsio.DeferSignals._swap
+
+    def counting(self: fsio.DeferSignals) -> None:
+        deferrals[0] += 1
+        swap(self)
+
+    monkeypatch.setattr(fsio.DeferSignals, "_swap", counting)
+    lock = store.backend.exclusive("write to")  # type: ignore[attr-defined]
+    with lock:
+        assert deferrals[0] == 1
+        assert lock.fd >= 0 and fsio.PROCESS_LOCKS.queued(lock.key, lock.token)
+        # the flock half is held: a second open of .lock (as another process would) cannot take it
+        with pytest.raises(BlockingIOError):
+            FileOps().lock(str(tmp_path / "s" / ".lock"), 0)
+    assert lock.fd < 0 and fsio.PROCESS_LOCKS.busy() == 0
+    held = FileOps().lock(str(tmp_path / "s" / ".lock"), 0)  # another holder of flock
+    try:
+        with pytest.raises(StoreLocked):
+            store.create({"a": 2}, 2)
+    finally:
+        FileOps().unlock(held)
+    assert fsio.PROCESS_LOCKS.busy() == 0
+    store.create({"a": 2}, 2)
+    assert store.restore() == ({"a": 2}, 2)

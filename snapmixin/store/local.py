@@ -124,11 +124,21 @@ class DirectoryLock:
                 raise s.os_error(e, f"cannot {self.doing} it") from e
         # 1. the writers of this process, one at a time, in turn (they always wait)
         pause = 0.0005
+        locked = False
+        first: OSError | None = None  # what step 1's try of flock raised (step 2 handles it)
         while True:
             try:
                 with fsio.DeferSignals():
                     self.__class__ = _HeldDirectoryLock
                     holder = fsio.PROCESS_LOCKS.try_take(self.key, self.token, reserved=self.reserved)
+                    if holder is None:
+                        # Our turn: try flock in the same deferral (one instead of two on the
+                        # usual, uncontended write). Busy or failing: step 2 waits or reports it.
+                        try:
+                            self.fd = s.fs.lock(s.lock_path, 0)
+                            locked = True
+                        except OSError as busy:
+                            first = busy
             except LookupError:
                 raise SnapError(f"{s.directory}: the write was cancelled before it started; nothing "
                                 "was written", path=s.directory) from None
@@ -145,8 +155,11 @@ class DirectoryLock:
         timeout = 0.0 if self.probe else s.lock_timeout
         deadline = None if timeout is None or timeout == math.inf else time.monotonic() + timeout
         delay = 0.001
-        while True:
+        while not locked:
             try:
+                if first is not None:
+                    failed, first = first, None
+                    raise failed
                 with fsio.DeferSignals():
                     self.fd = s.fs.lock(s.lock_path, 0)
                 break
