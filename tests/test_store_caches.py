@@ -330,3 +330,30 @@ def test_create_does_not_keep_the_compact_state_while_formatting(tmp_path: Path)
         tracemalloc.stop()
     assert peak < 2.6 * compact, f"peak {peak / compact:.2f}x the compact JSON"
     assert store.restore() == (state, 2)
+
+
+def test_archiving_lists_history_once_and_a_dead_writers_leftovers_still_go(tmp_path: Path) -> None:
+    """A create() with history lists ``history/`` once (the pruning, which also removes a dead
+    writer's temp file there) and links without a failing unlink first; a second name of the
+    current generation left by a writer that died before committing is replaced."""
+    d = tmp_path / "s"
+    store = SnapStore(d, keep=3)
+    for seq in (1, 2, 3):
+        store.create({"a": seq}, seq)
+    fs = RecordingFS()
+    SnapStore(d, keep=3, fs=fs).create({"a": 4}, 4)
+    hist = os.fspath(d / "history")
+    assert [op.name for op in fs.ops if op.name == "listdir" and op.path == hist] == ["listdir"]
+    assert not [op for op in fs.ops if op.name == "unlink" and op.error is not None]
+    assert [i.seq for i in store.history()] == [4, 3, 2]
+    # a dead writer's leftovers: a temp file in history/, and the current generation's second name
+    leftover = d / "history" / ".snapshot-x.json.0123456789abcdef.tmp"
+    leftover.write_bytes(b"half a copy")
+    current = store.latest()
+    assert current is not None
+    dead = store.history_path(current)
+    os.link(d / "snapshot.json", dead)
+    store.create({"a": 5}, 5)
+    assert not leftover.exists()
+    assert [i.seq for i in store.history()] == [5, 4, 3]
+    assert dead.exists() and json.loads(dead.read_bytes())["seq"] == 4

@@ -835,9 +835,11 @@ class SnapStore:
         prefix = self._p(HISTORY, "")
         return [(s, prefix + n) for s, n in self._history_names()]
 
-    def _history_names(self) -> list[tuple[int, str]]:
-        """:meth:`_history_entries` with the names in ``history/`` instead of paths."""
-        names = self.backend.list_kept()
+    def _history_names(self, names: list[str] | None = None) -> list[tuple[int, str]]:
+        """:meth:`_history_entries` with the names in ``history/`` instead of paths (of ``names``,
+        when the caller listed them already)."""
+        if names is None:
+            names = self.backend.list_kept()
         stamped: list[tuple[str, int, str]] = []
         old: list[tuple[int, str]] = []
         match2, match0 = _HISTORY2_RE.match, _HISTORY_RE.match
@@ -858,7 +860,9 @@ class SnapStore:
         other schema version (so an upgrade can be undone by hand). ``spare`` (what a forced
         write just replaced) is kept this time whatever ``keep`` says."""
         spared = None if spare is None else os.path.basename(spare)
-        entries = [n for _, n in self._history_names() if n != spared]
+        names = self.backend.list_kept()
+        self.backend.sweep_kept(names)  # a dead writer's temp file (a copy, without hard links)
+        entries = [n for _, n in self._history_names(names) if n != spared]
         keep_n = self.keep - 1
         if len(entries) <= keep_n:
             return

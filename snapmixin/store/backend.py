@@ -195,6 +195,10 @@ class Backend(abc.ABC):
     def list_kept(self) -> list[str]:
         """Names of the kept generations (unordered; the store orders them by name)."""
 
+    def sweep_kept(self, names: Sequence[str]) -> None:  # noqa: B027 - optional
+        """Remove leftovers of interrupted writers among ``names`` (from :meth:`list_kept`),
+        under the lock, before pruning."""
+
     @abc.abstractmethod
     def delete_kept(self, name: str) -> None:
         """Remove one kept generation (never the current one)."""

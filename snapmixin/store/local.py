@@ -369,16 +369,17 @@ class LocalBackend(Backend):
         """Keep the current ``snapshot.json`` as ``history/<name>`` (a hard link: it is durable
         already, so a new name, not a copy; a copy where links fail), durably. Returns its path."""
         hist = self._history_dir()
-        fsio.cleanup_temps(self.fs, hist)  # left by a writer that died copying (no hard links)
-        # The only file that can stand there already is this very generation, archived by a
-        # writer that died before committing.
+        # (Temp files left in history/ by a writer that died copying, where there are no hard
+        # links, are removed by the pruning after each commit: see :meth:`sweep_kept`.)
         dst = os.path.join(hist, name)
         try:
-            self.fs.unlink(dst)
-        except FileNotFoundError:
-            pass
-        try:
-            self.fs.link(self.path(SNAPSHOT), dst)
+            try:
+                self.fs.link(self.path(SNAPSHOT), dst)
+            except FileExistsError:
+                # The only file that can stand there already is this very generation, archived
+                # by a writer that died before committing: replaced by this link.
+                self.fs.unlink(dst)
+                self.fs.link(self.path(SNAPSHOT), dst)
         except OSError:
             # No hard links here (some network and FAT file systems): copy instead.
             fsio.atomic_write(self.fs, hist, name, fsio.read_regular(self.fs, self.path(SNAPSHOT)))
@@ -429,6 +430,16 @@ class LocalBackend(Backend):
             return self.fs.listdir(self.path(HISTORY))
         except (FileNotFoundError, NotADirectoryError):
             return []
+
+    def sweep_kept(self, names: Sequence[str]) -> None:
+        """Remove the temp files among ``names`` (of ``history/``): left by writers that died
+        copying a generation there (no hard links). Only while holding the lock."""
+        for name in names:
+            if fsio.is_temp_name(name):
+                try:
+                    self.fs.unlink(self.path(HISTORY, name))
+                except OSError:
+                    pass
 
     def delete_kept(self, name: str) -> None:
         self.fs.unlink(self.path(HISTORY, name))
