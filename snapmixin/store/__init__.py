@@ -47,7 +47,8 @@ Commit protocol of :meth:`SnapStore.create`:
    ``snapshot.json``, fsync the directory: **committed**;
 5. update ``snapshot.seq`` (derived: rewritten in place, or replaced when it is
    not a plain regular file; not fsynced; never ahead of the committed
-   snapshot; ``restore`` repairs it) and prune ``history/``.
+   snapshot; ``restore`` repairs it) and prune ``history/`` (removing, too, a temp
+   file left there by a writer that died copying a generation into it).
 
 A crash before the rename in step 4 leaves the old snapshot; after it, the new one.
 """
