@@ -364,7 +364,6 @@ class Journal:
         self.dir = os.fspath(store.path)
         self.fd = -1
         self.name: str | None = None
-        self.after = 0
         self.last = 0  # the seq of the last record written
         self.pending: list[bytes] = []  # the ops of the open batch
         self.entries: dict[int, _Entry] | None = None
@@ -639,7 +638,7 @@ class Journal:
                     pass
             raise
         self._close()
-        self.fd, self.name, self.after = fd, name, seq
+        self.fd, self.name = fd, name
         _lock(fd)  # one journaled writer per segment: a second one is refused (see _refuse_if_held)
         last = seq
         for r in data[1:]:

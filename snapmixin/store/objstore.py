@@ -477,10 +477,6 @@ class ObjectBackend(Backend):
             return None
         return "dir"
 
-    def writers_idle(self) -> bool:
-        """There is no derived ``snapshot.seq`` to repair on object storage."""
-        return False
-
     # -- committing -----------------------------------------------------------------------
     def commit(self, data: Buffer | Sequence[Buffer], *, expect_tag: str | None) -> None:
         """One conditional PUT of ``snapshot.json``; the ambiguous outcomes read back (module doc)."""
