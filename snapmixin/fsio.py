@@ -23,6 +23,7 @@ Platform notes
 from __future__ import annotations
 
 import errno
+import operator
 import os
 import re
 import secrets
@@ -135,20 +136,15 @@ class FileOps:
         """Make the directory's entries (renames, creations) durable."""
         if os.name == "nt":  # pragma: no cover - Windows cannot open a directory
             return
-        fd = -1
-        try:
-            with DeferSignals():  # an interrupt lands before the open or after fd holds it
-                fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
-            self._flush(fd)
-        finally:
+        # One deferral around the open, the flush and the close: no handler runs between them,
+        # so the descriptor is closed exactly once (a handler could not run during the flush
+        # anyway: the interpreter runs handlers only once a system call has returned).
+        with DeferSignals():
+            fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
             try:
-                with DeferSignals():
-                    fd, closing = -1, fd
-                    if closing >= 0:
-                        os.close(closing)
-            finally:  # only when an interrupt hit before the block above ran
-                if fd >= 0:
-                    os.close(fd)
+                self._flush(fd)
+            finally:
+                os.close(fd)
 
     # -- files -------------------------------------------------------------
     def open_tmp(self, directory: str, target: str) -> tuple[int, str]:
@@ -360,7 +356,11 @@ class DeferSignals:
     Inside this block the handlers only note the signal; on exit the real
     handlers are put back and called, at a point where the bookkeeping is
     consistent. Outside the main thread no handler runs, so nothing is done.
-    Keep the block short and never wait inside it (Ctrl-C waits for it).
+    Keep the block short and never wait inside it in Python (a sleep, a poll:
+    Ctrl-C waits for it). A system call on a file inside it (a write, an
+    fsync) delays no handler: the interpreter runs handlers only after such a
+    call returns anyway. Entering costs one read of every handler (in C) and
+    one swap per Python handler (usually only SIGINT's).
     """
 
     __slots__ = ("_active", "_pending", "_saved")
@@ -397,12 +397,18 @@ class DeferSignals:
     # safe: CPython 3.13.0 leaves a ``while`` loop's backward jump outside the exception table,
     # so an exception raised there skips the ``finally`` (see cpython#108214 for the kin in 3.11/3.12).
     def _swap(self) -> None:
-        getsignal, install, note, saved = _sig.getsignal, _sig.signal, self._note, self._saved
-        for sig in _SIGNALS:
-            handler = getsignal(sig)
-            if callable(handler):
-                saved.append((sig, handler))  # before the swap: restoring it again is harmless
-                install(sig, note)
+        global _scanned
+        # Every handler is read (in C: no Python frame per signal); which of them are Python
+        # callables is worked out again only when one differs from the last scan's.
+        handlers = list(map(_sig.getsignal, _SIGNALS))
+        last, found = _scanned
+        if not all(map(operator.is_, handlers, last)):
+            found = [(sig, h) for sig, h in zip(_SIGNALS, handlers, strict=True) if callable(h)]
+            _scanned = (handlers, found)
+        install, note, saved = _sig.signal, self._note, self._saved
+        for sig, handler in found:
+            saved.append((sig, handler))  # before the swap: restoring it again is harmless
+            install(sig, note)
 
     def _put_back(self) -> None:
         install, saved = _sig.signal, self._saved
@@ -445,12 +451,19 @@ class DeferSignals:
 #: Whether a :class:`DeferSignals` block is active (in the main thread, the only one it acts in).
 _deferring = False
 
+
 # The signals whose Python handlers are deferred: the standard ones (SIGKILL and SIGSTOP
 # cannot have handlers). Real-time signals (SIGRTMIN..SIGRTMAX) are left out: Python
 # handlers on them are rare, and scanning them would double the cost of every deferral.
 _SIGNALS = sorted(n for n in getattr(signal, "valid_signals", lambda: {signal.SIGINT})()
                   if n < getattr(signal, "SIGRTMIN", 1 << 30)
                   and n not in (getattr(signal, "SIGKILL", -1), getattr(signal, "SIGSTOP", -1)))
+
+
+#: The handlers the last deferral found (one per signal of :data:`_SIGNALS`) and, of them, the
+#: Python callables it swapped: ``(handlers, [(signal, handler), ...])``.
+#: (Starts as one placeholder per signal, which no handler is: the first scan finds them all.)
+_scanned: tuple[list[Any], list[tuple[int, Any]]] = ([object() for _ in _SIGNALS], [])
 
 
 class ProcessLocks:
@@ -564,23 +577,18 @@ def atomic_write(ops: FileOps, directory: str, name: str, data: Buffer | Sequenc
         fd, tmp = -1, ""
         written = False
         try:
-            try:
-                with DeferSignals():  # an interrupt lands before the temp file exists or after fd holds it
-                    fd, tmp = ops.open_tmp(directory, name)
-                for chunk in chunks:
-                    ops.write(fd, chunk)
-                if durable:
-                    ops.fsync(fd)
-            finally:
+            # One deferral from the temp file's creation to its close (see DeferSignals): an
+            # interrupt surfaces before the temp file exists, or once `tmp` names it and its
+            # descriptor is closed, so the handler below removes it and no descriptor leaks.
+            with DeferSignals():
+                fd, tmp = ops.open_tmp(directory, name)
                 try:
-                    with DeferSignals():
-                        fd, closing = -1, fd
-                        if closing >= 0:
-                            ops.close(closing)
-                finally:  # only when an interrupt hit before the block above ran
-                    if fd >= 0:
-                        fd, closing = -1, fd
-                        ops.close(closing)
+                    for chunk in chunks:
+                        ops.write(fd, chunk)
+                    if durable:
+                        ops.fsync(fd)
+                finally:
+                    ops.close(fd)
             written = True
             ops.replace(tmp, os.path.join(directory, name))
         except OSError as e:

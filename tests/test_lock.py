@@ -278,11 +278,18 @@ def test_an_interrupt_at_any_point_never_leaves_the_lock_held(tmp_path: Path) ->
 _CHECK_POINTS = {"RESUME", "JUMP_BACKWARD", "JUMP_ABSOLUTE"}
 
 
-def _deferral_with_a_signal_at(point: int, fire: Any) -> int:
+def _deferral_with_a_signal_at(point: int, fire: Any, *, cold: bool = False) -> int:
     """One deferral (enter and exit) in which a SIGALRM "arrives" at its ``point``-th check
     point: the handler installed at that moment runs there, as the interpreter would run it.
-    Returns how many check points the deferral went through."""
+    Returns how many check points the deferral went through. ``cold``: the deferral finds every
+    handler changed since the last scan (which then takes its longer path)."""
     import dis
+
+    if cold:
+        fsio._scanned = ([object() for _ in fsio._SIGNALS], [])  # (the next scan replaces it)
+    else:
+        with fsio.DeferSignals():  # the scan of the handlers as they are now is the last one
+            pass
 
     codes = {f.__code__: {i.offset: i.opname for i in dis.get_instructions(f)}
              for f in vars(fsio.DeferSignals).values() if callable(f) and hasattr(f, "__code__")}
@@ -323,9 +330,10 @@ def _deferral_with_a_signal_at(point: int, fire: Any) -> int:
     return seen
 
 
+@pytest.mark.parametrize("cold", [False, True], ids=["handlers-as-last-scanned", "handlers-changed"])
 @pytest.mark.parametrize("error", [Interrupted, ValueError])
 def test_a_handler_raising_at_any_check_point_of_a_deferral_leaves_nothing_behind(
-        error: type[BaseException]) -> None:
+        error: type[BaseException], cold: bool) -> None:
     """A SIGALRM whose handler raises arrives at each point of a deferral where Python runs
     handlers, in turn. Each time the interrupt surfaces exactly once (at once, or at the exit),
     and afterwards no deferring handler is left installed and no deferral is marked active.
@@ -338,16 +346,48 @@ def test_a_handler_raising_at_any_check_point_of_a_deferral_leaves_nothing_behin
 
     old = signal.signal(signal.SIGALRM, fire)
     try:
-        total = _deferral_with_a_signal_at(0, fire)  # no signal: count the points
+        total = _deferral_with_a_signal_at(0, fire, cold=cold)  # no signal: count the points
         assert total >= 4  # enter and exit really were traced
         for point in range(1, total + 1):
             with pytest.raises(error):
-                _deferral_with_a_signal_at(point, fire)
+                _deferral_with_a_signal_at(point, fire, cold=cold)
             assert signal.getsignal(signal.SIGALRM) is fire, point
             assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, point
             assert not fsio._deferring, point
     finally:
         signal.signal(signal.SIGALRM, old)
+
+
+def test_a_handler_installed_or_replaced_after_a_deferral_is_deferred_by_the_next() -> None:
+    """A deferral re-reads every handler (it remembers the last scan only to skip working out
+    again which are Python callables): a handler installed, or replaced by another one, since
+    the last deferral is deferred too, and the one in place when the signal came is the one run."""
+    ran: list[str] = []
+
+    def first(signum: int, frame: FrameType | None) -> None:
+        ran.append("first")
+        raise Interrupted
+
+    def second(signum: int, frame: FrameType | None) -> None:
+        ran.append("second")
+        raise Interrupted
+
+    old = signal.getsignal(signal.SIGUSR1)
+    try:
+        with fsio.DeferSignals():  # the last scan: SIGUSR1 has no Python handler
+            pass
+        for handler, name in ((first, "first"), (second, "second")):
+            signal.signal(signal.SIGUSR1, handler)
+            with pytest.raises(Interrupted), fsio.DeferSignals():
+                os.kill(os.getpid(), signal.SIGUSR1)
+                for _ in range(1000):  # check points where Python would run the handler
+                    pass
+                ran.append("end of block")
+            assert ran == ["end of block", name]
+            assert signal.getsignal(signal.SIGUSR1) is handler
+            ran.clear()
+    finally:
+        signal.signal(signal.SIGUSR1, old)
 
 
 def test_a_deferral_in_a_sub_interpreter_does_nothing() -> None:
