@@ -97,8 +97,10 @@ class _Init(Root):
     value at all: it is adopted where it is first stored or assigned to.
     """
 
-    __slots__ = ("d", "depth", "fast", "held", "obj", "quiet", "root", "seen")
+    __slots__ = ("d", "depth", "fast", "held", "merged", "obj", "quiet", "root", "seen")
     obj: Snapshottable | None  # None: a class's building placeholder (see building)
+    # (the building placeholder's: _names_built's list, with the size of `held` it was made at)
+    merged: tuple[int, list[str]] | None
 
     def __init__(self, obj: Snapshottable) -> None:
         # Root's attributes, set here rather than through Root.__init__ (one call less per object).
@@ -116,6 +118,7 @@ class _Init(Root):
         self.seen: set[str] = _NONE_YET
         self.quiet = _untracked(type(obj))
         self.d = None
+        self.merged = None
 
     @classmethod
     def building(cls, klass: type) -> _Init:
@@ -143,6 +146,7 @@ class _Init(Root):
         init.seen = _Grown()  # scalar names: the next object's skip _learn (see _learn)
         init.quiet = _untracked(klass)
         init.d = None
+        init.merged = None
         return init
 
     def tick(self, node: Any = None, op: str = "mark", key: Any = None, value: Any = None) -> None:
@@ -595,9 +599,7 @@ def _adopt_built(obj: Snapshottable, init: _Init) -> _State:
     ``__init__`` stored, as :func:`tracking.adopt_fields` makes) and the same bookkeeping of
     ``held``. Any nested object or tracked container among the fields: the general path.
     """
-    names = _declared(type(obj))
-    if init.held:
-        names = names + [n for n in init.held if n not in names]
+    names = _names_built(type(obj), init)
     found: list[tuple[str, Any]] = []
     for name in names:
         v = getattr(obj, name, _MISSING)
@@ -609,11 +611,49 @@ def _adopt_built(obj: Snapshottable, init: _Init) -> _State:
     _setattr(obj, _SLOT, st)
     held = st.held
     for name, v in found:
-        new = track(v, st)
+        t = type(v)
+        if t is list or t is dict:
+            # tracking.track's own first step for a plain list or dict, inlined (no frame of its
+            # own; the state is a fresh tree's root): a tracked copy, filled at once when every
+            # item is a scalar; otherwise track() places the items.
+            if t is list:
+                if not v or all(type(x) in SCALARS for x in v):
+                    new = TrackedList.__new__(TrackedList)
+                    new._root = st
+                    new._refs = 1
+                    list.extend(new, v)
+                else:
+                    new = track(v, st)
+            elif not v:
+                new = TrackedDict.__new__(TrackedDict)
+                new._root = st
+                new._refs = 1
+                new._deep = False
+            else:
+                new = track(v, st)
+        else:
+            new = track(v, st)
         if new is not v:
             _setattr(obj, name, new)
         held.add(name)
     return st
+
+
+def _names_built(cls: type, init: _Init) -> list[str]:
+    """The names :func:`_adopt_built` looks at: the declared fields, then the other names the
+    class's objects stored a container or an object in while their ``__init__`` ran (``held`` of
+    the placeholder ``init``, which only grows: the merged list is kept until it grows)."""
+    names = _declared(cls)
+    held = init.held
+    if not held:
+        return names
+    cached = init.merged
+    if cached is not None and cached[0] == len(held):
+        return cached[1]
+    merged = names + [n for n in held if n not in names]
+    if init.obj is None:  # the class's placeholder (its `held` never loses a name): kept
+        init.merged = (len(held), merged)
+    return merged
 
 
 def _learn(obj: Any, st: _State | _Init, name: str) -> bool:

@@ -213,6 +213,65 @@ def test_fields_stored_in_init_are_linked_once_at_its_end() -> None:
     assert p.snapshot_seq == 2 and kid.snapshot_seq == 2
 
 
+def test_containers_given_to_init_become_tracked_copies_at_every_depth() -> None:
+    """The end of ``__init__`` copies a list of scalars, an empty or a filled dict and nested
+    containers into tracked ones of the object's tree: the caller's containers stay its own
+    (changing them changes nothing here, counts nothing), and every level counts."""
+
+    @dataclass
+    class Many(Snapshottable):
+        flat: list[int] = field(default_factory=list)
+        nested: list[list[int]] = field(default_factory=list)
+        empty: dict[str, int] = field(default_factory=dict)
+        filled: dict[str, list[int]] = field(default_factory=dict)
+        tags: set[str] = field(default_factory=set)
+
+    flat, inner, filled_inner = [1, 2], [3], [4]
+    m = Many(flat, [inner], {}, {"k": filled_inner}, {"a"})
+    names = {k: type(getattr(m, k)).__name__ for k in ("flat", "nested", "empty", "filled", "tags")}
+    assert names == {"flat": "TrackedList", "nested": "TrackedList", "empty": "TrackedDict",
+                     "filled": "TrackedDict", "tags": "TrackedSet"}
+    assert m.flat == [1, 2] and m.flat is not flat and m.nested[0] is not inner
+    flat.append(9)
+    inner.append(9)
+    filled_inner.append(9)
+    assert (m.flat, m.nested, m.filled) == ([1, 2], [[3]], {"k": [4]})
+    assert m.snapshot_seq == 0
+    m.flat.append(3)
+    m.nested[0].append(4)
+    m.empty["x"] = 1
+    m.filled["k"].append(5)
+    m.tags.add("b")
+    assert m.snapshot_seq == 5
+
+
+def test_a_name_first_held_by_a_later_object_is_linked_for_every_object_after_it() -> None:
+    """A plain class whose ``__init__`` stores a container in a name only some of its objects
+    use: the names the end of ``__init__`` looks at grow with the first object using it."""
+
+    class Odd(Snapshottable):
+        def __init__(self, n: int) -> None:
+            self.n = n
+            if n % 2:
+                setattr(self, f"odd{n}", [n])
+
+        def __snapshot_state__(self) -> Any:
+            return {"n": self.n}
+
+        @classmethod
+        def __from_snapshot_state__(cls, value: Any) -> Any:
+            return cls(value["n"])
+
+    objs = [Odd(i) for i in range(6)]
+    for o in objs:
+        for name, value in vars(o).items():
+            if name.startswith("odd"):
+                assert type(value).__name__ == "TrackedList", (o.n, name)
+                value.append(0)
+                assert o.snapshot_seq == 1
+    assert [o.snapshot_seq for o in objs] == [0, 1, 0, 1, 0, 1]
+
+
 def test_objects_of_a_class_share_one_placeholder_while_their_init_runs() -> None:
     from snapmixin.mixin import _Init, _slot
 
