@@ -611,6 +611,7 @@ def _adopt_built(obj: Snapshottable, init: _Init) -> _State:
     _setattr(obj, _SLOT, st)
     held = st.held
     for name, v in found:
+        new: Any
         t = type(v)
         if t is list or t is dict:
             # tracking.track's own first step for a plain list or dict, inlined (no frame of its
@@ -625,10 +626,11 @@ def _adopt_built(obj: Snapshottable, init: _Init) -> _State:
                 else:
                     new = track(v, st)
             elif not v:
-                new = TrackedDict.__new__(TrackedDict)
-                new._root = st
-                new._refs = 1
-                new._deep = False
+                fresh: TrackedDict[Any, Any] = TrackedDict.__new__(TrackedDict)
+                fresh._root = st
+                fresh._refs = 1
+                fresh._deep = False
+                new = fresh
             else:
                 new = track(v, st)
         else:
