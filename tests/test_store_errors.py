@@ -96,6 +96,26 @@ def test_unencodable_state_names_the_json_path(d: Path, state: Any, json_path: s
     assert_intact(d, before)
 
 
+def test_a_nan_in_a_large_state_is_refused_while_its_body_is_being_hashed(d: Path) -> None:
+    """Above Encoded.THREADED the formatted body is hashed in a worker thread while the NaN scan
+    runs: a NaN near the end still raises before anything is written, and a good large state
+    written after it commits with the right checksum."""
+    from snapmixin.store.format import Encoded
+
+    store = seeded(d)
+    before = files(d)
+    filler = ["x" * 100] * (Encoded.THREADED // 100 + 10)
+    with pytest.raises(EncodeError) as e:
+        store.create({"filler": filler, "last": [1.0, math.nan]}, 6)
+    assert e.value.json_path == "$.last[1]"
+    assert_intact(d, before)
+    info = store.create({"filler": filler, "last": [1.0, 2.0]}, 6)
+    assert info.size > Encoded.THREADED
+    latest = SnapStore(d).latest()
+    assert latest is not None and latest.checksum == info.checksum
+    assert SnapStore(d).restore() == ({"filler": filler, "last": [1.0, 2.0]}, 6)  # verified
+
+
 def test_unencodable_type_says_how_to_make_it_work(d: Path) -> None:
     store = seeded(d)
     before = files(d)

@@ -165,10 +165,19 @@ class Digest:
             self._hex = hashlib.sha256(data).hexdigest()
             self.data = b""
         else:
-            self._worker = threading.Thread(target=self._run, name="snapmixin-sha256", daemon=True)
+            hashing = threading.Lock()
+            hashing.acquire()
+            self._worker = threading.Thread(target=self._run, args=(hashing,), name="snapmixin-sha256",
+                                            daemon=True)
             self._worker.start()
+            # Wait until the worker is about to hash: from then on it runs without the GIL, so
+            # what the caller does next (formatting is done; the NaN scan, the lock, the write)
+            # overlaps it. Without the wait the worker may not get the GIL before the caller's
+            # next long call in C ends, and would hash only after it.
+            hashing.acquire()
 
-    def _run(self) -> None:
+    def _run(self, hashing: threading.Lock) -> None:
+        hashing.release()
         self._hex = hashlib.sha256(self.data).hexdigest()
         self.data = b""  # hashed: the buffer is not kept alive for it
 
@@ -233,17 +242,20 @@ def encode_v2_parts(state_json: bytes | list[bytes], seq: int, schema_version: i
     ``state_json`` may be handed over in a one-item list, which is emptied: the compact state
     is then freed as soon as it is copied into the envelope, before the envelope is formatted
     (the peak memory of a save: the envelope and its formatted text, not the state besides).
-    ``check`` (the encoder's NaN scan) is run on the compact envelope, before it is formatted."""
+    ``check`` (the encoder's NaN scan) is run on the compact envelope once it is formatted, while
+    a large body is being hashed (a NaN raises before anything is written all the same)."""
     if isinstance(state_json, list):
         compact = b"".join((_head(V2, seq, schema_version, created_at), b'"state":', state_json.pop(),
                             b"}"))
     else:
         compact = b"".join((_head(V2, seq, schema_version, created_at), b'"state":', state_json, b"}"))
+    out = _codec.pretty(compact)
+    # The formatted object without its closing b"\n}". A large body is hashed in a worker thread
+    # from here on (Encoded), so the NaN scan below runs meanwhile on the other core.
+    encoded = Encoded(memoryview(out)[:-2])
     if check is not None:
         check(compact)  # the header holds no "null": only the state can match
-    out = _codec.pretty(compact)
-    del compact
-    return Encoded(memoryview(out)[:-2])  # the formatted object without its closing b"\n}"
+    return encoded
 
 
 def state_json_of(encoded: Encoded) -> bytes:
