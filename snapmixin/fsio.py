@@ -357,10 +357,11 @@ class DeferSignals:
     handlers are put back and called, at a point where the bookkeeping is
     consistent. Outside the main thread no handler runs, so nothing is done.
     Keep the block short and never wait inside it in Python (a sleep, a poll:
-    Ctrl-C waits for it). A system call on a file inside it (a write, an
-    fsync) delays no handler: the interpreter runs handlers only after such a
-    call returns anyway. Entering costs one read of every handler (in C) and
-    one swap per Python handler (usually only SIGINT's).
+    Ctrl-C waits for it). System calls on files inside it (a write, an
+    fsync) are fine: the interpreter runs no handler while one runs anyway, so
+    a handler waits at most for the calls that follow in the block. Entering
+    costs one read of every handler (in C) and one swap per Python handler
+    (usually only SIGINT's).
     """
 
     __slots__ = ("_active", "_pending", "_saved")
