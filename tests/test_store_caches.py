@@ -400,3 +400,16 @@ def test_a_commit_time_in_a_history_name_is_utc_and_fixed_width() -> None:
     assert fmt.stamp(datetime(5, 6, 7, 8, 9, 10, 123456, tzinfo=timezone.utc)) == "00050607T080910123456Z"
     assert fmt.history_name(42, datetime(2026, 11, 29, 17, 0, tzinfo=timezone.utc)) == (
         "snapshot-00000000000000000042-20261129T170000000000Z.json")
+
+
+def test_the_order_of_a_name_this_writer_made_is_what_parsing_it_gives() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from snapmixin.store import _history_order, _own_order
+
+    for seq in (0, 1, 42, 10**12 + 7, 2**63 - 1):
+        for when in (datetime(1, 1, 1, tzinfo=timezone.utc),
+                     datetime(2026, 11, 29, 17, 0, 1, 5, tzinfo=timezone.utc),
+                     datetime(9999, 12, 31, 20, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-3)))):
+            name = fmt.history_name(seq, when)
+            assert _own_order(name) == _history_order(name) != "", name

@@ -235,6 +235,12 @@ def _history_order(name: str) -> str:
     return ""
 
 
+def _own_order(name: str) -> str:
+    """:func:`_history_order` of a name this writer made (``snapshot-<seq>-<commit time>.json``,
+    a seq within SEQ_MAX), without the regular expression."""
+    return "1" + name[30:52] + name[9:29]
+
+
 def _history_name(info: SnapshotInfo) -> str:
     """The name under ``history/`` of the generation ``info`` (unique: seq and commit time)."""
     return _fmt.history_name(info.seq, info.created_at)
@@ -446,6 +452,7 @@ class SnapStore:
         #: how each name seen in ``history/`` sorts (see _history_order): names are never reused,
         #: so what a name says is parsed once; the directory itself is listed on every call
         self._kept_order: dict[str, str] = {}
+        self._hist_prefix: tuple[Path, str] | None = None  # self.path and its "dir/history/"
 
     def __repr__(self) -> str:
         return f"SnapStore({str(self.path)!r}, keep={self.keep})"
@@ -826,9 +833,14 @@ class SnapStore:
         returns its path."""
         name = _history_name(current)
         self.backend.keep_current(name)
+        if current.created_at is not None:
+            self._kept_order[name] = _own_order(name)  # (known: not parsed again when listed)
         if current.layout.startswith("snapmixin-"):
             self._kept_versions[name] = current.schema_version  # a second name of what was read
-        return self._p(HISTORY, name)
+        prefix = self._hist_prefix
+        if prefix is None or prefix[0] is not self.path:
+            prefix = self._hist_prefix = (self.path, self._p(HISTORY, ""))
+        return prefix[1] + name
 
     def _drop_stale_archive(self, current: SnapshotInfo) -> None:
         """Remove ``history/``'s second name of ``current``, left by a writer that died between

@@ -373,7 +373,7 @@ class LocalBackend(Backend):
         hist = self._history_dir()
         # (Temp files left in history/ by a writer that died copying, where there are no hard
         # links, are removed by the pruning after each commit: see :meth:`sweep_kept`.)
-        dst = os.path.join(hist, name)
+        dst = self._hist_prefix + name
         try:
             try:
                 self.fs.link(self.path(SNAPSHOT), dst)
