@@ -891,8 +891,9 @@ class SnapStore:
         write just replaced) is kept this time whatever ``keep`` says."""
         spared = None if spare is None else os.path.basename(spare)
         names = self.backend.list_kept()
-        self.backend.sweep_kept(names)  # a dead writer's temp file (a copy, without hard links)
         entries = self._kept_in_order(names)
+        if len(entries) < len(names):  # names that are no generation's: a dead writer's temp file?
+            self.backend.sweep_kept(names)  # (a copy, where there are no hard links)
         if spared is not None and spared in entries:
             entries.remove(spared)
         keep_n = self.keep - 1
