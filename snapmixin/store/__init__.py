@@ -891,6 +891,8 @@ class SnapStore:
         write just replaced) is kept this time whatever ``keep`` says."""
         spared = None if spare is None else os.path.basename(spare)
         names = self.backend.list_kept()
+        if not names:  # (keep=1 with no history/: every commit)
+            return
         entries = self._kept_in_order(names)
         if len(entries) < len(names):  # names that are no generation's: a dead writer's temp file?
             self.backend.sweep_kept(names)  # (a copy, where there are no hard links)
