@@ -357,3 +357,59 @@ def test_archiving_lists_history_once_and_a_dead_writers_leftovers_still_go(tmp_
     assert not leftover.exists()
     assert [i.seq for i in store.history()] == [5, 4, 3]
     assert dead.exists() and json.loads(dead.read_bytes())["seq"] == 4
+
+
+# -- the order of history/, remembered by name ----------------------------------------------------
+
+
+def test_the_remembered_order_of_history_names_follows_the_directory(tmp_path: Path) -> None:
+    """The store parses each name in ``history/`` once (names are never reused) but lists the
+    directory at every pruning: names added and removed by hand between two creates count,
+    and the memory of names gone from the directory does not grow without bound."""
+    d = tmp_path / "s"
+    store = SnapStore(d, keep=3)
+    for seq in range(1, 151):
+        store.create({"v": seq}, seq)
+    assert [i.seq for i in store.history()] == [150, 149, 148]
+    assert len(store._kept_order) <= 2 * 3 + 64  # names pruned long ago are forgotten
+    hist = d / "history"
+    newest = max(os.listdir(hist))
+    # by hand: the newest kept generation removed; a snapmixin 0.1.0 name (the oldest by rule)
+    # and a name that is not a generation's added
+    os.unlink(hist / newest)
+    (hist / "snapshot-00000000000000000007.json").write_bytes((d / "snapshot.json").read_bytes())
+    (hist / "notes.txt").write_text("mine")
+    store.create({"v": 151}, 151)
+    assert [i.seq for i in store.history()] == [151, 150, 148]  # 0.1.0's name was the oldest: pruned
+    assert not (hist / "snapshot-00000000000000000007.json").exists()
+    assert (hist / "notes.txt").read_text() == "mine"
+    # the removed name back again (copied back by hand): ordered by what it says (seq 149's
+    # commit time, older than 150's), so it is the one pruned now, with 148
+    (hist / newest).write_bytes((d / "snapshot.json").read_bytes())
+    store.create({"v": 152}, 152)
+    assert [i.seq for i in store.history()] == [152, 151, 150]
+    assert sorted(os.listdir(hist)) == sorted(
+        ["notes.txt", *(store.history_path(i).name for i in store.history()[1:])])
+
+
+def test_a_commit_time_in_a_history_name_is_utc_and_fixed_width() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    plus2 = timezone(timedelta(hours=2))
+    assert fmt.stamp(datetime(2026, 1, 1, 1, 2, 3, 45, tzinfo=plus2)) == "20251231T230203000045Z"
+    assert fmt.stamp(datetime(5, 6, 7, 8, 9, 10, 123456, tzinfo=timezone.utc)) == "00050607T080910123456Z"
+    assert fmt.history_name(42, datetime(2026, 11, 29, 17, 0, tzinfo=timezone.utc)) == (
+        "snapshot-00000000000000000042-20261129T170000000000Z.json")
+
+
+def test_the_order_of_a_name_this_writer_made_is_what_parsing_it_gives() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from snapmixin.store import _history_order, _own_order
+
+    for seq in (0, 1, 42, 10**12 + 7, 2**63 - 1):
+        for when in (datetime(1, 1, 1, tzinfo=timezone.utc),
+                     datetime(2026, 11, 29, 17, 0, 1, 5, tzinfo=timezone.utc),
+                     datetime(9999, 12, 31, 20, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-3)))):
+            name = fmt.history_name(seq, when)
+            assert _own_order(name) == _history_order(name) != "", name

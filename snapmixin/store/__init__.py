@@ -221,6 +221,26 @@ def _derive_generation(info: SnapshotInfo) -> str:
 _stamp = _fmt.stamp
 
 
+def _history_order(name: str) -> str:
+    """A key that sorts the names in ``history/`` by commit, the latest last: current names
+    ("1", commit time, seq) after snapmixin 0.1.0's ("0", seq), which are the oldest. "" for a
+    name that is not a generation's (or names a seq beyond SEQ_MAX: 20 digits can say more
+    than 2**63 - 1)."""
+    m = _HISTORY2_RE.match(name)
+    if m is not None:
+        return "1" + m.group(2) + m.group(1) if int(m.group(1)) <= SEQ_MAX else ""
+    m = _HISTORY_RE.match(name)
+    if m is not None:
+        return "0" + m.group(1) if int(m.group(1)) <= SEQ_MAX else ""
+    return ""
+
+
+def _own_order(name: str) -> str:
+    """:func:`_history_order` of a name this writer made (``snapshot-<seq>-<commit time>.json``,
+    a seq within SEQ_MAX), without the regular expression."""
+    return "1" + name[30:52] + name[9:29]
+
+
 def _history_name(info: SnapshotInfo) -> str:
     """The name under ``history/`` of the generation ``info`` (unique: seq and commit time)."""
     return _fmt.history_name(info.seq, info.created_at)
@@ -429,6 +449,10 @@ class SnapStore:
         self._head_seen: SnapshotInfo | None = None
         #: schema versions of kept generations by name (names are never reused; see _prune)
         self._kept_versions: dict[str, int] = {}
+        #: how each name seen in ``history/`` sorts (see _history_order): names are never reused,
+        #: so what a name says is parsed once; the directory itself is listed on every call
+        self._kept_order: dict[str, str] = {}
+        self._hist_prefix: tuple[Path, str] | None = None  # self.path and its "dir/history/"
 
     def __repr__(self) -> str:
         return f"SnapStore({str(self.path)!r}, keep={self.keep})"
@@ -670,8 +694,7 @@ class SnapStore:
                 if damaged:
                     archived = self._keep_damaged(when)
                 elif current is not None and archive and (self.keep > 1 or pin or force):
-                    self._archive(current)
-                    archived = self._p(HISTORY, _history_name(current))
+                    archived = self._archive(current)
                 elif current is not None and current.seq == seq:
                     self._drop_stale_archive(current)
                 try:
@@ -805,12 +828,19 @@ class SnapStore:
         except OSError as e:
             log.warning("%s: could not prune %s/: %s", self._dir, HISTORY, e)
 
-    def _archive(self, current: SnapshotInfo) -> None:
-        """Keep the current generation in ``history/`` under its own name (seq and commit time)."""
+    def _archive(self, current: SnapshotInfo) -> str:
+        """Keep the current generation in ``history/`` under its own name (seq and commit time);
+        returns its path."""
         name = _history_name(current)
         self.backend.keep_current(name)
+        if current.created_at is not None:
+            self._kept_order[name] = _own_order(name)  # (known: not parsed again when listed)
         if current.layout.startswith("snapmixin-"):
             self._kept_versions[name] = current.schema_version  # a second name of what was read
+        prefix = self._hist_prefix
+        if prefix is None or prefix[0] is not self.path:
+            prefix = self._hist_prefix = (self.path, self._p(HISTORY, ""))
+        return prefix[1] + name
 
     def _drop_stale_archive(self, current: SnapshotInfo) -> None:
         """Remove ``history/``'s second name of ``current``, left by a writer that died between
@@ -839,22 +869,21 @@ class SnapStore:
     def _history_names(self, names: list[str] | None = None) -> list[tuple[int, str]]:
         """:meth:`_history_entries` with the names in ``history/`` instead of paths (of ``names``,
         when the caller listed them already)."""
+        # (the seq is the 20 digits after "snapshot-" in both kinds of name)
+        return [(int(n[9:29]), n) for n in self._kept_in_order(names)]
+
+    def _kept_in_order(self, names: list[str] | None = None) -> list[str]:
+        """The names of :meth:`_history_names`, without their seqs."""
         if names is None:
             names = self.backend.list_kept()
-        stamped: list[tuple[str, int, str]] = []
-        old: list[tuple[int, str]] = []
-        match2, match0 = _HISTORY2_RE.match, _HISTORY_RE.match
+        order = self._kept_order
+        if len(order) > 2 * len(names) + 64:  # forget names gone from history/ (pruned)
+            order = self._kept_order = {n: order[n] for n in names if n in order}
+        get = order.get
         for name in names:
-            m = match2(name)
-            if m and int(m.group(1)) <= SEQ_MAX:  # 20 digits can say more than 2**63 - 1
-                stamped.append((m.group(2), int(m.group(1)), name))
-                continue
-            m = match0(name)
-            if m and int(m.group(1)) <= SEQ_MAX:
-                old.append((int(m.group(1)), name))
-        stamped.sort(reverse=True)
-        old.sort(reverse=True)
-        return [(s, n) for _, s, n in stamped] + old
+            if get(name) is None:
+                order[name] = _history_order(name)
+        return sorted([n for n in names if order[n]], key=order.__getitem__, reverse=True)
 
     def _prune(self, version: int, *, spare: str | None = None) -> None:
         """Keep the ``keep - 1`` generations committed last in history, and the last one of each
@@ -862,8 +891,13 @@ class SnapStore:
         write just replaced) is kept this time whatever ``keep`` says."""
         spared = None if spare is None else os.path.basename(spare)
         names = self.backend.list_kept()
-        self.backend.sweep_kept(names)  # a dead writer's temp file (a copy, without hard links)
-        entries = [n for _, n in self._history_names(names) if n != spared]
+        if not names:  # (keep=1 with no history/: every commit)
+            return
+        entries = self._kept_in_order(names)
+        if len(entries) < len(names):  # names that are no generation's: a dead writer's temp file?
+            self.backend.sweep_kept(names)  # (a copy, where there are no hard links)
+        if spared is not None and spared in entries:
+            entries.remove(spared)
         keep_n = self.keep - 1
         if len(entries) <= keep_n:
             return

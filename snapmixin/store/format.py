@@ -110,9 +110,10 @@ def iso_time(dt: datetime) -> str:
 
 def stamp(dt: datetime) -> str:
     """A commit time in a file name: fixed width, so names sort by commit time."""
-    u = dt.astimezone(timezone.utc)
-    return (f"{u.year:04d}{u.month:02d}{u.day:02d}T{u.hour:02d}{u.minute:02d}{u.second:02d}"
-            f"{u.microsecond:06d}Z")
+    u = dt if dt.tzinfo is timezone.utc else dt.astimezone(timezone.utc)
+    # (one %-format: half the time of an f-string with seven format specs; once per archiving)
+    return "%04d%02d%02dT%02d%02d%02d%06dZ" % (  # noqa: UP031
+        u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond)
 
 
 def history_name(seq: int, created_at: datetime | None) -> str:

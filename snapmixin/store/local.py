@@ -240,6 +240,8 @@ class LocalBackend(Backend):
         #: ``make_dirs`` (a directory removed since is made again when ``dir_id`` misses it)
         self.dir_made = False
         self._fixed = {n: os.path.join(directory, n) for n in (SNAPSHOT, SEQFILE)}
+        self._hist = os.path.join(directory, HISTORY)
+        self._hist_prefix = os.path.join(self._hist, "")
 
     def path(self, *names: str) -> str:
         return os.path.join(self.directory, *names)
@@ -355,7 +357,7 @@ class LocalBackend(Backend):
             pass
 
     def _history_dir(self) -> str:
-        hist = self.path(HISTORY)
+        hist = self._hist
         try:
             st = self.fs.lstat(hist)
         except FileNotFoundError:
@@ -371,7 +373,7 @@ class LocalBackend(Backend):
         hist = self._history_dir()
         # (Temp files left in history/ by a writer that died copying, where there are no hard
         # links, are removed by the pruning after each commit: see :meth:`sweep_kept`.)
-        dst = os.path.join(hist, name)
+        dst = self._hist_prefix + name
         try:
             try:
                 self.fs.link(self.path(SNAPSHOT), dst)
@@ -424,10 +426,11 @@ class LocalBackend(Backend):
     def list_kept(self) -> list[str]:
         """Names in ``history/``; [] when it is missing or not a plain directory (a symlink,
         perhaps out of the store: not ours to read or prune)."""
+        hist = self._hist
         try:
-            if not stat.S_ISDIR(self.fs.lstat(self.path(HISTORY)).st_mode):
+            if not stat.S_ISDIR(self.fs.lstat(hist).st_mode):
                 return []
-            return self.fs.listdir(self.path(HISTORY))
+            return self.fs.listdir(hist)
         except (FileNotFoundError, NotADirectoryError):
             return []
 
@@ -435,11 +438,11 @@ class LocalBackend(Backend):
         """Remove the temp files among ``names`` (of ``history/``): left by writers that died
         copying a generation there (no hard links). Only while holding the lock."""
         for name in names:
-            if fsio.is_temp_name(name):
+            if name[:1] == "." and fsio.is_temp_name(name):  # (every temp name starts with a dot)
                 try:
-                    self.fs.unlink(self.path(HISTORY, name))
+                    self.fs.unlink(self._hist_prefix + name)
                 except OSError:
                     pass
 
     def delete_kept(self, name: str) -> None:
-        self.fs.unlink(self.path(HISTORY, name))
+        self.fs.unlink(self._hist_prefix + name)
