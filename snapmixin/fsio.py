@@ -42,6 +42,7 @@ __all__ = [
     "is_temp_name",
     "make_dirs",
     "read_regular",
+    "read_small_pair",
     "read_tail",
 ]
 
@@ -663,6 +664,19 @@ def read_regular(ops: FileOps, path: str, limit: int | None = None) -> bytes:
         with DeferSignals():
             return _read_small(ops, path, limit)
     return _read_regular(ops, path, limit)
+
+
+def read_small_pair(ops: FileOps, path: str, limit: int, other: str,
+                    other_limit: int) -> tuple[bytes, bytes | None]:
+    """:func:`read_regular` of ``path`` and then of ``other`` (two bounded reads, each at most
+    1 MiB), in one deferral of the signal handlers instead of two. ``path`` raises what
+    :func:`read_regular` raises; ``other`` is optional: None when it cannot be read."""
+    with DeferSignals():
+        data = _read_small(ops, path, limit)
+        try:
+            return data, _read_small(ops, other, other_limit)
+        except OSError:
+            return data, None
 
 
 def _read_small(ops: FileOps, path: str, limit: int) -> bytes:
