@@ -44,6 +44,7 @@ import snapmixin.store.format as _fmt_mod
 from snapmixin import Snapshottable, SnapStore, snapshot_every
 from snapmixin import codec as _codec
 from snapmixin import fsio as _fsio
+from snapmixin.codec import json as _codec_json
 from snapmixin.codec import native as _codec_native
 
 # ---------------------------------------------------------------------------
@@ -871,12 +872,19 @@ def bench_steps(root: str, cases: list[tuple[str, State, int]]) -> list[str]:
              "!checksum"),
         ],
         "restore": [
-            ("`_parse_canonical`: header, trailer, checksum", None, "_parse_canonical"),
+            ("... the short path of a file under 64 KiB (`_restore_small`: all of it, reads included)",
+             None, "_restore_small"),
+            ("`_parse_canonical` (files from 64 KiB): header, trailer, checksum", None, "_parse_canonical"),
             ("... of which SHA-256 of the file (`format.Digest`; from 1 MiB: started in a thread)",
              _fmt_mod.Digest, "__init__"),
-            ("`_decode`: the strict mirror, then State", None, "_decode"),
+            ("`_decode` (files from 64 KiB): the strict mirror, then State", None, "_decode"),
             ("... of which waiting for a large file's checksum (`ensure_intact`)",
              _store_mod._Generation, "ensure_intact"),
+            # (one row: the short path calls it from its module, the general one by its own name)
+            ("... of which building State from the strict mirror (`json.from_attributes`)",
+             _codec_json, "from_attributes"),
+            ("... of which building State from the strict mirror (`json.from_attributes`)",
+             _codec_native, "from_attributes"),
         ],
     }
     for ci, (_, state, n) in enumerate(cases):

@@ -59,8 +59,17 @@ def _state(n: int = 3) -> State:
 def _general(d: Path, cls: Any, **kw: Any) -> tuple[Any, int]:
     """restore() by the general path only (the short one switched off on this object)."""
     store = SnapStore(d, **kw)
-    store._restore_small = lambda cls, version: None  # type: ignore[method-assign]
+    store._mirror_decoder = lambda cls: None  # type: ignore[method-assign]
     return store.restore(cls)
+
+
+def _short(store: SnapStore, cls: Any, version: int | None = None) -> Any:
+    """The short path alone on ``store``'s snapshot.json: its Restored, or None (declined)."""
+    decoder = store._mirror_decoder(cls)
+    if decoder is None:
+        return None
+    data, seqfile = store.backend.read_with_seqfile("snapshot.json", 1 << 16)
+    return store._restore_small(cls, version, decoder, store._snapshot_path(), data, seqfile)
 
 
 def _edit_state(d: Path, old: bytes, new: bytes, count: int = 1) -> None:
@@ -75,7 +84,7 @@ def test_an_intact_small_file_takes_the_short_path(tmp_path: Path) -> None:
     d = tmp_path / "s"
     store = SnapStore(d)
     store.create(_state(), 5)
-    done = store._restore_small(State, None)
+    done = _short(store, State)
     assert done is not None and done.state == _state() and done.info.seq == 5 and not done.fell_back
     assert done.base == done.info.generation == store.latest().generation  # type: ignore[union-attr]
     assert store.restore(State) == (_state(), 5) == _general(d, State)
@@ -157,8 +166,9 @@ def test_a_header_edited_under_the_same_trailer_is_damage_after_a_restore(tmp_pa
 
 def test_every_flipped_byte_is_damage_and_builds_nothing(tmp_path: Path) -> None:
     """A bit flipped anywhere in a small file: CorruptSnapshot naming the file, never a state,
-    never one of the caller's objects built before the checksum was found wrong. Through one store object that restored the intact file
-    before each edit (so its remembered header is in play) and through a fresh one."""
+    never one of the caller's objects built before the checksum was found wrong. Through one store
+    object that restored the intact file before each edit (so its remembered header is in play)
+    and through a fresh one."""
     d = tmp_path / "s"
     store = SnapStore(d)
     store.create(_state(2), 5)
@@ -284,7 +294,7 @@ def test_a_migration_takes_the_general_path(tmp_path: Path) -> None:
     d = tmp_path / "s"
     SnapStore(d).create(_state(), 5)
     store = SnapStore(d, schema_version=2, migrations=[_v1])
-    assert store._restore_small(State, 2) is None
+    assert _short(store, State, 2) is None
     state, seq = store.restore(State)
     assert (state.level, seq) == (10, 5)
 
@@ -294,7 +304,7 @@ def test_other_types_and_layouts_take_the_general_path(tmp_path: Path) -> None:
     store = SnapStore(d)
     store.create({"a": 1}, 5)
     for cls in (dict, dict[str, int]):  # nothing to mirror: no short path
-        assert store._restore_small(cls, None) is None
+        assert _short(store, cls) is None
         assert store.restore(cls) == ({"a": 1}, 5)
     # the header laid out another valid way: the general path reads it
     body = unseal((d / "snapshot.json").read_bytes())
@@ -304,7 +314,7 @@ def test_other_types_and_layouts_take_the_general_path(tmp_path: Path) -> None:
     class A:
         a: int
 
-    assert store._restore_small(A, None) is None
+    assert _short(store, A) is None
     assert store.restore(A) == (A(1), 5)
 
 
@@ -316,3 +326,21 @@ def test_mirror_structs_are_left_out_of_the_cyclic_gc() -> None:
     value = msgspec.json.Decoder(mirror).decode(msgspec.json.encode(_state()))
     assert not gc.is_tracked(value) and not gc.is_tracked(value.items[0])
     assert re.search(r"Item", type(value.items[0]).__name__)
+
+
+@pytest.mark.parametrize("n", [3, 900], ids=["small file", "over 64 KiB"])
+def test_each_file_is_opened_once_per_read_of_it(tmp_path: Path, n: int) -> None:
+    """The short path's reads are the general path's first reads when it declines: a file over
+    64 KiB is opened for its head and once more for the rest, as before the short path existed,
+    and snapshot.seq once."""
+    from tests.crashfs import RecordingFS
+
+    d = tmp_path / "s"
+    SnapStore(d).create(_state(n), 5)
+    fs = RecordingFS()
+    store = SnapStore(d, fs=fs)
+    assert store.restore(State) == (_state(n), 5)
+    opened = [op.path for op in fs.ops if op.name == "open_read"]
+    want = 1 if n < 100 else 2
+    assert opened.count(str(d / "snapshot.json")) == want and opened.count(str(d / "snapshot.seq")) == 1
+    assert len(opened) == want + 1

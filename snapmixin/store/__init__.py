@@ -1145,13 +1145,20 @@ class SnapStore:
         steps = migrations if migrations is not None else self.migrations
         # The usual case first: snapshot.json, intact (no listing of the directory or history/).
         # Missing or damaged, the long way below decides (legacy layouts, fallback, messages).
-        if cls is not None:
-            done = self._restore_small(cls, version)
-            if done is not None:
-                return done
         path = self._snapshot_path()
+        head: tuple[bytes, bytes | None] | None = None
+        decoder = self._mirror_decoder(cls)
+        if decoder is not None:
+            try:
+                head = self.backend.read_with_seqfile(SNAPSHOT, _HEAD_BYTES)
+            except Exception:  # missing, unreadable...: the general path reads again and says which
+                head = None
+            else:
+                done = self._restore_small(cls, version, decoder, path, *head)
+                if done is not None:
+                    return done
         try:
-            gen = self._read(path, verify=True, fast=True, with_seqfile=True, name=SNAPSHOT)
+            gen = self._read(path, verify=True, fast=True, with_seqfile=True, name=SNAPSHOT, head=head)
             state = self._decode_checked(gen, cls, version, steps, None)
         except (SnapshotNotFound, CorruptSnapshot) as e:
             if isinstance(e, CorruptSnapshot) and not fallback:
@@ -1202,7 +1209,16 @@ class SnapStore:
         raise CorruptSnapshot(f"{first_error}; and no intact older generation was found",
                               path=first_error.path) from first_error
 
-    def _restore_small(self, cls: Any, version: int | None) -> _Restored | None:
+    def _mirror_decoder(self, cls: Any) -> _codec_json.TypedDecoder[Any] | None:
+        """The decoder into the strict mirror of ``cls`` when the default codec decodes it
+        through one that covers all of it (see :meth:`_restore_small`), else None."""
+        if cls is None:
+            return None
+        codec = self.codec_for(cls)
+        return codec.mirror_decoder(cls) if isinstance(codec, _MsgspecCodec) else None
+
+    def _restore_small(self, cls: Any, version: int | None, decoder: _codec_json.TypedDecoder[Any], path: str,
+                       data: bytes, seqfile: bytes | None) -> _Restored | None:
         """The most common restore in one place: a small ``snapshot.json`` (under 64 KiB) in
         this writer's layout, of the schema version asked for, typed by the default codec
         through a strict mirror that covers all of ``cls``. About half the Python calls of the
@@ -1216,18 +1232,11 @@ class SnapStore:
         another layout, damage, a state that does not fit the mirror...): the general path
         then reads the file again and decides, with its messages (a registered type's decode
         function may so run twice on values before a failure: it converts a value, nothing
-        more). A failure while ``cls`` is built is raised here, as the general path raises it."""
-        codec = self.codec_for(cls)
-        if not isinstance(codec, _MsgspecCodec):
-            return None
-        decoder = codec.mirror_decoder(cls)
-        if decoder is None:
-            return None
-        path = self._snapshot_path()
-        try:
-            data, seqfile = self.backend.read_with_seqfile(SNAPSHOT, _HEAD_BYTES)
-        except Exception:  # missing, unreadable...: the general path says which
-            return None
+        more). A failure while ``cls`` is built is raised here, as the general path raises it.
+
+        ``data`` and ``seqfile``: the first :data:`_HEAD_BYTES` of ``snapshot.json`` and
+        ``snapshot.seq`` (:meth:`Backend.read_with_seqfile`), which the general path goes on
+        from when this one declines (a larger file is not read twice)."""
         size = len(data)
         end = size - _fmt.TRAILER_SIZE
         m = _CANONICAL_V2.match(data)
@@ -1436,10 +1445,11 @@ class SnapStore:
 
     def _read(self, path: str, *, verify: bool, head_only: bool = False,
               seq_hint: int | None = None, fast: bool = False, with_seqfile: bool = False,
-              name: str | None = None) -> _Generation:
+              name: str | None = None, head: tuple[bytes, bytes | None] | None = None) -> _Generation:
         """Read one generation. ``head_only`` reads just the header when the file is ours;
         ``with_seqfile`` reads ``snapshot.seq`` too, in the same go (:attr:`_Generation.seqfile`);
-        ``name``: the backend's name of ``path``, when the caller knows it.
+        ``name``: the backend's name of ``path``, when the caller knows it; ``head``: what
+        :meth:`Backend.read_with_seqfile` read of it already (with ``with_seqfile``).
 
         Damage (garbled, truncated, not a regular file, larger than ``max_size``) is
         ``CorruptSnapshot``; a read that fails (EIO, EACCES...) is a plain ``SnapError``
@@ -1452,7 +1462,9 @@ class SnapStore:
         try:
             try:
                 seqfile: bytes | None = None
-                if with_seqfile:
+                if head is not None:
+                    data, seqfile = head
+                elif with_seqfile:
                     data, seqfile = backend.read_with_seqfile(name, _HEAD_BYTES)
                 else:
                     data = backend.read(name, limit=_HEAD_BYTES)
