@@ -344,3 +344,23 @@ def test_each_file_is_opened_once_per_read_of_it(tmp_path: Path, n: int) -> None
     want = 1 if n < 100 else 2
     assert opened.count(str(d / "snapshot.json")) == want and opened.count(str(d / "snapshot.seq")) == 1
     assert len(opened) == want + 1
+
+
+def test_a_type_the_codec_cannot_take_fails_as_it_did(tmp_path: Path) -> None:
+    """Finding the short path's plan never raises on its own: a missing snapshot is still
+    SnapshotNotFound, whatever the type; and a codec given to the store is always used."""
+    from snapmixin.errors import SnapshotNotFound
+
+    class Weird:
+        def __init__(self, x: object) -> None:
+            self.x = x
+
+    d = tmp_path / "s"
+    with pytest.raises(SnapshotNotFound):
+        SnapStore(d).restore(Weird)
+    SnapStore(d).create({"x": 1}, 1)
+    with pytest.raises(Exception) as general:
+        _general(d, Weird)
+    with pytest.raises(type(general.value)) as short:
+        SnapStore(d).restore(Weird)
+    assert str(short.value) == str(general.value)

@@ -449,6 +449,8 @@ class SnapStore:
             _migrate.check_chain(self.migrations, schema_version, f"SnapStore({str(self.path)!r})")
         self.schema_version = schema_version
         self._codecs: dict[Any, _codec.Codec] = {}
+        #: per type restored into: (the schema version it declares, its strict mirror's decoder)
+        self._restore_plans: dict[Any, tuple[int | None, _codec_json.TypedDecoder[Any] | None]] = {}
         self._prefix: tuple[Path, str] | None = None  # self.path and its "dir/" (see _name)
         self._current_path: tuple[str, Path] | None = None  # see _path_of
         self._snapshot_at: tuple[Path, str] | None = None  # see _snapshot_path
@@ -1135,19 +1137,17 @@ class SnapStore:
         """:meth:`restore`, and what a writer continuing from it needs: the restored generation's
         info, and ``base``, the identity of the current generation when it was read (the restored
         one's, or with a fallback the damaged one's, which the writer replaces)."""
-        if schema_version is None and self.schema_version is None and cls is not None:
-            declared = _class_version(cls)
-            if declared is not None:
-                # A Snapshottable class carries its own schema version and migrations.
-                schema_version = declared
-                migrations = getattr(cls, "__snapmixin_migrations__", None)
+        declared, decoder = self._restore_plan(cls)
+        if schema_version is None and self.schema_version is None and declared is not None:
+            # A Snapshottable class carries its own schema version and migrations.
+            schema_version = declared
+            migrations = getattr(cls, "__snapmixin_migrations__", None)
         version = schema_version if schema_version is not None else self.schema_version
         steps = migrations if migrations is not None else self.migrations
         # The usual case first: snapshot.json, intact (no listing of the directory or history/).
         # Missing or damaged, the long way below decides (legacy layouts, fallback, messages).
         path = self._snapshot_path()
         head: tuple[bytes, bytes | None] | None = None
-        decoder = self._mirror_decoder(cls)
         if decoder is not None:
             try:
                 head = self.backend.read_with_seqfile(SNAPSHOT, _HEAD_BYTES)
@@ -1209,13 +1209,30 @@ class SnapStore:
         raise CorruptSnapshot(f"{first_error}; and no intact older generation was found",
                               path=first_error.path) from first_error
 
+    def _restore_plan(self, cls: Any) -> tuple[int | None, _codec_json.TypedDecoder[Any] | None]:
+        """The schema version ``cls`` declares, and :meth:`_mirror_decoder`: what every
+        restore into ``cls`` asks first, found once per type."""
+        if self.codec is not None:  # a codec given to the store (may be replaced): the general path
+            return _class_version(cls), None
+        try:
+            plan = self._restore_plans.get(cls)
+        except TypeError:  # a type form that cannot be a key
+            return _class_version(cls), self._mirror_decoder(cls)
+        if plan is None:
+            plan = self._restore_plans[cls] = (_class_version(cls), self._mirror_decoder(cls))
+        return plan
+
     def _mirror_decoder(self, cls: Any) -> _codec_json.TypedDecoder[Any] | None:
         """The decoder into the strict mirror of ``cls`` when the default codec decodes it
-        through one that covers all of it (see :meth:`_restore_small`), else None."""
+        through one that covers all of it (see :meth:`_restore_small`), else None (also when
+        finding it fails: the general path then meets that failure where it always did)."""
         if cls is None:
             return None
-        codec = self.codec_for(cls)
-        return codec.mirror_decoder(cls) if isinstance(codec, _MsgspecCodec) else None
+        try:
+            codec = self.codec_for(cls)
+            return codec.mirror_decoder(cls) if isinstance(codec, _MsgspecCodec) else None
+        except Exception:
+            return None
 
     def _restore_small(self, cls: Any, version: int | None, decoder: _codec_json.TypedDecoder[Any], path: str,
                        data: bytes, seqfile: bytes | None) -> _Restored | None:
