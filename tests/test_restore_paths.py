@@ -189,19 +189,21 @@ def test_every_flipped_byte_is_damage_and_builds_nothing(tmp_path: Path) -> None
         (d / "snapshot.json").write_bytes(good)
 
 
-@pytest.mark.parametrize("big", [False, True], ids=["small file", "over 64 KiB"])
+@pytest.mark.parametrize("n", [3, 900, 7000], ids=["small file", "over 64 KiB", "over 1 MiB"])
 @pytest.mark.parametrize(("old", "new", "path"), [
     (b'"level": 2', b'"level": 2,\n  "extra": 1', "$.extra"),
     (b'"name": "item-1",', b'"name": "item-1",\n      "nmae": "x",', "$.items[1].nmae"),
     (b'"label": "inner 2"', b'"label": "inner 2",\n        "zz": [1, {"a": 2}]', "$.items[2].inner.zz"),
 ])
-def test_an_unknown_key_at_any_depth_is_refused_with_its_path(tmp_path: Path, big: bool, old: bytes,
+def test_an_unknown_key_at_any_depth_is_refused_with_its_path(tmp_path: Path, n: int, old: bytes,
                                                              new: bytes, path: str) -> None:
+    """Files under 1 MiB go the short way, larger ones the general way (the checksum made in a
+    worker thread meanwhile): the same refusal, before anything of the caller's is built."""
     d = tmp_path / "s"
     store = SnapStore(d)
-    state = _state(900 if big else 3)
+    state = _state(n)
     store.create(state, 5)
-    assert ((d / "snapshot.json").stat().st_size > 65536) == big
+    assert ((d / "snapshot.json").stat().st_size > 1 << 20) == (n > 1000)
     assert store.restore(State) == (state, 5)
     _edit_state(d, old, new)
     Inner.built.clear()
@@ -328,11 +330,11 @@ def test_mirror_structs_are_left_out_of_the_cyclic_gc() -> None:
     assert re.search(r"Item", type(value.items[0]).__name__)
 
 
-@pytest.mark.parametrize("n", [3, 900], ids=["small file", "over 64 KiB"])
+@pytest.mark.parametrize("n", [3, 900, 7000], ids=["small file", "over 64 KiB", "over 1 MiB"])
 def test_each_file_is_opened_once_per_read_of_it(tmp_path: Path, n: int) -> None:
-    """The short path's reads are the general path's first reads when it declines: a file over
-    64 KiB is opened for its head and once more for the rest, as before the short path existed,
-    and snapshot.seq once."""
+    """A file under 1 MiB is read whole in one open; of a larger one, the short path's first
+    read (its first 64 KiB) is the general path's, which opens it once more for the rest; and
+    snapshot.seq once, in the first deferral."""
     from tests.crashfs import RecordingFS
 
     d = tmp_path / "s"
@@ -341,7 +343,9 @@ def test_each_file_is_opened_once_per_read_of_it(tmp_path: Path, n: int) -> None
     store = SnapStore(d, fs=fs)
     assert store.restore(State) == (_state(n), 5)
     opened = [op.path for op in fs.ops if op.name == "open_read"]
-    want = 1 if n < 100 else 2
+    size = (d / "snapshot.json").stat().st_size
+    assert (size < 1 << 16) if n == 3 else (1 << 16 < size < 1 << 20) if n == 900 else (size > 1 << 20)
+    want = 1 if n < 1000 else 2
     assert opened.count(str(d / "snapshot.json")) == want and opened.count(str(d / "snapshot.seq")) == 1
     assert len(opened) == want + 1
 
@@ -364,3 +368,23 @@ def test_a_type_the_codec_cannot_take_fails_as_it_did(tmp_path: Path) -> None:
     with pytest.raises(type(general.value)) as short:
         SnapStore(d).restore(Weird)
     assert str(short.value) == str(general.value)
+
+
+def test_a_file_over_max_size_is_refused_from_its_head_only(tmp_path: Path) -> None:
+    """The whole first read stops at max_size: a file over it is refused having been asked for
+    its first 64 KiB only; a file under 64 KiB is read and restored whatever max_size says, as
+    before."""
+    from tests.crashfs import RecordingFS
+
+    d = tmp_path / "s"
+    SnapStore(d, max_size=None).create(_state(900), 5)
+    size = (d / "snapshot.json").stat().st_size
+    assert 1 << 16 < size < 1 << 20
+    fs = RecordingFS(record_data=False)
+    with pytest.raises(CorruptSnapshot, match="more than this store's max_size"):
+        SnapStore(d, max_size=size - 1, fs=fs).restore(State)
+    asked = [op.size for op in fs.ops if op.name == "read" and op.path == str(d / "snapshot.json")]
+    assert asked and max(asked) <= 1 << 16, asked  # type: ignore[type-var]
+    assert SnapStore(d, max_size=size).restore(State) == (_state(900), 5)
+    SnapStore(d, max_size=None).create(_state(3), 6)
+    assert SnapStore(d, max_size=100).restore(State) == (_state(3), 6)

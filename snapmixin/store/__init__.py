@@ -1147,16 +1147,22 @@ class SnapStore:
         # The usual case first: snapshot.json, intact (no listing of the directory or history/).
         # Missing or damaged, the long way below decides (legacy layouts, fallback, messages).
         path = self._snapshot_path()
-        head: tuple[bytes, bytes | None] | None = None
+        head: tuple[bytes, bytes | None, int] | None = None
         if decoder is not None:
+            # A file under 1 MiB (and within max_size, or under 64 KiB as always) is read whole at
+            # once; of a larger one, its first 64 KiB, as the general path reads them.
+            whole = _SNIFF_ABOVE if self.max_size is None else min(
+                _SNIFF_ABOVE, max(self.max_size + 1, _HEAD_BYTES + 1))
             try:
-                head = self.backend.read_with_seqfile(SNAPSHOT, _HEAD_BYTES)
+                data, seqfile = self.backend.read_with_seqfile(SNAPSHOT, _HEAD_BYTES, whole)
             except Exception:  # missing, unreadable...: the general path reads again and says which
                 head = None
             else:
-                done = self._restore_small(cls, version, decoder, path, *head)
-                if done is not None:
-                    return done
+                head = (data, seqfile, whole)
+                if len(data) < whole and len(data) != _HEAD_BYTES:
+                    done = self._restore_small(cls, version, decoder, path, data, seqfile)
+                    if done is not None:
+                        return done
         try:
             gen = self._read(path, verify=True, fast=True, with_seqfile=True, name=SNAPSHOT, head=head)
             state = self._decode_checked(gen, cls, version, steps, None)
@@ -1257,7 +1263,7 @@ class SnapStore:
         size = len(data)
         end = size - _fmt.TRAILER_SIZE
         m = _CANONICAL_V2.match(data)
-        if size >= _HEAD_BYTES or m is None or m.end() >= end:
+        if m is None or m.end() >= end:
             return None
         seen = self._read_seen
         if seen is not None and seen[0] == path and seen[1].size == size and data.endswith(seen[2]):
@@ -1462,11 +1468,13 @@ class SnapStore:
 
     def _read(self, path: str, *, verify: bool, head_only: bool = False,
               seq_hint: int | None = None, fast: bool = False, with_seqfile: bool = False,
-              name: str | None = None, head: tuple[bytes, bytes | None] | None = None) -> _Generation:
+              name: str | None = None, head: tuple[bytes, bytes | None, int] | None = None
+              ) -> _Generation:
         """Read one generation. ``head_only`` reads just the header when the file is ours;
         ``with_seqfile`` reads ``snapshot.seq`` too, in the same go (:attr:`_Generation.seqfile`);
         ``name``: the backend's name of ``path``, when the caller knows it; ``head``: what
-        :meth:`Backend.read_with_seqfile` read of it already (with ``with_seqfile``).
+        :meth:`Backend.read_with_seqfile` read of it already (with ``with_seqfile``), and the
+        ``whole_below`` it was asked with.
 
         Damage (garbled, truncated, not a regular file, larger than ``max_size``) is
         ``CorruptSnapshot``; a read that fails (EIO, EACCES...) is a plain ``SnapError``
@@ -1479,14 +1487,18 @@ class SnapStore:
         try:
             try:
                 seqfile: bytes | None = None
+                whole = _HEAD_BYTES + 1  # (a file under 64 KiB is read whole)
                 if head is not None:
-                    data, seqfile = head
+                    data, seqfile, whole = head
                 elif with_seqfile:
                     data, seqfile = backend.read_with_seqfile(name, _HEAD_BYTES)
                 else:
                     data = backend.read(name, limit=_HEAD_BYTES)
                 size = len(data)
-                if len(data) == _HEAD_BYTES:  # a large file: refuse what cannot be JSON before reading it
+                if size == _HEAD_BYTES or size >= whole:
+                    # a large file (or one that grew while read): refuse what cannot be JSON before
+                    # reading it
+                    data = data[:_HEAD_BYTES]
                     size = backend.size(name)
                     if size > _SNIFF_ABOVE:
                         _refuse_non_json(data, path)

@@ -307,10 +307,12 @@ class LocalBackend(Backend):
     def read_seqfile(self) -> bytes:
         return fsio.read_regular(self.fs, self._fixed[SEQFILE], limit=64)
 
-    def read_with_seqfile(self, name: str, limit: int) -> tuple[bytes, bytes | None]:
+    def read_with_seqfile(self, name: str, limit: int, whole_below: int | None = None
+                          ) -> tuple[bytes, bytes | None]:
         """Both small reads of a restore with the signal handlers deferred once (see
         :func:`fsio.read_small_pair`)."""
-        return fsio.read_small_pair(self.fs, self._at(name), limit, self._fixed[SEQFILE], 64)
+        return fsio.read_small_pair(self.fs, self._at(name), limit, self._fixed[SEQFILE], 64,
+                                    whole_below=whole_below)
 
     def temp_names(self) -> list[str]:
         try:
