@@ -456,8 +456,9 @@ class SnapStore:
         self._snapshot_at: tuple[Path, str] | None = None  # see _snapshot_path
         #: the header of the generation this object last committed or read (see _current_head)
         self._head_seen: SnapshotInfo | None = None
-        #: (path, info) of the generation this object last restored by the fast path, its checksum
-        #: verified: a read of the same bytes again reuses its header (see _parse_canonical)
+        #: (path, info, trailer) of the generation this object last restored, its checksum
+        #: verified: a read of the same trailer and size reuses the header once the checksum
+        #: holds again (see _parse_canonical and _restore_small)
         self._read_seen: tuple[str, SnapshotInfo, bytes] | None = None
         #: schema versions of kept generations by name (names are never reused; see _prune)
         self._kept_versions: dict[str, int] = {}
@@ -1242,7 +1243,8 @@ class SnapStore:
 
     def _restore_small(self, cls: Any, version: int | None, decoder: _codec_json.TypedDecoder[Any], path: str,
                        data: bytes, seqfile: bytes | None) -> _Restored | None:
-        """The most common restore in one place: a small ``snapshot.json`` (under 64 KiB) in
+        """The most common restore in one place: a ``snapshot.json`` read whole in the first
+        read (under 1 MiB, so its checksum is made at once, not in a worker thread) in
         this writer's layout, of the schema version asked for, typed by the default codec
         through a strict mirror that covers all of ``cls``. About half the Python calls of the
         general path, for the same checks in the same order: the header and the trailer matched
@@ -1257,9 +1259,9 @@ class SnapStore:
         function may so run twice on values before a failure: it converts a value, nothing
         more). A failure while ``cls`` is built is raised here, as the general path raises it.
 
-        ``data`` and ``seqfile``: the first :data:`_HEAD_BYTES` of ``snapshot.json`` and
-        ``snapshot.seq`` (:meth:`Backend.read_with_seqfile`), which the general path goes on
-        from when this one declines (a larger file is not read twice)."""
+        ``data`` and ``seqfile``: the whole ``snapshot.json`` and ``snapshot.seq`` as
+        :meth:`Backend.read_with_seqfile` read them; the general path goes on from them when
+        this one declines (the file is not read twice)."""
         size = len(data)
         end = size - _fmt.TRAILER_SIZE
         m = _CANONICAL_V2.match(data)
