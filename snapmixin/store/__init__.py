@@ -1280,6 +1280,7 @@ class SnapStore:
                 info = self._info_from_header(head, path, size, trailer)
             except CorruptSnapshot:
                 return None
+            seen = None
         if version is not None and info.schema_version != version:
             return None  # a migration runs first: the general path
         hashed = memoryview(data)[:end]
@@ -1297,8 +1298,10 @@ class SnapStore:
             if err is None:
                 raise
             raise err from e
-        self._read_seen = (path, info, data[end:])
-        self._repair_seqfile(info, seqfile)
+        if seen is None:
+            self._read_seen = (path, info, data[end:])
+        if seqfile is None or seqfile != b"%d\n" % info.seq:
+            self._repair_seqfile(info, seqfile)
         return _Restored(state, info, info.generation, False)
 
     def _not_found_message(self) -> str:
