@@ -877,12 +877,12 @@ def bench_steps(root: str, cases: list[tuple[str, State, int]]) -> list[str]:
              "!checksum"),
         ],
         "restore": [
-            ("... the short path of a file under 64 KiB (`_restore_small`: all of it, reads included)",
+            ("... the short path of a file under 1 MiB (`_restore_small`: all of it, reads included)",
              None, "_restore_small"),
-            ("`_parse_canonical` (files from 64 KiB): header, trailer, checksum", None, "_parse_canonical"),
+            ("`_parse_canonical` (files from 1 MiB): header, trailer, checksum", None, "_parse_canonical"),
             ("... of which SHA-256 of the file (`format.Digest`; from 1 MiB: started in a thread)",
              _fmt_mod.Digest, "__init__"),
-            ("`_decode` (files from 64 KiB): the strict mirror, then State", None, "_decode"),
+            ("`_decode` (files from 1 MiB): the strict mirror, then State", None, "_decode"),
             ("... of which waiting for a large file's checksum (`ensure_intact`)",
              _store_mod._Generation, "ensure_intact"),
             # (one row: the short path calls it from its module, the general one by its own name)
