@@ -43,6 +43,7 @@ __all__ = [
     "is_temp_name",
     "make_dirs",
     "read_regular",
+    "read_small_pair",
     "read_tail",
 ]
 
@@ -674,7 +675,23 @@ def read_regular(ops: FileOps, path: str, limit: int | None = None) -> bytes:
     return _read_regular(ops, path, limit)
 
 
-def _read_small(ops: FileOps, path: str, limit: int) -> bytes:
+def read_small_pair(ops: FileOps, path: str, limit: int, other: str, other_limit: int, *,
+                    whole_below: int | None = None) -> tuple[bytes, bytes | None]:
+    """:func:`read_regular` of ``path`` and then of ``other`` (two bounded reads, each at most
+    1 MiB), in one deferral of the signal handlers instead of two. ``path`` raises what
+    :func:`read_regular` raises; ``other`` is optional: None when it cannot be read.
+    ``whole_below`` (at most 1 MiB): ``path`` is read whole when smaller than that, even
+    beyond ``limit`` (a caller that wants a small file whole and only the head of a large one,
+    in one open)."""
+    with DeferSignals():
+        data = _read_small(ops, path, limit, whole_below)
+        try:
+            return data, _read_small(ops, other, other_limit)
+        except OSError:
+            return data, None
+
+
+def _read_small(ops: FileOps, path: str, limit: int, whole_below: int | None = None) -> bytes:
     """:func:`_read_regular` for a bounded read, run with signals deferred by the caller (so
     no handler runs between the open and the close: no deferral of its own)."""
     try:
@@ -687,6 +704,8 @@ def _read_small(ops: FileOps, path: str, limit: int) -> bytes:
         st = ops.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(errno.EINVAL, "not a regular file", path)
+        if whole_below is not None and limit < st.st_size < whole_below:
+            limit = whole_below
         ask = st.st_size + 1 if st.st_size < limit else limit
         data = ops.read(fd, ask)
         if not data or len(data) == limit or (len(data) < ask and len(data) >= st.st_size):

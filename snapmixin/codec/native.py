@@ -97,6 +97,17 @@ class MsgspecCodec(Codec):
             self._plans[cls] = plan
         return plan
 
+    def mirror_decoder(self, cls: Any) -> TypedDecoder[Any] | None:
+        """The decoder into the strict mirror of ``cls`` when the mirror covers all of it (every
+        unknown key refused there), else None. What :meth:`decode` does is then exactly: decode
+        into the mirror (only the codec's own Structs, and registered types, are built), then
+        :func:`~snapmixin.codec.json.from_attributes` into ``cls``. The store's small-file path
+        splits the two steps (see ``SnapStore._restore_small``)."""
+        plan = self._plan(cls)
+        if plan.mirror is None or plan.view or plan.recheck:
+            return None
+        return plan.decoder
+
     def decode(self, data: bytes | memoryview, cls: Any, *,
                before_build: Callable[[bool], None] | None = None) -> Any:
         """Decode ``data`` into ``cls``. ``before_build`` (the store's checksum check of a large

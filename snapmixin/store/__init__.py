@@ -56,6 +56,7 @@ A crash before the rename in step 4 leaves the old snapshot; after it, the new o
 from __future__ import annotations
 
 import asyncio
+import hashlib as _hashlib
 import logging
 import os
 import re
@@ -68,6 +69,7 @@ from typing import Any, TypeVar, overload
 from .. import codec as _codec
 from .. import fsio
 from .. import migrate as _migrate
+from ..codec import json as _codec_json
 from ..codec.native import MsgspecCodec as _MsgspecCodec
 from ..errors import (
     CorruptSnapshot,
@@ -305,6 +307,9 @@ class _Generation:
     #: the checksum of a large file read by the fast path, still being made in a worker thread
     #: while the state is decoded; :meth:`ensure_intact` waits for it
     digest: _fmt.Digest | None = None
+    #: ``snapshot.seq`` as read together with the file (None: not read, or unreadable), for
+    #: :meth:`SnapStore._repair_seqfile`
+    seqfile: bytes | None = None
 
     def checksum_ok(self) -> bool | None:
         """Whether the checksum holds (None: a layout without one, or only the header was read)."""
@@ -328,12 +333,33 @@ class _Generation:
         if self.digest is None:
             return
         if not self.checksum_ok():
-            path = str(self.info.path)
-            raise CorruptSnapshot(
-                f"{path}: checksum mismatch: the file was changed after it was written "
-                f"(by hand?). To accept the edit, run: python -m snapmixin rehash "
-                f"{os.path.dirname(path)}", path=path)
+            raise _checksum_mismatch(str(self.info.path))
         self.digest = None
+
+
+def _decode_error(e: Exception, where: str, cls: Any) -> SnapError | None:
+    """What decoding the state of ``where`` into ``cls`` raised, as the error the caller sees
+    (None: raise ``e`` itself)."""
+    if isinstance(e, _codec.Malformed):  # damage (fallback skips it), not a type mismatch
+        return CorruptSnapshot(f"{where}: the state is damaged: {e.message}", path=where)
+    if isinstance(e, _codec.DecodeFailure):
+        return DecodeError(f"{where}: {e.message}", path=where, json_path=e.json_path)
+    if isinstance(e, (MigrationError, SnapError)):
+        return None
+    if isinstance(e, UnicodeDecodeError):  # bytes in the state that are not UTF-8 (checksum or not)
+        return CorruptSnapshot(f"{where}: the state is not valid UTF-8 ({e})", path=where)
+    if isinstance(e, (TypeError, ValueError, KeyError, AttributeError)):
+        name = getattr(cls, "__qualname__", repr(cls))
+        return DecodeError(f"{where}: cannot build {name} from the snapshot: {type(e).__name__}: {e}",
+                           path=where)
+    return None
+
+
+def _checksum_mismatch(path: str) -> CorruptSnapshot:
+    """The error of a version 2 file whose checksum does not hold (read by the fast path)."""
+    return CorruptSnapshot(f"{path}: checksum mismatch: the file was changed after it was written "
+                           f"(by hand?). To accept the edit, run: python -m snapmixin rehash "
+                           f"{os.path.dirname(path)}", path=path)
 
 
 def _check_seq(seq: object) -> int:
@@ -443,10 +469,17 @@ class SnapStore:
             _migrate.check_chain(self.migrations, schema_version, f"SnapStore({str(self.path)!r})")
         self.schema_version = schema_version
         self._codecs: dict[Any, _codec.Codec] = {}
+        #: per type restored into: (the schema version it declares, its strict mirror's decoder)
+        self._restore_plans: dict[Any, tuple[int | None, _codec_json.TypedDecoder[Any] | None]] = {}
         self._prefix: tuple[Path, str] | None = None  # self.path and its "dir/" (see _name)
         self._current_path: tuple[str, Path] | None = None  # see _path_of
+        self._snapshot_at: tuple[Path, str] | None = None  # see _snapshot_path
         #: the header of the generation this object last committed or read (see _current_head)
         self._head_seen: SnapshotInfo | None = None
+        #: (path, info, trailer) of the generation this object last restored, its checksum
+        #: verified: a read of the same trailer and size reuses the header once the checksum
+        #: holds again (see _parse_canonical and _restore_small)
+        self._read_seen: tuple[str, SnapshotInfo, bytes] | None = None
         #: schema versions of kept generations by name (names are never reused; see _prune)
         self._kept_versions: dict[str, int] = {}
         #: how each name seen in ``history/`` sorts (see _history_order): names are never reused,
@@ -481,6 +514,13 @@ class SnapStore:
 
     def _p(self, *names: str) -> str:
         return os.path.join(self._dir, *names)
+
+    def _snapshot_path(self) -> str:
+        """``DIR/snapshot.json`` (joined once; ``self.path`` may be reassigned)."""
+        known = self._snapshot_at
+        if known is None or known[0] is not self.path:
+            known = self._snapshot_at = (self.path, self._p(SNAPSHOT))
+        return known[1]
 
     def _path_of(self, path: str) -> Path:
         """``Path(path)``, made once for the current generation's path (every read makes one)."""
@@ -1114,7 +1154,8 @@ class SnapStore:
         (with a warning in the ``snapmixin`` log) for the newest intact one.
         Nothing in the file is executed: only ``cls`` and the types it names are built.
         """
-        return self._restore(cls, fallback=fallback)
+        r = self._restore_gen(cls, fallback=fallback)
+        return r.state, r.info.seq
 
     async def arestore(self, cls: Any = None, *, fallback: bool = False) -> tuple[Any, int]:
         """:meth:`restore` for asyncio, run in a worker thread."""
@@ -1131,16 +1172,34 @@ class SnapStore:
         """:meth:`restore`, and what a writer continuing from it needs: the restored generation's
         info, and ``base``, the identity of the current generation when it was read (the restored
         one's, or with a fallback the damaged one's, which the writer replaces)."""
-        if schema_version is None and self.schema_version is None and _class_version(cls) is not None:
+        declared, decoder = self._restore_plan(cls)
+        if schema_version is None and self.schema_version is None and declared is not None:
             # A Snapshottable class carries its own schema version and migrations.
-            schema_version = _class_version(cls)
+            schema_version = declared
             migrations = getattr(cls, "__snapmixin_migrations__", None)
         version = schema_version if schema_version is not None else self.schema_version
         steps = migrations if migrations is not None else self.migrations
         # The usual case first: snapshot.json, intact (no listing of the directory or history/).
         # Missing or damaged, the long way below decides (legacy layouts, fallback, messages).
+        path = self._snapshot_path()
+        head: tuple[bytes, bytes | None, int] | None = None
+        if decoder is not None:
+            # A file under 1 MiB (and within max_size, or under 64 KiB as always) is read whole at
+            # once; of a larger one, its first 64 KiB, as the general path reads them.
+            whole = _SNIFF_ABOVE if self.max_size is None else min(
+                _SNIFF_ABOVE, max(self.max_size + 1, _HEAD_BYTES + 1))
+            try:
+                data, seqfile = self.backend.read_with_seqfile(SNAPSHOT, _HEAD_BYTES, whole)
+            except Exception:  # missing, unreadable...: the general path reads again and says which
+                head = None
+            else:
+                head = (data, seqfile, whole)
+                if len(data) < whole and len(data) != _HEAD_BYTES:
+                    done = self._restore_small(cls, version, decoder, path, data, seqfile)
+                    if done is not None:
+                        return done
         try:
-            gen = self._read(self._p(SNAPSHOT), verify=True, fast=True)
+            gen = self._read(path, verify=True, fast=True, with_seqfile=True, name=SNAPSHOT, head=head)
             state = self._decode_checked(gen, cls, version, steps, None)
         except (SnapshotNotFound, CorruptSnapshot) as e:
             if isinstance(e, CorruptSnapshot) and not fallback:
@@ -1149,7 +1208,10 @@ class SnapStore:
             if not isinstance(e.__cause__, NotADirectoryError):
                 raise  # (a file where the directory should be: the long way says so)
         else:
-            self._repair_seqfile(gen.info)
+            if gen.info.layout == "snapmixin-2" and gen.info.checksum is not None:
+                # its checksum verified: see _parse_canonical
+                self._read_seen = (path, gen.info, _fmt.trailer_of(gen.info.checksum))
+            self._repair_seqfile(gen.info, gen.seqfile)
             return _Restored(state, gen.info, gen.info.generation, False)
         candidates = self._live(self._candidates())
         if not candidates:
@@ -1187,6 +1249,94 @@ class SnapStore:
         assert first_error is not None
         raise CorruptSnapshot(f"{first_error}; and no intact older generation was found",
                               path=first_error.path) from first_error
+
+    def _restore_plan(self, cls: Any) -> tuple[int | None, _codec_json.TypedDecoder[Any] | None]:
+        """The schema version ``cls`` declares, and :meth:`_mirror_decoder`: what every
+        restore into ``cls`` asks first, found once per type."""
+        if self.codec is not None:  # a codec given to the store (may be replaced): the general path
+            return _class_version(cls), None
+        try:
+            plan = self._restore_plans.get(cls)
+        except TypeError:  # a type form that cannot be a key
+            return _class_version(cls), self._mirror_decoder(cls)
+        if plan is None:
+            plan = self._restore_plans[cls] = (_class_version(cls), self._mirror_decoder(cls))
+        return plan
+
+    def _mirror_decoder(self, cls: Any) -> _codec_json.TypedDecoder[Any] | None:
+        """The decoder into the strict mirror of ``cls`` when the default codec decodes it
+        through one that covers all of it (see :meth:`_restore_small`), else None (also when
+        finding it fails: the general path then meets that failure where it always did)."""
+        if cls is None:
+            return None
+        try:
+            codec = self.codec_for(cls)
+            return codec.mirror_decoder(cls) if isinstance(codec, _MsgspecCodec) else None
+        except Exception:
+            return None
+
+    def _restore_small(self, cls: Any, version: int | None, decoder: _codec_json.TypedDecoder[Any], path: str,
+                       data: bytes, seqfile: bytes | None) -> _Restored | None:
+        """The most common restore in one place: a ``snapshot.json`` read whole in the first
+        read (under 1 MiB, so its checksum is made at once, not in a worker thread) in
+        this writer's layout, of the schema version asked for, typed by the default codec
+        through a strict mirror that covers all of ``cls``. About half the Python calls of the
+        general path, for the same checks in the same order: the header and the trailer matched
+        byte for byte, the checksum of every byte before the trailer verified, the state decoded
+        into the mirror (unknown keys refused; the decoder refuses anything after the one
+        value, so the file is one object with exactly its seven members), and only then
+        ``cls`` built.
+
+        None: anything else, or anything wrong before ``cls`` is built (missing, larger,
+        another layout, damage, a state that does not fit the mirror...): the general path
+        then reads the file again and decides, with its messages (a registered type's decode
+        function may so run twice on values before a failure: it converts a value, nothing
+        more). A failure while ``cls`` is built is raised here, as the general path raises it.
+
+        ``data`` and ``seqfile``: the whole ``snapshot.json`` and ``snapshot.seq`` as
+        :meth:`Backend.read_with_seqfile` read them; the general path goes on from them when
+        this one declines (the file is not read twice)."""
+        size = len(data)
+        end = size - _fmt.TRAILER_SIZE
+        m = _CANONICAL_V2.match(data)
+        if m is None or m.end() >= end:
+            return None
+        seen = self._read_seen
+        if seen is not None and seen[0] == path and seen[1].size == size and data.endswith(seen[2]):
+            info = seen[1]  # the generation restored last: same checksum, so same header (verified below)
+        else:
+            trailer = _fmt.trailer_at(data, end)
+            if trailer is None:
+                return None
+            head = {"format_version": _fmt.V2, "seq": int(m.group(1)), "schema_version": int(m.group(2)),
+                    "created_at": m.group(3).decode("ascii")}
+            try:
+                info = self._info_from_header(head, path, size, trailer)
+            except CorruptSnapshot:
+                return None
+            seen = None
+        if version is not None and info.schema_version != version:
+            return None  # a migration runs first: the general path
+        hashed = memoryview(data)[:end]
+        if info.checksum is None or _hashlib.sha256(hashed).hexdigest() != info.checksum[7:]:
+            return None
+        try:
+            mirror = decoder.decode(hashed[m.end():])
+        except Exception:
+            return None
+        del hashed
+        try:
+            state = _codec_json.from_attributes(mirror, cls)
+        except Exception as e:
+            err = _decode_error(e, str(info.path), cls)
+            if err is None:
+                raise
+            raise err from e
+        if seen is None:
+            self._read_seen = (path, info, data[end:])
+        if seqfile is None or seqfile != b"%d\n" % info.seq:
+            self._repair_seqfile(info, seqfile)
+        return _Restored(state, info, info.generation, False)
 
     def _not_found_message(self) -> str:
         d = self._dir
@@ -1250,26 +1400,20 @@ class SnapStore:
                 del state
                 return codec.decode(gen.state, cls, before_build=gen.intact_and_done)  # type: ignore[call-arg]
             return codec.decode(state, cls)
-        except _codec.Malformed as e:  # damage (fallback skips it), not a type mismatch
-            raise CorruptSnapshot(f"{where}: the state is damaged: {e.message}", path=where) from e
-        except _codec.DecodeFailure as e:
-            raise DecodeError(f"{where}: {e.message}", path=where, json_path=e.json_path) from e
-        except (MigrationError, SnapError):
-            raise
-        except UnicodeDecodeError as e:  # bytes in the state that are not UTF-8 (checksum or not)
-            raise CorruptSnapshot(f"{where}: the state is not valid UTF-8 ({e})", path=where) from e
-        except (TypeError, ValueError, KeyError, AttributeError) as e:
-            name = getattr(cls, "__qualname__", repr(cls))
-            raise DecodeError(f"{where}: cannot build {name} from the snapshot: {type(e).__name__}: {e}",
-                              path=where) from e
+        except Exception as e:
+            err = _decode_error(e, where, cls)
+            if err is None:
+                raise
+            raise err from e
 
-    def _repair_seqfile(self, info: SnapshotInfo) -> None:
-        """Make ``snapshot.seq`` agree with the envelope, if no writer is busy. Never raises."""
+    def _repair_seqfile(self, info: SnapshotInfo, seen: bytes | None = None) -> None:
+        """Make ``snapshot.seq`` agree with the envelope, if no writer is busy. Never raises.
+        ``seen``: its bytes, read with the generation (None: read them here)."""
         if not self.backend.seqfile:
             return
         want = f"{info.seq}\n".encode()
         try:
-            if self.backend.read_seqfile() == want:
+            if (seen if seen is not None else self.backend.read_seqfile()) == want:
                 return
         except OSError:
             pass
@@ -1362,21 +1506,38 @@ class SnapStore:
         return max(seqs) if seqs else None
 
     def _read(self, path: str, *, verify: bool, head_only: bool = False,
-              seq_hint: int | None = None, fast: bool = False) -> _Generation:
-        """Read one generation. ``head_only`` reads just the header when the file is ours.
+              seq_hint: int | None = None, fast: bool = False, with_seqfile: bool = False,
+              name: str | None = None, head: tuple[bytes, bytes | None, int] | None = None
+              ) -> _Generation:
+        """Read one generation. ``head_only`` reads just the header when the file is ours;
+        ``with_seqfile`` reads ``snapshot.seq`` too, in the same go (:attr:`_Generation.seqfile`);
+        ``name``: the backend's name of ``path``, when the caller knows it; ``head``: what
+        :meth:`Backend.read_with_seqfile` read of it already (with ``with_seqfile``), and the
+        ``whole_below`` it was asked with.
 
         Damage (garbled, truncated, not a regular file, larger than ``max_size``) is
         ``CorruptSnapshot``; a read that fails (EIO, EACCES...) is a plain ``SnapError``
         with the ``OSError`` as its cause: the file may be intact, so ``fallback`` must
         not skip it; memory running out is a ``SnapError`` too, never a bare ``MemoryError``.
         """
-        name = self._name(path)
+        if name is None:
+            name = self._name(path)
         backend = self.backend
         try:
             try:
-                data = backend.read(name, limit=_HEAD_BYTES)
+                seqfile: bytes | None = None
+                whole = _HEAD_BYTES + 1  # (a file under 64 KiB is read whole)
+                if head is not None:
+                    data, seqfile, whole = head
+                elif with_seqfile:
+                    data, seqfile = backend.read_with_seqfile(name, _HEAD_BYTES)
+                else:
+                    data = backend.read(name, limit=_HEAD_BYTES)
                 size = len(data)
-                if len(data) == _HEAD_BYTES:  # a large file: refuse what cannot be JSON before reading it
+                if size == _HEAD_BYTES or size >= whole:
+                    # a large file (or one that grew while read): refuse what cannot be JSON before
+                    # reading it
+                    data = data[:_HEAD_BYTES]
                     size = backend.size(name)
                     if size > _SNIFF_ABOVE:
                         _refuse_non_json(data, path)
@@ -1397,7 +1558,9 @@ class SnapStore:
             except OSError as e:
                 raise SnapError(f"{path}: cannot read: {e.strerror or e} (an I/O error, not damage: "
                                 "the file may be intact)", path=path) from e
-            return self._parse(data, path, size, verify, seq_hint, fast=fast)
+            gen = self._parse(data, path, size, verify, seq_hint, fast=fast)
+            gen.seqfile = seqfile
+            return gen
         except MemoryError as e:
             raise SnapError(f"{path}: out of memory reading the snapshot (a smaller max_size refuses "
                             "such files before reading them)", path=path) from e
@@ -1494,24 +1657,30 @@ class SnapStore:
         m = _CANONICAL_V2.match(data)
         if m is None:
             return None
-        found = _fmt.split_trailer(data)
-        if found is None:
-            return None
-        hashed, trailer = found
-        end = len(hashed)
+        end = len(data) - _fmt.TRAILER_SIZE
         if m.end() >= end:
             return None
-        head = {"format_version": _fmt.V2, "seq": int(m.group(1)), "schema_version": int(m.group(2)),
-                "created_at": m.group(3).decode("ascii")}
-        info = self._info_from_header(head, path, size, trailer)
+        hashed = memoryview(data)[:end]
+        seen = self._read_seen
+        if seen is not None and seen[0] == path and seen[1].size == size and data.endswith(seen[2]):
+            # The generation this object restored last: the same trailer, so (once the checksum is
+            # verified below, as always) the same bytes before it: the same header, not parsed again.
+            info = seen[1]
+        else:
+            trailer = _fmt.trailer_at(data, end)
+            if trailer is None:
+                return None
+            head = {"format_version": _fmt.V2, "seq": int(m.group(1)), "schema_version": int(m.group(2)),
+                    "created_at": m.group(3).decode("ascii")}
+            info = self._info_from_header(head, path, size, trailer)
         # A large file is hashed in a worker thread while its state is decoded (into the
         # codec's own structures: no code of the caller's classes runs before the checksum
         # is known to hold; see _decode); a small one at once.
-        gen = _Generation(info, memoryview(data)[m.end():end], hashed, whole=data,
-                          digest=_fmt.Digest(hashed))
-        if len(hashed) < _fmt.Digest.THREADED:
-            gen.ensure_intact()
-        return gen
+        if end < _fmt.Digest.THREADED:
+            if _hashlib.sha256(hashed).hexdigest() != info.checksum[7:]:  # type: ignore[index]
+                raise _checksum_mismatch(path)
+            return _Generation(info, hashed[m.end():], hashed, whole=data)
+        return _Generation(info, hashed[m.end():], hashed, whole=data, digest=_fmt.Digest(hashed))
 
     def _parse_legacy(self, top: dict[str, _codec.RawJSON] | None, data: bytes, path: str, size: int,
                       seq_hint: int | None) -> _Generation:

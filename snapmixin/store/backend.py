@@ -212,6 +212,21 @@ class Backend(abc.ABC):
         """The derived ``snapshot.seq`` (at most 64 bytes); ``OSError`` when there is none."""
         raise FileNotFoundError("no snapshot.seq")
 
+    def read_with_seqfile(self, name: str, limit: int, whole_below: int | None = None
+                          ) -> tuple[bytes, bytes | None]:
+        """:meth:`read` of ``name`` (at most ``limit`` bytes), then, where :attr:`seqfile`, the
+        derived ``snapshot.seq`` (None when there is none or it cannot be read): the two reads
+        of a restore, made in one go where a backend can (a directory: one deferral of the
+        signal handlers for both). Raises what :meth:`read` raises. ``whole_below``, a hint:
+        a file smaller than that may be returned whole, beyond ``limit`` (a directory does)."""
+        data = self.read(name, limit)
+        if not self.seqfile:
+            return data, None
+        try:
+            return data, self.read_seqfile()
+        except OSError:
+            return data, None
+
     def write_seqfile(self, seq: int) -> None:  # noqa: B027 - optional
         """Update the derived ``snapshot.seq`` (not durable: ``restore()`` repairs it)."""
 

@@ -79,7 +79,9 @@ __all__ = [
     "split_trailer",
     "stamp",
     "state_json_of",
+    "trailer_at",
     "trailer_checksum",
+    "trailer_of",
     "valid_seq",
     "verify_v2",
 ]
@@ -293,6 +295,18 @@ def split_trailer(data: bytes | memoryview) -> tuple[memoryview, str] | None:
     if m is None:
         return None
     return view[:len(view) - TRAILER_SIZE], "sha256:" + m.group(1).decode()
+
+
+def trailer_of(checksum: str) -> bytes:
+    """The version 2 trailer that holds ``checksum`` (``"sha256:<64 hex>"``)."""
+    return b"".join((_TRAILER_HEAD, checksum[7:].encode(), _TRAILER_TAIL))
+
+
+def trailer_at(data: bytes, end: int) -> str | None:
+    """The checksum in the version 2 trailer that starts at ``end`` and ends ``data``, or None
+    (:func:`split_trailer` without copying the trailer or making a view of the file)."""
+    m = _TRAILER_RE.match(data, end)
+    return None if m is None else "sha256:" + m.group(1).decode()
 
 
 def trailer_checksum(tail: bytes) -> str | None:

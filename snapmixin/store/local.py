@@ -309,6 +309,13 @@ class LocalBackend(Backend):
     def read_seqfile(self) -> bytes:
         return fsio.read_regular(self.fs, self._fixed[SEQFILE], limit=64)
 
+    def read_with_seqfile(self, name: str, limit: int, whole_below: int | None = None
+                          ) -> tuple[bytes, bytes | None]:
+        """Both small reads of a restore with the signal handlers deferred once (see
+        :func:`fsio.read_small_pair`)."""
+        return fsio.read_small_pair(self.fs, self._at(name), limit, self._fixed[SEQFILE], 64,
+                                    whole_below=whole_below)
+
     def temp_names(self) -> list[str]:
         try:
             return sorted(n for n in self.fs.listdir(self.directory) if fsio.is_temp_name(n))
