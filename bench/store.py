@@ -157,6 +157,16 @@ def _flush(fd: int) -> None:
         os.fsync(fd)
 
 
+def _flush_dir(directory: str) -> None:
+    """The directory fsync after the rename (POSIX: a directory cannot be opened on Windows)."""
+    if os.name == "posix":
+        dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            _flush(dfd)
+        finally:
+            os.close(dfd)
+
+
 def floor_write(directory: str, data: bytes) -> None:
     """Temp file in the same directory, full write, fsync, rename, directory fsync; nothing else."""
     floor_write_bufs(directory, [data])
@@ -740,12 +750,7 @@ def floor_write_bufs(directory: str, bufs: list[bytes | memoryview], name: str =
     finally:
         os.close(fd)
     os.replace(tmp, os.path.join(directory, name))
-    if os.name == "posix":
-        dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            _flush(dfd)
-        finally:
-            os.close(dfd)
+    _flush_dir(directory)
 
 
 class _Envelope(msgspec.Struct):
@@ -782,12 +787,7 @@ def format_floor_write_overlapped(directory: str, state: State, seq: int) -> Non
     finally:
         os.close(fd)
     os.replace(tmp, os.path.join(directory, "snapshot.json"))
-    if os.name == "posix":
-        dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            _flush(dfd)
-        finally:
-            os.close(dfd)
+    _flush_dir(directory)
 
 
 def protocol_least(directory: str, state: State, seq: int) -> None:

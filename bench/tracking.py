@@ -403,7 +403,7 @@ def _pairs() -> list[Pair]:
                  "`__setattr__` (as it must, for assignments to be counted): `BareCounted()` + a counter "
                  "object + tracked copies of its list and dict (reference, no target)",
                  "plain `@dataclass`, `Plain()`",
-                 "build_least_counted()\n" * UNROLL, "", "Plain()\n" * UNROLL, "", UNROLL, None))
+                 "build_least(BareCounted)\n" * UNROLL, "", "Plain()\n" * UNROLL, "", UNROLL, None))
     rows.append(("lower bound, by hand: the floor's read + decode, then a tracked list per item and a "
                  "pointer to the counter (reference, no target)",
                  "read the file + `msgspec.json.decode(data, type=Envelope)` into plain dataclasses",
@@ -417,30 +417,15 @@ class _Least:
     __slots__ = ("due", "obj", "seq")
 
 
-def build_least() -> Any:
+def build_least(make: Any = Plain) -> Any:
     """A plain dataclass given what any sound design must give a new object: a counter that its
     containers report to (and that can find the object to save it), tracked copies of its list and
-    dict. No ``__init__`` wrapper, no assignment through a Python ``__setattr__``, no bookkeeping."""
-    o = Plain()
-    c = _Least()
-    c.seq, c.due, c.obj = 0, 1 << 62, o
-    _store(o, "_c", c)
-    lst = _TL.__new__(_TL)
-    lst._root, lst._refs = c, 1
-    list.extend(lst, o.items)
-    _store(o, "items", lst)
-    d = _TD.__new__(_TD)
-    d._root, d._refs, d._deep = c, 1, False
-    dict.update(d, o.d)
-    _store(o, "d", d)
-    return o
+    dict. No ``__init__`` wrapper, no assignment through a Python ``__setattr__``, no bookkeeping.
 
-
-def build_least_counted() -> Any:
-    """:func:`build_least` for the class :class:`BareCounted`: its ``__init__`` assigns each field
-    through a Python ``__setattr__`` that stores and counts, as the ``__init__`` of any class
-    whose assignments are counted does (the dataclass's own ``__init__``, not a generated one)."""
-    o = BareCounted()
+    ``make=BareCounted``: the same for a class whose ``__init__`` assigns each field through a
+    Python ``__setattr__`` that stores and counts, as the ``__init__`` of any class whose
+    assignments are counted does (the dataclass's own ``__init__``, not a generated one)."""
+    o = make()
     c = _Least()
     c.seq, c.due, c.obj = 0, 1 << 62, o
     _store(o, "_c", c)

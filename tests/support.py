@@ -109,3 +109,19 @@ def unseal(data: bytes) -> bytes:
 def reseal(body: bytes) -> bytes:
     """Append a valid version 2 trailer to ``body`` (as a tool following the rule would)."""
     return body + _TRAILER_HEAD + hashlib.sha256(body).hexdigest().encode() + _TRAILER_TAIL
+
+
+def count_deferrals(monkeypatch: Any) -> list[int]:
+    """Count the signal deferrals that really swap handlers (``fsio.DeferSignals._swap`` calls)
+    from now on: the returned one-item list holds the count."""
+    from snapmixin import fsio
+
+    deferrals = [0]
+    swap = fsio.DeferSignals._swap
+
+    def counting(self: fsio.DeferSignals) -> None:
+        deferrals[0] += 1
+        swap(self)
+
+    monkeypatch.setattr(fsio.DeferSignals, "_swap", counting)
+    return deferrals

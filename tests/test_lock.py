@@ -26,6 +26,7 @@ from snapmixin import SnapStore, fsio
 from snapmixin.errors import SeqRegression, SnapError, StoreLocked
 from snapmixin.fsio import FileOps
 from tests.crashfs import RecordingFS
+from tests.support import count_deferrals
 
 FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
 
@@ -639,14 +640,7 @@ def test_an_uncontended_lock_is_taken_in_one_deferral(tmp_path: Path,
     nothing else holds them; and still both halves: another process's flock is seen and waited for."""
     store = SnapStore(tmp_path / "s", lock_timeout=0)
     store.create({"a": 1}, 1)
-    deferrals = [0]
-    swap = fsio.DeferSignals._swap
-
-    def counting(self: fsio.DeferSignals) -> None:
-        deferrals[0] += 1
-        swap(self)
-
-    monkeypatch.setattr(fsio.DeferSignals, "_swap", counting)
+    deferrals = count_deferrals(monkeypatch)
     lock = store.backend.exclusive("write to")  # type: ignore[attr-defined]
     with lock:
         assert deferrals[0] == 1

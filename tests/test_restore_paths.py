@@ -20,11 +20,11 @@ from typing import Any, ClassVar
 import msgspec
 import pytest
 
-from snapmixin import SnapStore, fsio
+from snapmixin import SnapStore
 from snapmixin.codec.mirrors import strict_mirror
 from snapmixin.errors import CorruptSnapshot, DecodeError
 from snapmixin.store import format as fmt
-from tests.support import reseal, unseal
+from tests.support import count_deferrals, reseal, unseal
 
 
 @dataclass
@@ -95,14 +95,7 @@ def test_a_small_restore_reads_both_files_in_one_deferral(tmp_path: Path,
     d = tmp_path / "s"
     store = SnapStore(d)
     store.create(_state(), 5)
-    deferrals = [0]
-    swap = fsio.DeferSignals._swap
-
-    def counting(self: fsio.DeferSignals) -> None:
-        deferrals[0] += 1
-        swap(self)
-
-    monkeypatch.setattr(fsio.DeferSignals, "_swap", counting)
+    deferrals = count_deferrals(monkeypatch)
     assert store.restore(State) == (_state(), 5)
     assert deferrals[0] == 1
     # a stale snapshot.seq read in that deferral is still repaired

@@ -1301,20 +1301,13 @@ class SnapStore:
         m = _CANONICAL_V2.match(data)
         if m is None or m.end() >= end:
             return None
-        seen = self._read_seen
-        if seen is not None and seen[0] == path and seen[1].size == size and data.endswith(seen[2]):
-            info = seen[1]  # the generation restored last: same checksum, so same header (verified below)
-        else:
-            trailer = _fmt.trailer_at(data, end)
-            if trailer is None:
-                return None
-            head = {"format_version": _fmt.V2, "seq": int(m.group(1)), "schema_version": int(m.group(2)),
-                    "created_at": m.group(3).decode("ascii")}
-            try:
-                info = self._info_from_header(head, path, size, trailer)
-            except CorruptSnapshot:
-                return None
-            seen = None
+        try:
+            found = self._canonical_info(data, m, end, path)
+        except CorruptSnapshot:
+            return None
+        if found is None:
+            return None
+        info, remembered = found
         if version is not None and info.schema_version != version:
             return None  # a migration runs first: the general path
         hashed = memoryview(data)[:end]
@@ -1332,7 +1325,7 @@ class SnapStore:
             if err is None:
                 raise
             raise err from e
-        if seen is None:
+        if not remembered:
             self._read_seen = (path, info, data[end:])
         if seqfile is None or seqfile != b"%d\n" % info.seq:
             self._repair_seqfile(info, seqfile)
@@ -1603,7 +1596,7 @@ class SnapStore:
     def _parse(self, data: bytes, path: str, size: int, verify: bool, seq_hint: int | None,
                *, fast: bool = False) -> _Generation:
         if fast and verify:
-            gen = self._parse_canonical(data, path, size)
+            gen = self._parse_canonical(data, path)
             if gen is not None:
                 return gen
         top: dict[str, _codec.RawJSON] | None
@@ -1644,7 +1637,7 @@ class SnapStore:
             return gen
         return self._parse_legacy(top, data, path, size, seq_hint)
 
-    def _parse_canonical(self, data: bytes, path: str, size: int) -> _Generation | None:
+    def _parse_canonical(self, data: bytes, path: str) -> _Generation | None:
         """A version 2 file exactly as this writer lays it out, read without parsing the whole
         envelope (None: not in that layout, take the long way).
 
@@ -1661,18 +1654,10 @@ class SnapStore:
         if m.end() >= end:
             return None
         hashed = memoryview(data)[:end]
-        seen = self._read_seen
-        if seen is not None and seen[0] == path and seen[1].size == size and data.endswith(seen[2]):
-            # The generation this object restored last: the same trailer, so (once the checksum is
-            # verified below, as always) the same bytes before it: the same header, not parsed again.
-            info = seen[1]
-        else:
-            trailer = _fmt.trailer_at(data, end)
-            if trailer is None:
-                return None
-            head = {"format_version": _fmt.V2, "seq": int(m.group(1)), "schema_version": int(m.group(2)),
-                    "created_at": m.group(3).decode("ascii")}
-            info = self._info_from_header(head, path, size, trailer)
+        found = self._canonical_info(data, m, end, path)
+        if found is None:
+            return None
+        info = found[0]
         # A large file is hashed in a worker thread while its state is decoded (into the
         # codec's own structures: no code of the caller's classes runs before the checksum
         # is known to hold; see _decode); a small one at once.
@@ -1681,6 +1666,24 @@ class SnapStore:
                 raise _checksum_mismatch(path)
             return _Generation(info, hashed[m.end():], hashed, whole=data)
         return _Generation(info, hashed[m.end():], hashed, whole=data, digest=_fmt.Digest(hashed))
+
+    def _canonical_info(self, data: bytes, m: re.Match[bytes], end: int,
+                        path: str) -> tuple[SnapshotInfo, bool] | None:
+        """The header of a version 2 file in the writer's layout (``m``: its header matched by
+        ``_CANONICAL_V2``; ``end``: where its trailer starts), and whether it is the remembered
+        one. The generation this object restored last, by the same trailer and size, is not
+        parsed again: once the checksum is verified (by the caller, as always) the bytes before
+        the trailer are the same, so the header is too. None: no valid trailer there (the
+        general path decides); ``CorruptSnapshot``: a header that does not hold."""
+        seen = self._read_seen
+        if seen is not None and seen[0] == path and seen[1].size == len(data) and data.endswith(seen[2]):
+            return seen[1], True
+        trailer = _fmt.trailer_at(data, end)
+        if trailer is None:
+            return None
+        head = {"format_version": _fmt.V2, "seq": int(m.group(1)), "schema_version": int(m.group(2)),
+                "created_at": m.group(3).decode("ascii")}
+        return self._info_from_header(head, path, len(data), trailer), False
 
     def _parse_legacy(self, top: dict[str, _codec.RawJSON] | None, data: bytes, path: str, size: int,
                       seq_hint: int | None) -> _Generation:
