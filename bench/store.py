@@ -212,15 +212,22 @@ def interleaved(fns: dict[str, Callable[[], object]], reps: int, *,
         for r in range(rounds):
             order = names[r % len(names):] + names[:r % len(names)]
             for name in order:
-                fn = fns[name]
-                for i in range(block + 1 if block > 1 else 1):
-                    t = time.perf_counter()
-                    result = fn()
-                    dt_ = time.perf_counter() - t
-                    del result  # freed outside the timed region
-                    if block == 1 or i > 0:
-                        out[name].append(dt_)
+                out[name].extend(timed_block(fns[name], block))
     return out
+
+
+def timed_block(fn: Callable[[], object], block: int) -> list[float]:
+    """Seconds per call of ``fn``: once (``block`` 1), or ``block + 1`` times in a row with the
+    first call dropped (see :func:`interleaved`). Each result is freed outside the timed region."""
+    xs = []
+    for i in range(block + 1 if block > 1 else 1):
+        t = time.perf_counter()
+        result = fn()
+        dt_ = time.perf_counter() - t
+        del result
+        if block == 1 or i > 0:
+            xs.append(dt_)
+    return xs
 
 
 def ms(xs: list[float]) -> str:
@@ -296,15 +303,7 @@ def paired(a: Callable[[], object], b: Callable[[], object], rounds: int, *,
     ratios: list[float] = []
 
     def run(fn: Callable[[], object]) -> float:
-        xs = []
-        for i in range(block + 1 if block > 1 else 1):
-            t = time.perf_counter()
-            result = fn()
-            dt_ = time.perf_counter() - t
-            del result  # freed outside the timed region
-            if block == 1 or i > 0:
-                xs.append(dt_)
-        return statistics.median(xs)
+        return statistics.median(timed_block(fn, block))
 
     with no_gc():
         for r in range(rounds):

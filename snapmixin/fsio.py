@@ -691,9 +691,10 @@ def read_small_pair(ops: FileOps, path: str, limit: int, other: str, other_limit
             return data, None
 
 
-def _read_small(ops: FileOps, path: str, limit: int, whole_below: int | None = None) -> bytes:
-    """:func:`_read_regular` for a bounded read, run with signals deferred by the caller (so
-    no handler runs between the open and the close: no deferral of its own)."""
+def _open_regular(ops: FileOps, path: str) -> tuple[int, os.stat_result]:
+    """Open ``path`` for reading: its descriptor and its ``fstat``. A symlink, directory, FIFO or
+    anything but a regular file is :class:`NotRegularFile` (the descriptor closed again). Call it
+    with signals deferred: no handler may run between the open and the caller's hold of ``fd``."""
     try:
         fd = ops.open_read(path)
     except OSError as e:
@@ -704,6 +705,17 @@ def _read_small(ops: FileOps, path: str, limit: int, whole_below: int | None = N
         st = ops.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(errno.EINVAL, "not a regular file", path)
+    except BaseException:
+        ops.close(fd)
+        raise
+    return fd, st
+
+
+def _read_small(ops: FileOps, path: str, limit: int, whole_below: int | None = None) -> bytes:
+    """:func:`_read_regular` for a bounded read, run with signals deferred by the caller (so
+    no handler runs between the open and the close: no deferral of its own)."""
+    fd, st = _open_regular(ops, path)
+    try:
         if whole_below is not None and limit < st.st_size < whole_below:
             limit = whole_below
         ask = st.st_size + 1 if st.st_size < limit else limit
@@ -730,16 +742,8 @@ _SMALL_READ = 1 << 20
 def _read_regular(ops: FileOps, path: str, limit: int | None) -> bytes:
     fd = -1
     try:
-        try:
-            with DeferSignals():  # an interrupt lands before the open or after fd holds it
-                fd = ops.open_read(path)
-        except OSError as e:
-            if e.errno in (errno.ELOOP, errno.EMLINK) or (e.errno == errno.EISDIR):
-                raise NotRegularFile(e.errno, "not a regular file (symlink or directory)", path) from e
-            raise
-        st = ops.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFile(errno.EINVAL, "not a regular file", path)
+        with DeferSignals():  # an interrupt lands before the open or after fd holds it
+            fd, st = _open_regular(ops, path)
         chunks: list[bytes] = []
         got = 0
         while limit is None or got < limit:
@@ -773,16 +777,8 @@ def read_tail(ops: FileOps, path: str, size: int) -> tuple[bytes, int]:
     Refuses what :func:`read_regular` refuses; reads nothing else of the file.
     """
     with DeferSignals():  # a short read: one deferral around the open and the close
+        fd, st = _open_regular(ops, path)
         try:
-            fd = ops.open_read(path)
-        except OSError as e:
-            if e.errno in (errno.ELOOP, errno.EMLINK, errno.EISDIR):
-                raise NotRegularFile(e.errno, "not a regular file (symlink or directory)", path) from e
-            raise
-        try:
-            st = ops.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise NotRegularFile(errno.EINVAL, "not a regular file", path)
             start = max(st.st_size - size, 0)
             chunks: list[bytes] = []
             got = 0
