@@ -611,30 +611,7 @@ def _adopt_built(obj: Snapshottable, init: _Init) -> _State:
     _setattr(obj, _SLOT, st)
     held = st.held
     for name, v in found:
-        new: Any
-        t = type(v)
-        if t is list or t is dict:
-            # tracking.track's own first step for a plain list or dict, inlined (no frame of its
-            # own; the state is a fresh tree's root): a tracked copy, filled at once when every
-            # item is a scalar; otherwise track() places the items.
-            if t is list:
-                if not v or all(type(x) in SCALARS for x in v):
-                    new = TrackedList.__new__(TrackedList)
-                    new._root = st
-                    new._refs = 1
-                    list.extend(new, v)
-                else:
-                    new = track(v, st)
-            elif not v:
-                fresh: TrackedDict[Any, Any] = TrackedDict.__new__(TrackedDict)
-                fresh._root = st
-                fresh._refs = 1
-                fresh._deep = False
-                new = fresh
-            else:
-                new = track(v, st)
-        else:
-            new = track(v, st)
+        new = track(v, st)
         if new is not v:
             _setattr(obj, name, new)
         held.add(name)

@@ -265,8 +265,25 @@ def track(value: Any, root: Root | None) -> Any:
     a container that is itself in no tree) stores the value as is: it is
     looked at when that container joins a tree.
     """
-    if root is None or type(value) in SCALARS:
+    t = type(value)
+    if root is None or t in SCALARS:
         return value
+    # The commonest values, placed without _place's frame or a job list: an empty dict, and a
+    # list of scalars (what a dataclass's fields hold when its __init__ ends, and what most
+    # container assignments store): a new tracked copy, filled at once (as _place makes them).
+    if t is dict and not value:
+        new_dict: TrackedDict[Any, Any] = TrackedDict.__new__(TrackedDict)
+        new_dict._root, new_dict._refs, new_dict._deep = root, 1, False
+        return new_dict
+    if t is list:
+        for v in value:
+            if type(v) not in SCALARS:
+                break
+        else:
+            new_list: TrackedList[Any] = TrackedList.__new__(TrackedList)
+            new_list._root, new_list._refs = root, 1
+            list.extend(new_list, value)
+            return new_list
     todo: list[tuple[Any, ...]] = []
     new = _place(value, root, todo)
     while todo:
