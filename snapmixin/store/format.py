@@ -147,7 +147,7 @@ def encode_v2(state_json: bytes, seq: int, schema_version: int,
                                   state_json, b"}")))
     body = memoryview(out)[:-2]  # the formatted object without its closing b"\n}"
     digest = hashlib.sha256(body).hexdigest()
-    trailer = b"".join((_TRAILER_HEAD, digest.encode(), _TRAILER_TAIL))
+    trailer = trailer_of("sha256:" + digest)
     return [body, trailer], "sha256:" + digest, len(body) + len(trailer)
 
 
@@ -219,7 +219,7 @@ class Encoded(Sequence[bytes | memoryview]):
 
     @property
     def trailer(self) -> bytes:
-        return b"".join((_TRAILER_HEAD, self.checksum[7:].encode(), _TRAILER_TAIL))
+        return trailer_of(self.checksum)
 
     def __len__(self) -> int:
         return 2
