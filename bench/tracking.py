@@ -432,8 +432,8 @@ def _pairs() -> list[Pair]:
                  "open_least()", "", "floor_open()", "", 1, None))
     rows.append(("lower bound, by hand, with the checks every restore makes: the file's SHA-256 (in a "
                  "thread from 1 MiB, during the decode), a strict decode (Structs with "
-                 "`forbid_unknown_fields`, converted), then a tracked list per item and a pointer to the "
-                 "counter (reference, no target)",
+                 "`forbid_unknown_fields`, converted), then a tracked list per item, a pointer to the "
+                 "counter and a count of places per item (reference, no target)",
                  "read the file + `msgspec.json.decode(data, type=Envelope)` into plain dataclasses",
                  "open_least_checked()", "", "floor_open()", "", 1, None))
     return rows
@@ -500,9 +500,10 @@ def _open_fixtures() -> dict[str, Any]:
             raise ValueError(f"{path}: checksum mismatch")
         return msgspec.convert(env.state, PlainTree, from_attributes=True)
 
-    def open_least(decode: Callable[[], Any] = lambda: read_decode().state) -> Any:
+    def open_least(decode: Callable[[], Any] = lambda: read_decode().state, places: bool = False) -> Any:
         # The floor's work, then per nested object the least a sound adoption does: its list made a
         # tracked one (it can be appended to) and a pointer to the root's counter (no state object).
+        # `places`: also its count of places in the tree (what keeps a moved object counting).
         tree = decode()
         c = _Least()
         c.seq, c.due, c.obj = 0, 1 << 62, tree
@@ -514,6 +515,8 @@ def _open_fixtures() -> dict[str, Any]:
             list.extend(lst, it.tags)
             _store(it, "tags", lst)
             _store(it, "_c", c)
+            if places:
+                _store(it, "_p", 1)
             list.append(items, it)
         _store(tree, "items", items)
         return tree
@@ -525,7 +528,7 @@ def _open_fixtures() -> dict[str, Any]:
             or len(checked.items) != OPEN_ITEMS or checked.items[7].tags != ["a", "b"]):
         print("\nWARNING: the open() fixture did not round-trip")
     return {"open_tree": lambda: Tree.open(where), "floor_open": read_decode, "open_least": open_least,
-            "open_least_checked": lambda: open_least(checked_decode)}
+            "open_least_checked": lambda: open_least(checked_decode, True)}
 
 
 # ---------------------------------------------------------------------------
