@@ -399,7 +399,8 @@ def create_rows(rows: Rows, root: str, shm: str | None, quick: bool, big: bool) 
             ta, tb, r = paired(least, floor, rounds_small, block=5)
             rows.add(f"lower bound, by hand, ~1 KB, {label} (reference, no target): a version 2 "
                      "envelope written as the floor writes, plus the lock, the read of the current "
-                     "generation's trailer and the seq file rewrite", "by hand", "floor", ta, tb, r, None)
+                     "generation's trailer and the seq file rewrite, in one deferral of SIGINT's "
+                     "handler", "by hand", "floor", ta, tb, r, None)
             ta, tb, r = paired(c10, c1, rounds_small, block=5)
             rows.add(f"`create()` ~1 KB, keep=10, {label}", "keep=10", "keep=1", ta, tb, r, 1.2)
         finally:
@@ -862,10 +863,26 @@ def protocol_least(directory: str, state: State, seq: int) -> None:
     out by hand: the floor's file steps for the envelope (:func:`format_floor_bufs`), and besides
     them only what the guarantees need on every write: the lock (``.lock`` opened, flock, checked
     to be the file at that name, released), the current generation's trailer read (a stale
-    writer's check), and ``snapshot.seq`` rewritten in place. Left out, though ``create()`` does
-    them: the NaN scan, the temp-file sweep, the mode check, the seq rules, any Python logic."""
+    writer's check), and ``snapshot.seq`` rewritten in place; all of it inside one deferral of
+    SIGINT's handler (a Ctrl-C between the lock file's open and the statement that holds its
+    descriptor would leak the descriptor and, with it, the lock: Python code can close that
+    window only by keeping the handler from running there). Left out, though ``create()`` does
+    them: other signals' handlers, the NaN scan, the temp-file sweep, the mode check, the seq
+    rules, any Python logic."""
     import fcntl
+    import signal
 
+    noted: list[int] = []
+    handler = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
+    try:
+        _protocol_least_locked(directory, state, seq, fcntl)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    if noted and callable(handler):
+        handler(signal.SIGINT, None)
+
+
+def _protocol_least_locked(directory: str, state: State, seq: int, fcntl: Any) -> None:
     lock_path = os.path.join(directory, ".lock")
     lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
