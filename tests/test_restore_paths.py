@@ -381,3 +381,50 @@ def test_a_file_over_max_size_is_refused_from_its_head_only(tmp_path: Path) -> N
     assert SnapStore(d, max_size=size).restore(State) == (_state(900), 5)
     SnapStore(d, max_size=None).create(_state(3), 6)
     assert SnapStore(d, max_size=100).restore(State) == (_state(3), 6)
+
+
+def test_a_fallback_is_a_user_warning_at_the_callers_line(tmp_path: Path) -> None:
+    """fallback=True restoring an older generation issues a UserWarning (besides its log record)
+    naming the store, the generation restored and the damage, attributed to the caller's line:
+    through the store, asyncio, and the mixin's open(). An intact newest generation warns not."""
+    import asyncio
+    import warnings
+
+    from snapmixin import Snapshottable
+
+    d = tmp_path / "s"
+    store = SnapStore(d, keep=2)
+    store.create(_state(2), 4)
+    store.create(_state(3), 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert store.restore(State, fallback=True) == (_state(3), 5)  # intact: no warning
+    data = bytearray((d / "snapshot.json").read_bytes())
+    data[40] ^= 1
+    (d / "snapshot.json").write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="restored the older generation") as got:
+        assert store.restore(State, fallback=True) == (_state(2), 4)
+    assert len(got) == 1 and got[0].filename == __file__
+    message = str(got[0].message)
+    assert str(d) in message and "seq 4" in message and "snapshot.json" in message
+    with pytest.warns(UserWarning, match="restored the older generation"):
+        assert asyncio.run(store.arestore(State, fallback=True)) == (_state(2), 4)
+
+    @dataclass
+    class Game(Snapshottable):
+        level: int = 1
+
+    g = tmp_path / "g"
+    game = Game.open(SnapStore(g, keep=2))
+    game.level = 2
+    game.snapshot()
+    game.level = 3
+    game.snapshot()
+    raw = bytearray((g / "snapshot.json").read_bytes())
+    raw[40] ^= 1
+    (g / "snapshot.json").write_bytes(bytes(raw))
+    with pytest.raises(CorruptSnapshot):
+        Game.open(SnapStore(g, keep=2))
+    with pytest.warns(UserWarning, match="restored the older generation") as got:
+        back = Game.open(SnapStore(g, keep=2), fallback=True)
+    assert back.level == 2 and got[0].filename == __file__

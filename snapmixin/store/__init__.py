@@ -60,6 +60,8 @@ import hashlib as _hashlib
 import logging
 import os
 import re
+import sys
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -1151,7 +1153,8 @@ class SnapStore:
         JSON path); without it, plain JSON values are returned. Raises
         ``SnapshotNotFound`` when there is none and ``CorruptSnapshot`` when
         it is damaged; with ``fallback=True`` a damaged generation is skipped
-        (with a warning in the ``snapmixin`` log) for the newest intact one.
+        (logged as a warning in the ``snapmixin`` log) for the newest intact one,
+        and restoring an older generation issues a ``UserWarning`` naming it.
         Nothing in the file is executed: only ``cls`` and the types it names are built.
         """
         r = self._restore_gen(cls, fallback=fallback)
@@ -1243,6 +1246,8 @@ class SnapStore:
                 continue
             if i > 0:
                 log.warning("%s: restored the older generation %s (seq %d)", self._dir, p, gen.info.seq)
+                _warn_caller(f"{self._dir}: the newest generation is damaged; restored the older "
+                             f"generation {p} (seq {gen.info.seq}) instead ({first_error})")
                 return _Restored(state, gen.info, base, True)
             self._repair_seqfile(gen.info)
             return _Restored(state, gen.info, gen.info.generation, False)
@@ -1844,6 +1849,20 @@ def _canonical_members(data: bytes, view: memoryview, top: Mapping[str, _codec.R
             return False
         i += len(value)
     return data[i:] in (b"\n}\n", b"\n}")
+
+
+#: The directory of the snapmixin package: warnings are attributed to the first frame outside it.
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _warn_caller(message: str) -> None:
+    """A ``UserWarning`` attributed to the caller's own code (the first frame outside snapmixin):
+    what ``fallback=True`` gives besides its log record, so that it is seen (and can be turned
+    into an error, or caught by a test) with the ``warnings`` machinery as well."""
+    level, frame = 1, sys._getframe(0)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    warnings.warn(message, UserWarning, stacklevel=level)
 
 
 def _raise_if_unreadable(e: SnapError) -> None:
