@@ -258,6 +258,19 @@ def test_snapstore_constructor_touches_nothing_until_used(tmp_path: Path) -> Non
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("options", [{"allow_http": "true"}, {"timeout": "5s"}, {"no_such_option": "1"}])
+def test_snapstore_storage_options_a_bad_option_is_a_value_error(options: dict[str, str]) -> None:
+    # SnapStore("s3://b/p", storage_options={...}): a client option at the top level (rather
+    # than in client_options) made obstore panic, and a pyo3 PanicException is a BaseException
+    # that `except Exception` does not catch.
+    try:
+        SnapStore("s3://b/p", storage_options=options)
+    except ValueError as e:
+        assert "s3://b/p" in str(e)
+    except BaseException as e:  # pragma: no cover - the failure this test exists for
+        pytest.fail(f"not a ValueError: {type(e).__module__}.{type(e).__name__}: {e}")
+
+
 @pytest.mark.parametrize("where", ["dir", "memory"])
 def test_create_restore_typed_and_untyped_acreate_arestore_exists_latest_history(tmp_path: Path,
                                                                                 where: str) -> None:
