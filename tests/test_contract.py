@@ -35,8 +35,12 @@ from snapmixin.errors import (
     DecodeError,
     EncodeError,
     InvalidSeq,
+    MigrationError,
+    SeqRegression,
     SnapError,
+    SnapshotConflict,
     SnapshotNotFound,
+    StoreLocked,
 )
 from tests.support import verify_v2, write_v1
 
@@ -641,3 +645,102 @@ def test_readme_migrations_example_runs_as_written(tmp_path: Path) -> None:
     ns = _run_readme("migrations")
     player = ns["player"]
     assert (player.name, player.hp, player.pos, player.snapshot_seq) == ("Ann", 10, ns["Pos"](0, 0), 4)
+
+
+# ---------------------------------------------------------------------- Guarantee 8: safe to load
+
+
+@dataclass
+class Holder(Snapshottable):
+    name: str = ""
+    anything: Any = None
+    items: list[str] = field(default_factory=list)
+
+
+def test_guarantee_8_restoring_runs_no_code_from_the_file(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+    import builtins
+    import marshal
+
+    hostile = {
+        "pickle": base64.b64encode(pickle.dumps(Holder)).decode(),
+        "py/object": "os.system",
+        "__class__": "subprocess.Popen",
+        "__reduce__": ["os.system", ["touch pwned"]],
+        "code": "__import__('os').system('touch pwned')",
+        "!!python/object/apply:os.system": ["touch pwned"],
+    }
+    d = tmp_path / "h"
+    Holder(name="__import__('os')", anything=hostile, items=["eval('1')"]).bind(d).snapshot()
+    game = Holder.open(d, journal="flush")  # and a journal whose records carry the same payloads
+    game.anything = {"again": hostile}
+    game.items.append("exec('x')")
+    del game
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"restore ran code: {args!r:.80}")
+
+    with monkeypatch.context() as m:
+        for mod, name in [(builtins, "eval"), (builtins, "exec"), (builtins, "compile"), (pickle, "loads"),
+                          (pickle, "load"), (marshal, "loads")]:
+            m.setattr(mod, name, refuse)
+        raw, _ = SnapStore(d).restore()
+        back = Holder.open(d)  # snapshot + journal replay
+    assert raw["anything"] == hostile and raw["name"] == "__import__('os')"
+    assert back.anything == {"again": hostile} and back.items == ["eval('1')", "exec('x')"]
+    assert isinstance(back.anything["again"], dict)  # an `Any` field: plain JSON values, no object built
+    with pytest.raises(DecodeError, match="unknown key"):  # only the types the caller names
+        SnapStore(d).restore(AppState)
+    assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
+
+
+# ---------------------------------------------------------------------------------- the errors
+
+
+def test_every_error_is_typed_and_names_the_file_and_the_problem(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    d = tmp_path / "s"
+    snap = os.fspath(d / "snapshot.json")
+    store = SnapStore(d)
+    cases: list[tuple[type[SnapError], Any, str, str]] = []
+
+    def expect(kind: type[SnapError], fn: Any, where: str, problem: str) -> None:
+        with pytest.raises(kind) as err:
+            fn()
+        assert type(err.value) is kind
+        assert where in str(err.value) and err.value.path is not None and err.value.path in str(err.value)
+        assert re.search(problem, str(err.value)), str(err.value)
+        cases.append((kind, fn, where, problem))
+
+    expect(SnapshotNotFound, store.restore, os.fspath(d), "no snapshot")
+    store.create(AppState(1), 5)
+    expect(SeqRegression, lambda: store.create(AppState(1), 4), snap, "lower than the stored seq 5")
+    expect(SnapshotConflict, lambda: store.create(AppState(2), 5), snap, "different state")
+    expect(SnapshotConflict, lambda: store.create(AppState(2), 6, expect=None), snap, "stale writer")
+    expect(InvalidSeq, lambda: store.create(AppState(2), -1), snap, "between 0 and 2\\*\\*63 - 1")
+    expect(EncodeError, lambda: store.create({"x": float("nan")}, 6), snap, r"\$\.x")
+    expect(DecodeError, lambda: store.restore(dict[str, str]), snap, r"\$\.counter")
+    expect(MigrationError, lambda: SnapStore(d, schema_version=2).restore(), snap,
+           "no migration from version 1")
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "snapshot.json").write_bytes(b"")
+    expect(CorruptSnapshot, SnapStore(tmp_path / "e").restore, os.fspath(tmp_path / "e" / "snapshot.json"),
+           "empty")
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+         os.fspath(d / ".lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "held\n"
+        expect(StoreLocked, lambda: store.create(AppState(3), 7), os.fspath(d),
+               "another process holds the lock")
+    finally:
+        child.communicate("")
+    assert store.restore(AppState) == (AppState(1), 5)  # every refusal wrote nothing
+    assert sorted(c[0].__name__ for c in cases) == sorted(
+        ["SnapshotNotFound", "SeqRegression", "SnapshotConflict", "SnapshotConflict", "InvalidSeq",
+         "EncodeError", "DecodeError", "MigrationError", "CorruptSnapshot", "StoreLocked"])
