@@ -744,3 +744,46 @@ def test_every_error_is_typed_and_names_the_file_and_the_problem(tmp_path: Path)
     assert sorted(c[0].__name__ for c in cases) == sorted(
         ["SnapshotNotFound", "SeqRegression", "SnapshotConflict", "SnapshotConflict", "InvalidSeq",
          "EncodeError", "DecodeError", "MigrationError", "CorruptSnapshot", "StoreLocked"])
+
+
+# ------------------------------------------------------ version 1 and the seed's layouts, by the mixin
+
+
+@dataclass
+class Plain(Snapshottable):
+    level: int = 1
+    inventory: list[str] = field(default_factory=list)
+
+
+def _minisnap_011(d: Path) -> None:
+    d.mkdir()
+    (d / "snapshot.json").write_text(json.dumps({"level": 3, "inventory": ["x"]}, indent=2))
+    (d / "snapshot.seq").write_text("7")
+
+
+def _minisnap_013(d: Path) -> None:
+    d.mkdir()
+    for seq, level in ((2, 1), (7, 3)):  # the highest seq is the current one
+        state = {"level": level, "inventory": ["x"]}
+        (d / f"snapshot_{seq}.json").write_text(json.dumps({"seq": seq, "state": state}, indent=2))
+
+
+def _v1(d: Path) -> None:
+    write_v1(d, {"level": 3, "inventory": ["x"]}, 7)
+
+
+@pytest.mark.parametrize("layout", [_minisnap_011, _minisnap_013, _v1],
+                         ids=["minisnap-0.1.1", "minisnap-0.1.3", "snapmixin-1"])
+def test_old_layouts_open_with_the_mixin_and_continue_in_format_2(tmp_path: Path, layout: Any) -> None:
+    d = tmp_path / "old"
+    layout(d)
+    assert SnapStore(d).restore() == ({"level": 3, "inventory": ["x"]}, 7)
+    game = Plain.open(d)
+    assert (game.level, game.inventory, game.snapshot_seq) == (3, ["x"], 7)
+    game.level += 1
+    assert game.snapshot() == 8
+    doc = verify_v2((d / "snapshot.json").read_bytes())
+    assert (doc["seq"], doc["state"]) == (8, {"level": 4, "inventory": ["x"]})
+    assert (d / "snapshot.seq").read_text() == "8\n"
+    again = Plain.open(d)
+    assert (again.level, again.snapshot_seq) == (4, 8)
