@@ -787,3 +787,21 @@ def test_old_layouts_open_with_the_mixin_and_continue_in_format_2(tmp_path: Path
     assert (d / "snapshot.seq").read_text() == "8\n"
     again = Plain.open(d)
     assert (again.level, again.snapshot_seq) == (4, 8)
+
+
+def test_after_a_failed_explicit_snapshot_each_mutation_retries_until_force_or_reopen(tmp_path: Path) -> None:
+    # README ("Automatic snapshots"): a failed snapshot() is retried at the next mutation, with or
+    # without a policy, and raises while the cause lasts; force=True (or reopening) ends it.
+    d = tmp_path / "d"
+    a, b = Plain.open(d), Plain.open(d)
+    a.level = 2
+    a.snapshot()
+    b.level = 5
+    with pytest.raises(SnapshotConflict):
+        b.snapshot()
+    with pytest.raises(SnapshotConflict):
+        b.level += 1  # applied, counted, and the retry says why it cannot save
+    assert (b.level, b.snapshot_unsaved) == (6, 2) and on_disk(d)["state"]["level"] == 2
+    assert b.snapshot(force=True) == 2
+    b.level += 1  # no retry pending any more
+    assert (on_disk(d)["state"]["level"], b.snapshot_unsaved) == (6, 1)
