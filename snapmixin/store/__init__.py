@@ -1162,6 +1162,11 @@ class SnapStore:
         r = self._restore_gen(cls, fallback=fallback)
         return r.state, r.info.seq
 
+    @overload
+    async def arestore(self, cls: None = None, *, fallback: bool = False) -> tuple[Any, int]: ...
+    @overload
+    async def arestore(self, cls: type[T], *, fallback: bool = False) -> tuple[T, int]: ...
+
     async def arestore(self, cls: Any = None, *, fallback: bool = False) -> tuple[Any, int]:
         """:meth:`restore` for asyncio, run in a worker thread."""
         return await asyncio.to_thread(self._restore, cls, fallback=fallback)
