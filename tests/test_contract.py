@@ -65,7 +65,7 @@ class Game(Snapshottable, snapshot_version=2, snapshot_journal=None):
         self.inventory.append(f"step {dx}")
 
     @migration(from_version=1)
-    def _v1(d: dict[str, Any]) -> dict[str, Any]:  # type: ignore[misc]
+    def _v1(d: dict[str, Any]) -> dict[str, Any]:
         d["level"] = d.pop("lvl")
         return d
 

@@ -6,12 +6,22 @@ that loses its type (returns ``Any``) fails there. Nothing here runs.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from typing_extensions import assert_type
 
-from snapmixin import SnapshotInfo, Snapshottable, SnapStore, snapshot_every
+from snapmixin import (
+    SnapshotInfo,
+    Snapshottable,
+    SnapStore,
+    migration,
+    register_type,
+    snapshot_every,
+    transient,
+)
 
 
 @dataclass
@@ -19,15 +29,25 @@ class AppState:
     counter: int
 
 
+register_type(Fraction, encode=str, decode=Fraction)
+
+
 @snapshot_every(100, seconds=30.0)
 @dataclass
-class Game(Snapshottable):
+class Game(Snapshottable, snapshot_version=2, snapshot_journal=None):
     level: int = 1
     inventory: list[str] = field(default_factory=list)
+    lock: threading.Lock = transient(default_factory=threading.Lock)
+    share: Fraction = transient(default=Fraction(0))
 
     @snapshot_every(10)
     def move(self, dx: int) -> None:
         self.level += dx
+
+    @migration(from_version=1)
+    def _v1(d: dict[str, Any]) -> dict[str, Any]:  # no self: made static
+        d["level"] = d.pop("lvl")
+        return d
 
 
 async def store_api(store: SnapStore) -> None:
