@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import inspect
 import logging
 import math
 import os
@@ -933,6 +934,11 @@ class Snapshottable(tracking.Owner):
     def __init_subclass__(cls, snapshot_version: int | None = None, snapshot_journal: Any = _MISSING,
                           **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if _SLOT in cls.__dict__ or _SLOT in inspect.get_annotations(cls):
+            # A field of that name would overwrite the mixin's state in the instance __dict__
+            # (or, for a pydantic private attribute, hide the user's value behind it).
+            raise TypeError(f"{cls.__qualname__}: the attribute name {_SLOT!r} is reserved for "
+                            "Snapshottable's private state; rename that field")
         if snapshot_journal is not _MISSING:
             cls.__snapmixin_journal__ = _journal.check_mode(snapshot_journal)
         if snapshot_version is None:

@@ -364,12 +364,16 @@ def _checksum_mismatch(path: str) -> CorruptSnapshot:
                            f"{os.path.dirname(path)}", path=path)
 
 
-def _check_seq(seq: object) -> int:
+def _check_seq(seq: object, store: SnapStore | None = None) -> int:
+    """``seq`` as given to a write, or ``InvalidSeq`` naming the file ``store`` writes."""
     if isinstance(seq, bool) or not isinstance(seq, int):
-        raise InvalidSeq(f"seq must be an integer, not {type(seq).__name__} ({seq!r})")
-    if not _fmt.in_range(seq):
-        raise InvalidSeq(f"seq must be between 0 and 2**63 - 1, not {seq}")
-    return seq
+        what = f"must be an integer, not {type(seq).__name__} ({seq!r})"
+    elif not _fmt.in_range(seq):
+        what = f"must be between 0 and 2**63 - 1, not {seq}"
+    else:
+        return seq
+    where = store._snapshot_path() if store is not None else None
+    raise InvalidSeq(f"{where or 'snapshot'}: seq {what}", path=where)
 
 
 def _check_expect(expect: Any) -> Any:
@@ -609,7 +613,7 @@ class SnapStore:
         system fails; in every error case nothing was written and the previous
         snapshot is intact.
         """
-        _check_seq(seq)
+        _check_seq(seq, self)
         state_json, check = self._encode(state, deferred=True)
         box = [state_json]
         del state_json  # handed over: freed once copied into the envelope (peak memory)
@@ -618,7 +622,7 @@ class SnapStore:
 
     async def acreate(self, state: Any, seq: int, *, expect: str | None = ANY) -> SnapshotInfo:
         """:meth:`create` for asyncio: the state is encoded now, the I/O runs in a worker thread."""
-        _check_seq(seq)
+        _check_seq(seq, self)
         data = self.encode(state)
         expect = _check_expect(expect)
         # The place in this process's queue of writers is taken now, in the event loop, so
@@ -998,7 +1002,8 @@ class SnapStore:
         generation's info under the lock as soon as it is committed). Same
         errors and durability as :meth:`create`.
         """
-        return self._commit(state_json, _check_seq(seq), schema_version=schema_version,
+        seq = _check_seq(seq, self)
+        return self._commit(state_json, seq, schema_version=schema_version,
                             expect=_check_expect(expect), force=force, archive=archive,
                             allow_regression=allow_regression, replace_damaged=replace_damaged,
                             on_commit=on_commit)
@@ -1159,6 +1164,11 @@ class SnapStore:
         """
         r = self._restore_gen(cls, fallback=fallback)
         return r.state, r.info.seq
+
+    @overload
+    async def arestore(self, cls: None = None, *, fallback: bool = False) -> tuple[Any, int]: ...
+    @overload
+    async def arestore(self, cls: type[T], *, fallback: bool = False) -> tuple[T, int]: ...
 
     async def arestore(self, cls: Any = None, *, fallback: bool = False) -> tuple[Any, int]:
         """:meth:`restore` for asyncio, run in a worker thread."""

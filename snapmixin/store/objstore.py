@@ -645,8 +645,14 @@ def open_url(location: str, fs: object = None, lock_timeout: float | None = None
     try:
         store = obs.store.from_url(f"{scheme}://{m.group(2)}/{prefix}" if prefix else f"{scheme}://{m.group(2)}",
                                    **dict(storage_options or {}))
-    except Exception as e:
-        raise ValueError(f"{location!r}: cannot configure the object store: {_first_line(e)}") from e
+    except BaseException as e:
+        # obstore (pyo3) turns some bad options into a Rust panic, a BaseException: a client
+        # option such as allow_http or timeout given at the top level instead of in client_options.
+        if not isinstance(e, Exception) and type(e).__name__ != "PanicException":
+            raise  # KeyboardInterrupt, SystemExit
+        hint = "" if isinstance(e, Exception) else (
+            " (client options such as allow_http or timeout go in storage_options={'client_options': {...}})")
+        raise ValueError(f"{location!r}: cannot configure the object store: {_first_line(e)}{hint}") from e
     return ObjectBackend(shown, Requests(store))
 
 
