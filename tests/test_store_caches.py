@@ -413,3 +413,138 @@ def test_the_order_of_a_name_this_writer_made_is_what_parsing_it_gives() -> None
                      datetime(9999, 12, 31, 20, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-3)))):
             name = fmt.history_name(seq, when)
             assert _own_order(name) == _history_order(name) != "", name
+
+
+# -- the pruning takes its order from the last one ------------------------------------------------
+
+
+def _expected_history(listed: dict[str, int | None], keep: int, version: int) -> list[str]:
+    """What a pruning must leave in ``history/`` from the names there after the archiving
+    (``listed``: each with its schema version, None for a name that is no generation's), by
+    the rule worked out here independently of the store: the ``keep - 1`` generations committed
+    last, the last one of each other schema version, and every name that is not a generation's
+    but a dead writer's temp file."""
+    import re
+
+    from snapmixin import fsio
+
+    order: dict[str, tuple[str, ...]] = {}
+    others: list[str] = []
+    for n in listed:
+        m = re.fullmatch(r"snapshot-(\d{20})-(\d{8}T\d{12}Z)\.json", n)
+        m0 = re.fullmatch(r"snapshot-(\d{20})\.json", n)
+        if m is not None:
+            order[n] = ("1", m.group(2), m.group(1))
+        elif m0 is not None:
+            order[n] = ("0", m0.group(1))
+        elif not fsio.is_temp_name(n):
+            others.append(n)
+    kept, seen = [], set()
+    for i, n in enumerate(sorted(order, key=order.__getitem__, reverse=True)):
+        v = listed[n]
+        if i < keep - 1 or (v != version and v not in seen):
+            kept.append(n)
+        seen.add(v)
+    return sorted(kept + others)
+
+
+def test_pruning_in_a_steady_state_does_not_sort_history(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """When ``history/`` holds exactly what this object's last pruning left plus the generation
+    it just archived, the pruning takes the order from there: the listing is not sorted (nor a
+    name parsed). Anything else in the listing sorts it again (next test)."""
+    d = tmp_path / "s"
+    store = SnapStore(d, keep=4)
+    for seq in range(1, 6):
+        store.create({"v": seq}, seq)
+
+    def no_sorting(names: object = None) -> list[str]:
+        raise AssertionError("history/ sorted in a steady state")
+
+    monkeypatch.setattr(store, "_kept_in_order", no_sorting)
+    for seq in range(6, 16):
+        store.create({"v": seq}, seq)
+    monkeypatch.undo()
+    assert [i.seq for i in store.history()] == [15, 14, 13, 12]
+    assert len(os.listdir(d / "history")) == 3
+
+
+@pytest.mark.parametrize("keep", [1, 2, 4])
+def test_pruning_follows_other_writers_hands_and_schema_versions(tmp_path: Path, keep: int) -> None:
+    """One store object creates while the directory changes between its creates: another store
+    object commits (with another keep), generations are removed and added by hand (a copy of a
+    generation under an older or a newer name, a snapmixin 0.1.0 name, a dead writer's temp file,
+    a file of the user's), the schema version changes (the last generation of each other version
+    is kept). After each create, history/ holds exactly what the rule says of what was there."""
+    import random
+    from datetime import datetime, timedelta, timezone
+
+    rng = random.Random(1313 + keep)
+    d = tmp_path / "s"
+    hist = d / "history"
+    store = SnapStore(d, keep=keep)
+    other = SnapStore(d, keep=2)
+    version = 1
+    seq = 0
+    store.create({"v": 0}, seq)
+    checked = 0
+    for step in range(160):
+        seq += 1
+        what = rng.random()
+        if what < 0.12:
+            other.create({"v": seq, "by": "other"}, seq)
+            continue
+        if what < 0.2 and hist.is_dir():
+            names = sorted(n for n in os.listdir(hist) if n.startswith("snapshot-"))
+            if names:
+                os.unlink(hist / rng.choice(names))
+        elif what < 0.28:
+            hist.mkdir(exist_ok=True)
+            src = (d / "snapshot.json").read_bytes()
+            when = datetime.now(timezone.utc) + timedelta(seconds=rng.choice((-3600, -1, 3600)))
+            (hist / fmt.history_name(rng.randrange(1, seq + 1), when)).write_bytes(src)
+        elif what < 0.31:
+            hist.mkdir(exist_ok=True)
+            old = f"snapshot-{rng.randrange(1, 99):020d}.json"  # snapmixin 0.1.0's name: the oldest
+            (hist / old).write_bytes((d / "snapshot.json").read_bytes())
+        elif what < 0.34:
+            hist.mkdir(exist_ok=True)
+            (hist / ".snapshot-x.json.0123456789abcdef.tmp").write_bytes(b"half a copy")
+        elif what < 0.36:
+            hist.mkdir(exist_ok=True)
+            (hist / f"notes-{step}.txt").write_text("mine")
+        elif what < 0.42:
+            version = rng.choice((1, 2, 3))
+        elif what < 0.5 and hist.is_dir():  # one name removed and another added: as many names
+            names = sorted(n for n in os.listdir(hist) if n.startswith("snapshot-"))
+            if names:
+                gone = rng.choice(names)
+                os.rename(hist / gone, hist / fmt.history_name(int(gone[9:29]), datetime.now(timezone.utc)
+                                                               - timedelta(days=rng.choice((1, 9999)))))
+        archive = rng.random() >= 0.2  # (archive=False: the CLI's rehash, nothing archived)
+        current = store.latest()
+        assert current is not None
+        listed: dict[str, int | None] = {
+            n: (json.loads((hist / n).read_bytes())["schema_version"] if n.startswith("snapshot-") else None)
+            for n in (os.listdir(hist) if hist.is_dir() else [])}
+        if archive:
+            listed[store.history_path(current).name] = current.schema_version  # archived by this create
+        store.commit_encoded(json.dumps({"v": seq}).encode(), seq, schema_version=version, archive=archive)
+        if not listed:
+            assert not hist.exists() or not os.listdir(hist)
+            continue
+        assert sorted(os.listdir(hist)) == _expected_history(listed, keep, version), (step, sorted(listed))
+        checked += 1
+    assert checked > 100
+
+
+def test_a_generation_of_another_schema_version_between_two_stays_pinned(tmp_path: Path) -> None:
+    """Versions 1, then 2 once, then 1 again: the one generation of version 2 stays in history
+    (the last of its version) however many commits follow, while the steady pruning runs."""
+    d = tmp_path / "s"
+    store = SnapStore(d, keep=3)
+    versions = [1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1]
+    for seq, v in enumerate(versions, 1):
+        store.commit_encoded(json.dumps({"v": seq}).encode(), seq, schema_version=v)
+    kept = [(i.seq, i.schema_version) for i in store.history()]
+    assert kept == [(12, 1), (11, 1), (10, 1), (4, 2)]

@@ -241,7 +241,7 @@ def _history_order(name: str) -> str:
 
 def _own_order(name: str) -> str:
     """:func:`_history_order` of a name this writer made (``snapshot-<seq>-<commit time>.json``,
-    a seq within SEQ_MAX), without the regular expression."""
+    a seq within SEQ_MAX), without the regular expression (:meth:`SnapStore._archive` inlines it)."""
     return "1" + name[30:52] + name[9:29]
 
 
@@ -491,6 +491,12 @@ class SnapStore:
         #: how each name seen in ``history/`` sorts (see _history_order): names are never reused,
         #: so what a name says is parsed once; the directory itself is listed on every call
         self._kept_order: dict[str, str] = {}
+        #: what the last pruning left in ``history/`` (the latest first, as a list and a set) and
+        #: the one schema version they all have (None: several, or one unknown); the next
+        #: pruning takes its order from there when the listing holds exactly those names and
+        #: the one archived since (``_archived``), nothing else (see _prune)
+        self._kept_left: tuple[list[str], frozenset[str], int | None] | None = None
+        self._archived: str | None = None  # the name _archive added, until the next pruning
         self._hist_prefix: tuple[Path, str] | None = None  # self.path and its "dir/history/"
 
     def __repr__(self) -> str:
@@ -877,10 +883,12 @@ class SnapStore:
     def _archive(self, current: SnapshotInfo) -> str:
         """Keep the current generation in ``history/`` under its own name (seq and commit time);
         returns its path."""
-        name = _history_name(current)
+        when = current.created_at
+        name = _fmt.history_name(current.seq, when)
         self.backend.keep_current(name)
-        if current.created_at is not None:
-            self._kept_order[name] = _own_order(name)  # (known: not parsed again when listed)
+        if when is not None:  # (known: not parsed again when listed; see _own_order)
+            self._kept_order[name] = "1" + name[30:52] + name[9:29]
+            self._archived = name
         if current.layout.startswith("snapmixin-"):
             self._kept_versions[name] = current.schema_version  # a second name of what was read
         prefix = self._hist_prefix
@@ -934,25 +942,49 @@ class SnapStore:
     def _prune(self, version: int, *, spare: str | None = None) -> None:
         """Keep the ``keep - 1`` generations committed last in history, and the last one of each
         other schema version (so an upgrade can be undone by hand). ``spare`` (what a forced
-        write just replaced) is kept this time whatever ``keep`` says."""
+        write just replaced) is kept this time whatever ``keep`` says.
+
+        ``history/`` is listed every time (other writers and hands add and remove names). When
+        the listing holds exactly what the last pruning left plus the name archived since, the
+        order is taken from there (the new name sorting latest) instead of sorting the listing.
+        """
         spared = None if spare is None else os.path.basename(spare)
+        left, self._kept_left = self._kept_left, None  # (stays None if this pruning fails)
+        added, self._archived = self._archived, None
         names = self.backend.list_kept()
         if not names:  # (keep=1 with no history/: every commit)
             return
-        entries = self._kept_in_order(names)
-        if len(entries) < len(names):  # names that are no generation's: a dead writer's temp file?
-            self.backend.sweep_kept(names)  # (a copy, where there are no hard links)
-        if spared is not None and spared in entries:
-            entries.remove(spared)
-        keep_n = self.keep - 1
-        if len(entries) <= keep_n:
-            return
-        seen_versions: set[int] = set()
+        entries = None
+        uniform = None  # the one schema version of all entries, if known
+        if left is not None and spared is None:
+            entries = self._kept_since(names, left, added)
+            if entries is not None and (added is None or self._kept_versions.get(added) == left[2]):
+                uniform = left[2]
+        if entries is None:
+            entries = self._kept_in_order(names)
+            if len(entries) < len(names):  # names that are no generation's: a dead writer's temp file?
+                self.backend.sweep_kept(names)  # (a copy, where there are no hard links)
+            if spared is not None and spared in entries:
+                entries.remove(spared)
+        keep_n = max(self.keep - 1, 0)
         known = self._kept_versions
+        if len(entries) <= keep_n or (uniform is not None and uniform == version):
+            # nothing to prune, or one schema version throughout (the usual case): none pinned
+            for name in entries[keep_n:]:
+                self.backend.delete_kept(name)
+                known.pop(name, None)
+                self._kept_order.pop(name, None)
+            del entries[keep_n:]
+            if spared is None:
+                self._kept_left = (entries, frozenset(entries), uniform)
+            return
         if len(known) > len(entries) + 1:
             listed = set(entries)
             for name in [n for n in known if n not in listed]:
                 del known[name]  # pruned, or removed by someone else
+        seen_versions: set[int] = set()
+        kept: list[str] = []
+        one: int | None = -1  # the one version of what is kept so far (-1: nothing yet)
         for i, name in enumerate(entries):
             v = known.get(name, -1)
             if v < 0:
@@ -961,15 +993,39 @@ class SnapStore:
                                                  head_only=True).info.schema_version
                 except SnapError:
                     v = version
-            if i < keep_n:
-                seen_versions.add(v)
-                continue
-            if v != version and v not in seen_versions:
-                seen_versions.add(v)  # the pre-migration generation: kept
+            if i < keep_n or (v != version and v not in seen_versions):
+                seen_versions.add(v)  # one of the last, or the pre-migration generation: kept
+                kept.append(name)
+                if one is not None:
+                    one = v if one in (-1, v) else None
                 continue
             seen_versions.add(v)
             self.backend.delete_kept(name)
             known.pop(name, None)
+        if spared is None:
+            self._kept_left = (kept, frozenset(kept), None if one == -1 else one)
+
+    def _kept_since(self, names: list[str], left: tuple[list[str], frozenset[str], int | None],
+                    added: str | None) -> list[str] | None:
+        """The names in ``history/``, the latest first, if the listing ``names`` holds exactly
+        what the last pruning left (``left``) and ``added`` (archived since, sorting after all
+        of them); else None (the listing is sorted)."""
+        prev, members, _ = left
+        if len(self._kept_order) > 2 * len(names) + 64:
+            return None  # (the sorting forgets the names gone: archived by a commit that failed)
+        if added is None:
+            return list(prev) if len(names) == len(prev) and members.issuperset(names) else None
+        if len(names) != len(prev) + 1 or added in members:
+            return None
+        listed = set(names)
+        if added not in listed or not listed.issuperset(members):
+            return None
+        if prev:
+            order = self._kept_order
+            newest, mine = order.get(prev[0]), order.get(added)
+            if newest is None or mine is None or mine <= newest:
+                return None
+        return [added, *prev]
 
     # ------------------------------------------------------------------ lock
     #: The writer lock of the directory (see :class:`snapmixin.store.local.DirectoryLock`).

@@ -381,14 +381,15 @@ class LocalBackend(Backend):
         # (Temp files left in history/ by a writer that died copying, where there are no hard
         # links, are removed by the pruning after each commit: see :meth:`sweep_kept`.)
         dst = self._hist_prefix + name
+        src = self._fixed[SNAPSHOT]
         try:
             try:
-                self.fs.link(self.path(SNAPSHOT), dst)
+                self.fs.link(src, dst)
             except FileExistsError:
                 # The only file that can stand there already is this very generation, archived
                 # by a writer that died before committing: replaced by this link.
                 self.fs.unlink(dst)
-                self.fs.link(self.path(SNAPSHOT), dst)
+                self.fs.link(src, dst)
         except OSError:
             # No hard links here (some network and FAT file systems): copy instead.
             fsio.atomic_write(self.fs, hist, name, fsio.read_regular(self.fs, self.path(SNAPSHOT)))
