@@ -423,9 +423,9 @@ class LocalBackend(Backend):
         flush on some file systems); otherwise atomically replaced, which also
         replaces a symlink or FIFO standing there instead of writing through it.
         """
-        data = f"{seq}\n".encode()
+        data = b"%d\n" % seq
         try:
-            self.fs.rewrite(self.path(SEQFILE), data)
+            self.fs.rewrite(self._fixed[SEQFILE], data)
         except OSError:
             fsio.atomic_write(self.fs, self.directory, SEQFILE, data, durable=False)
 
