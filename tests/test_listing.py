@@ -15,6 +15,7 @@ import pytest
 
 from snapmixin import SnapStore, fsio
 from snapmixin.fsio import FileOps
+from tests.support import count_deferrals
 
 FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
 NOATIME = pytest.mark.skipif(not getattr(os, "O_NOATIME", 0), reason="O_NOATIME is Linux's")
@@ -87,3 +88,21 @@ def test_a_listing_fails_as_os_listdir_does_and_leaks_no_descriptor(tmp_path: Pa
     assert FileOps().listdir(str(tmp_path / "link")) == ["inside"]
     assert len(os.listdir(FD_DIR)) == fds
     assert not fsio._deferring
+
+
+def test_a_create_takes_six_signal_deferrals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep of temp files (its listing defers signal handlers on its own) and the read of
+    the current generation's trailer run in one deferral; a create() takes six: the lock, those
+    two steps, the temp file, the directory fsync, ``snapshot.seq``, the release."""
+    store = SnapStore(tmp_path / "s")
+    store.create({"n": 1}, 1)
+    (tmp_path / "s" / f".snapshot.json.{'0' * 16}.tmp").write_bytes(b"{")  # a dead writer's
+    deferrals = count_deferrals(monkeypatch)
+    store.create({"n": 2}, 2)
+    assert deferrals[0] == 6
+    assert sorted(os.listdir(tmp_path / "s")) == [".lock", "snapshot.json", "snapshot.seq"]
+    deferrals[0] = 0
+    with store.backend.quick_steps():
+        store.backend.cleanup()
+        assert store.latest() is not None
+    assert deferrals[0] == 1

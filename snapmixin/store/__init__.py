@@ -683,9 +683,10 @@ class SnapStore:
                               "(SnapStore(max_size=...) raises the limit)", path=target)
         with self._locked("write a snapshot to"):
             try:
-                backend.cleanup()
-                tag = backend.current_tag()
-                current, token = self._current_generation()
+                with backend.quick_steps():
+                    backend.cleanup()
+                    tag = backend.current_tag()
+                    current, token = self._current_generation()
                 if force:
                     expect = ANY
                 if expect is not ANY and expect != token:
