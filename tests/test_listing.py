@@ -93,13 +93,14 @@ def test_a_listing_fails_as_os_listdir_does_and_leaks_no_descriptor(tmp_path: Pa
 def test_a_create_takes_six_signal_deferrals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The sweep of temp files (its listing defers signal handlers on its own) and the read of
     the current generation's trailer run in one deferral; a create() takes six: the lock, those
-    two steps, the temp file, the directory fsync, ``snapshot.seq``, the release."""
+    two steps, the temp file, the directory fsync, ``snapshot.seq``, the release (Windows has
+    no directory fsync)."""
     store = SnapStore(tmp_path / "s")
     store.create({"n": 1}, 1)
     (tmp_path / "s" / f".snapshot.json.{'0' * 16}.tmp").write_bytes(b"{")  # a dead writer's
     deferrals = count_deferrals(monkeypatch)
     store.create({"n": 2}, 2)
-    assert deferrals[0] == 6
+    assert deferrals[0] == (5 if os.name == "nt" else 6)
     assert sorted(os.listdir(tmp_path / "s")) == [".lock", "snapshot.json", "snapshot.seq"]
     deferrals[0] = 0
     with store.backend.quick_steps():
