@@ -391,6 +391,38 @@ def test_a_handler_installed_or_replaced_after_a_deferral_is_deferred_by_the_nex
         signal.signal(signal.SIGUSR1, old)
 
 
+def test_a_handler_replaced_by_an_equal_one_is_deferred_and_put_back_itself() -> None:
+    """A deferral skips working out the Python handlers again when the handlers compare equal to
+    the last scan's; a bound method made again is equal to the one it replaces without being it,
+    and the deferral must put back the one installed now (and run it)."""
+    ran: list[str] = []
+
+    class Owner:
+        def handle(self, signum: int, frame: FrameType | None) -> None:
+            ran.append("handler")
+            raise Interrupted
+
+    owner = Owner()
+    old = signal.getsignal(signal.SIGUSR1)
+    try:
+        first = owner.handle
+        signal.signal(signal.SIGUSR1, first)
+        with fsio.DeferSignals():  # the last scan: ``first``
+            pass
+        second = owner.handle
+        assert second == first and second is not first
+        signal.signal(signal.SIGUSR1, second)
+        with pytest.raises(Interrupted), fsio.DeferSignals():
+            os.kill(os.getpid(), signal.SIGUSR1)
+            for _ in range(1000):  # check points where Python would run the handler
+                pass
+            ran.append("end of block")
+        assert ran == ["end of block", "handler"]
+        assert signal.getsignal(signal.SIGUSR1) is second  # not the equal one scanned before
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+
+
 def test_a_deferral_in_a_sub_interpreter_does_nothing() -> None:
     """Where handlers cannot be changed (a sub-interpreter) a deferral is inactive and leaves
     nothing to put back (the code before issue S recursed until RecursionError at its exit)."""

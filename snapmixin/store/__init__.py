@@ -672,7 +672,7 @@ class SnapStore:
         version = schema_version if schema_version is not None else (self.schema_version or 1)
         when = created_at if created_at is not None else datetime.now(timezone.utc)
         backend = self.backend
-        target = self._p(SNAPSHOT)
+        target = self._snapshot_path()
         box = state_json if isinstance(state_json, list) else [state_json]
         del state_json  # handed over: freed once copied into the envelope (see encode_v2_parts)
         try:
@@ -695,9 +695,10 @@ class SnapStore:
                               "(SnapStore(max_size=...) raises the limit)", path=target)
         with self._locked("write a snapshot to"):
             try:
-                backend.cleanup()
-                tag = backend.current_tag()
-                current, token = self._current_generation()
+                with backend.quick_steps():
+                    backend.cleanup()
+                    tag = backend.current_tag()
+                    current, token = self._current_generation()
                 if force:
                     expect = ANY
                 if expect is not ANY and expect != token:

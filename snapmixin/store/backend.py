@@ -60,6 +60,7 @@ Adding a backend is one module implementing :class:`Backend`, plus one line in
 from __future__ import annotations
 
 import abc
+import contextlib
 import re
 from collections.abc import Callable, Sequence
 from pathlib import PosixPath
@@ -189,6 +190,12 @@ class Backend(abc.ABC):
 
     def cleanup(self) -> None:  # noqa: B027 - optional: nothing to clean by default
         """Remove what writers that died left behind (inside :meth:`exclusive`)."""
+
+    def quick_steps(self) -> contextlib.AbstractContextManager[object]:
+        """Around a commit's first steps under the lock (:meth:`cleanup`, the read of the current
+        generation's header): a directory defers signal handlers once around all of them (each
+        is a few quick system calls) instead of once per step; elsewhere nothing."""
+        return contextlib.nullcontext()
 
     # -- kept generations ---------------------------------------------------------
     @abc.abstractmethod
