@@ -112,6 +112,22 @@ def test_a_create_takes_six_signal_deferrals(tmp_path: Path, monkeypatch: pytest
     assert deferrals[0] == 1
 
 
+def test_a_create_with_history_adds_one_deferral(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With keep=3 a create() also archives the current generation (its history/ fsync defers
+    on its own) and prunes; the seq file and the pruning's listing and deletions share one
+    deferral: seven in all (five on Windows), whether it prunes or not. What it keeps is the rule's."""
+    d = tmp_path / "s"
+    store = SnapStore(d, keep=3)
+    store.create({"n": 0}, 0)
+    deferrals = count_deferrals(monkeypatch)
+    for seq in range(1, 6):
+        deferrals[0] = 0
+        store.create({"n": seq}, seq)
+        assert deferrals[0] == (5 if os.name == "nt" else 7), seq  # (no directory fsync there)
+        assert [i.seq for i in store.history()] == list(range(seq, max(seq - 3, -1), -1))
+    assert (d / "snapshot.seq").read_bytes() == b"5\n"
+
+
 @pytest.mark.parametrize(("directory", "name"), [
     ("/tmp/s", "snapshot.json"), ("/tmp/s/", "snapshot.json"), ("/", "snapshot.json"),
     ("", "snapshot.json"), ("rel/dir", ".snapshot.json.0123456789abcdef.tmp"),

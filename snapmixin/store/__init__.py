@@ -786,7 +786,8 @@ class SnapStore:
                 if force and current is not None and archived is not None:
                     log.warning("%s: snapshot(force=True) replaced seq %d (generation %s); it is kept "
                                 "as %s", self._dir, current.seq, current.generation, archived)
-                self._housekeeping(seq, version, spare=archived if force else None)
+                with backend.quick_steps():  # the seq file, history/'s listing: one deferral
+                    self._housekeeping(seq, version, spare=archived if force else None)
             except SnapError:
                 raise
             except OSError as e:

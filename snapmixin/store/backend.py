@@ -192,9 +192,10 @@ class Backend(abc.ABC):
         """Remove what writers that died left behind (inside :meth:`exclusive`)."""
 
     def quick_steps(self) -> contextlib.AbstractContextManager[object]:
-        """Around a commit's first steps under the lock (:meth:`cleanup`, the read of the current
-        generation's header): a directory defers signal handlers once around all of them (each
-        is a few quick system calls) instead of once per step; elsewhere nothing."""
+        """Around a commit's quick steps under the lock (:meth:`cleanup` and the read of the
+        current generation's header; after the commit, the seq file and the pruning of kept
+        generations): a directory defers signal handlers once around each group (each step is a
+        few quick system calls) instead of once per step; elsewhere nothing."""
         return contextlib.nullcontext()
 
     # -- kept generations ---------------------------------------------------------

@@ -332,8 +332,9 @@ class LocalBackend(Backend):
         fsio.cleanup_temps(self.fs, self.directory)
 
     def quick_steps(self) -> fsio.DeferSignals:
-        """One deferral of the signal handlers around the sweep and the read of the current
-        header (the deferrals of their own steps, nested in it, cost next to nothing)."""
+        """One deferral of the signal handlers around a group of quick steps (the sweep and the
+        read of the current header; the seq file and the pruning): the deferrals of their own
+        steps, nested in it, cost next to nothing."""
         return fsio.DeferSignals()
 
     def current_tag(self) -> str | None:
