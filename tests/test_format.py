@@ -134,3 +134,25 @@ def test_a_version_2_file_cut_short_is_damage(tmp_path: Path) -> None:
         with pytest.raises(CorruptSnapshot) as e:
             store.restore()
         assert isinstance(e.value, SnapError) and e.value.path == str(p)
+
+
+def test_iso_time_writes_what_strftime_writes() -> None:
+    """created_at as written (format.iso_time, formatted by hand for speed) is strftime's
+    "%Y-%m-%dT%H:%M:%S.%fZ" of the time in UTC, for any aware or naive time, any zone."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from snapmixin.store.format import iso_time
+
+    zones = st.sampled_from([dt.timezone.utc, dt.timezone(dt.timedelta(hours=5, minutes=30)),
+                             dt.timezone(dt.timedelta(hours=-11)), None])
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30)), zones)
+    def check(when: dt.datetime, zone: dt.tzinfo | None) -> None:
+        t = when.replace(tzinfo=zone)
+        assert iso_time(t) == t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    check()
+    fixed = dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)
+    assert iso_time(fixed) == "2026-01-02T03:04:05.000006Z"

@@ -106,8 +106,13 @@ _TRAILER_RE = re.compile(re.escape(_TRAILER_HEAD) + rb"([0-9a-f]{64})" + re.esca
 
 
 def iso_time(dt: datetime) -> str:
-    """``created_at`` as written: UTC, microseconds, a ``Z`` suffix."""
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``created_at`` as written: UTC, microseconds, a ``Z`` suffix (what
+    ``strftime("%Y-%m-%dT%H:%M:%S.%fZ")`` gives, in a quarter of its time: once per commit)."""
+    u = dt if dt.tzinfo is timezone.utc else dt.astimezone(timezone.utc)
+    if u.year < 1000:  # (strftime's %Y does not pad such years on every platform: its own answer)
+        return u.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031
+        u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond)
 
 
 def stamp(dt: datetime) -> str:
