@@ -390,8 +390,17 @@ def create_rows(rows: Rows, root: str, shm: str | None, quick: bool, big: bool) 
             def least(ld: str = least_dir, q: Iterator[int] = seq_least) -> None:
                 protocol_least(ld, small, next(q))
 
+            least10_dir = os.path.join(d, "least10")
+            os.makedirs(os.path.join(least10_dir, "history"))
+            seq_least10 = iter(range(1, 1 << 40))
+
+            def least10(ld: str = least10_dir, q: Iterator[int] = seq_least10) -> None:
+                protocol_least(ld, small, next(q), keep=10)
+
             for _ in range(12):  # history/ full, caches warm
-                c1(), c10(), floor(), least()
+                c1(), c10(), floor(), least(), least10()
+            if len(os.listdir(os.path.join(least10_dir, "history"))) != 9:
+                print("WARNING: the by-hand keep=10 did not keep 9 generations", file=sys.stderr)
             if SnapStore(least_dir).restore(State)[1] != 12:  # the by-hand file is a valid snapshot
                 print("WARNING: the by-hand commit did not restore", file=sys.stderr)
             ta, tb, r = paired(c1, floor, rounds_small, block=5)
@@ -404,6 +413,11 @@ def create_rows(rows: Rows, root: str, shm: str | None, quick: bool, big: bool) 
                      "handler", "by hand", "floor", ta, tb, r, None)
             ta, tb, r = paired(c10, c1, rounds_small, block=5)
             rows.add(f"`create()` ~1 KB, keep=10, {label}", "keep=10", "keep=1", ta, tb, r, 1.2)
+            ta, tb, r = paired(least10, least, rounds_small, block=5)
+            rows.add(f"lower bound, by hand, ~1 KB, keep=10, {label} (reference, no target): the by-hand "
+                     "commit above plus the current generation linked into `history/`, `history/` "
+                     "fsynced before the rename, then listed and its oldest unlinked",
+                     "by hand, keep=10", "by hand, keep=1", ta, tb, r, None)
         finally:
             shutil.rmtree(d, ignore_errors=True)
     for target, n_rounds in ((10_000_000, 5 if quick else 9), (100_000_000, 3 if quick else 5)):
@@ -859,7 +873,7 @@ def restore_least(path: str) -> State:
     return msgspec.convert(env.state, State, from_attributes=True)
 
 
-def protocol_least(directory: str, state: State, seq: int) -> None:
+def protocol_least(directory: str, state: State, seq: int, keep: int = 1) -> None:
     """The least a commit of a version 2 snapshot into a directory shared by writers does, written
     out by hand: the floor's file steps for the envelope (:func:`format_floor_bufs`), and besides
     them only what the guarantees need on every write: the lock (``.lock`` opened, flock, checked
@@ -869,14 +883,18 @@ def protocol_least(directory: str, state: State, seq: int) -> None:
     descriptor would leak the descriptor and, with it, the lock: Python code can close that
     window only by keeping the handler from running there). Left out, though ``create()`` does
     them: other signals' handlers, the NaN scan, the temp-file sweep, the mode check, the seq
-    rules, any Python logic."""
+    rules, any Python logic.
+
+    ``keep > 1``: also what keeping generations needs at the least: the current one linked
+    into ``history/`` and ``history/`` fsynced before the rename, then ``history/`` listed (other
+    writers and hands add and remove names) and the oldest beyond ``keep - 1`` unlinked."""
     import fcntl
 
     noted: list[int] = []
     sigint = _SIGNAL_C.SIGINT
     handler = _SIGNAL_C.signal(sigint, lambda signum, frame: noted.append(signum))
     try:
-        _protocol_least_locked(directory, state, seq, fcntl)
+        _protocol_least_locked(directory, state, seq, fcntl, keep)
     finally:
         _SIGNAL_C.signal(sigint, handler)
     if noted and callable(handler):
@@ -891,7 +909,7 @@ except ImportError:  # pragma: no cover - not CPython
     import signal as _SIGNAL_C
 
 
-def _protocol_least_locked(directory: str, state: State, seq: int, fcntl: Any) -> None:
+def _protocol_least_locked(directory: str, state: State, seq: int, fcntl: Any, keep: int) -> None:
     lock_path = os.path.join(directory, ".lock")
     lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
@@ -909,6 +927,10 @@ def _protocol_least_locked(directory: str, state: State, seq: int, fcntl: Any) -
                 os.pread(fd, 92, max(n - 92, 0))
             finally:
                 os.close(fd)
+            if keep > 1:
+                hist = os.path.join(directory, "history")
+                os.link(target, os.path.join(hist, f"snapshot-{seq - 1:020d}.json"))
+                _flush_dir(hist)
         floor_write_bufs(directory, format_floor_bufs(state, seq))
         seq_path = os.path.join(directory, "snapshot.seq")
         fd = os.open(seq_path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
@@ -916,6 +938,10 @@ def _protocol_least_locked(directory: str, state: State, seq: int, fcntl: Any) -
             os.pwrite(fd, b"%d\n" % seq, 0)
         finally:
             os.close(fd)
+        if keep > 1:
+            hist = os.path.join(directory, "history")
+            for name in sorted(os.listdir(hist), reverse=True)[keep - 1:]:
+                os.unlink(os.path.join(hist, name))
         fcntl.flock(lock, fcntl.LOCK_UN)
     finally:
         os.close(lock)
