@@ -38,6 +38,7 @@ import msgspec
 # Measure this checkout, not whatever snapmixin happens to be installed.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from _bounds import read_checked
 from _env import code_version, cpu_model
 
 import snapmixin
@@ -856,20 +857,7 @@ def restore_least(path: str) -> State:
     mirroring ``State`` with ``forbid_unknown_fields``: msgspec refuses unknown keys only for
     Structs), the checksum compared, then ``msgspec.convert`` into ``State``. Left out, though
     ``restore()`` does them: the header's checks, the seq file, any Python logic."""
-    data = read_file(path)
-    hashed = memoryview(data)[:len(data) - _fmt_mod.TRAILER_SIZE]
-    digest: list[str] = []
-    worker = None
-    if len(hashed) >= 1 << 20:
-        worker = threading.Thread(target=lambda: digest.append(hashlib.sha256(hashed).hexdigest()))
-        worker.start()
-    else:
-        digest.append(hashlib.sha256(hashed).hexdigest())
-    env = msgspec.json.decode(data, type=_EnvelopeStrict)
-    if worker is not None:
-        worker.join()
-    if env.checksum != "sha256:" + digest[0]:
-        raise ValueError(f"{path}: checksum mismatch")
+    env = read_checked(path, _EnvelopeStrict)
     return msgspec.convert(env.state, State, from_attributes=True)
 
 

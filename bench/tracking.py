@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import importlib.metadata
 import os
 import platform
@@ -30,7 +29,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import timeit
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from typing import Any
 # Measure this checkout, not whatever snapmixin happens to be installed.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from _bounds import read_checked
 from _env import code_version, cpu_model
 
 UNROLL = 10
@@ -324,7 +323,6 @@ class _Counter:
 _BARE = _Counter()
 _store = object.__setattr__
 try:
-    from snapmixin.store.format import TRAILER_SIZE
     from snapmixin.tracking import TrackedDict as _TD
     from snapmixin.tracking import TrackedList as _TL
 except ImportError:  # pragma: no cover - reported by the snapmixin rows
@@ -483,21 +481,7 @@ def _open_fixtures() -> dict[str, Any]:
         # What restoring that file must do at the least with msgspec's public API: the checksum
         # of every byte before the trailer (in a thread from 1 MiB, while the state is decoded, as
         # snapmixin does), a strict decode, the checksum compared, then the state's classes built.
-        with open(path, "rb") as f:
-            data = f.read()
-        hashed = memoryview(data)[:len(data) - TRAILER_SIZE]
-        digest: list[str] = []
-        worker = None
-        if len(hashed) >= 1 << 20:
-            worker = threading.Thread(target=lambda: digest.append(hashlib.sha256(hashed).hexdigest()))
-            worker.start()
-        else:
-            digest.append(hashlib.sha256(hashed).hexdigest())
-        env = msgspec.json.decode(data, type=EnvelopeStrict)
-        if worker is not None:
-            worker.join()
-        if env.checksum != "sha256:" + digest[0]:
-            raise ValueError(f"{path}: checksum mismatch")
+        env = read_checked(path, EnvelopeStrict)
         return msgspec.convert(env.state, PlainTree, from_attributes=True)
 
     def open_least(decode: Callable[[], Any] = lambda: read_decode().state, places: bool = False) -> Any:
