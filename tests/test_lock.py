@@ -359,6 +359,16 @@ def test_a_handler_raising_at_any_check_point_of_a_deferral_leaves_nothing_behin
         signal.signal(signal.SIGALRM, old)
 
 
+def _usr1_while_deferred(ran: list[str]) -> None:
+    """SIGUSR1 sent inside a deferral, past many check points; its handler (which raises
+    ``Interrupted``) may run only at the block's end, after "end of block" is noted."""
+    with pytest.raises(Interrupted), fsio.DeferSignals():
+        os.kill(os.getpid(), signal.SIGUSR1)
+        for _ in range(1000):  # check points where Python would run the handler
+            pass
+        ran.append("end of block")
+
+
 def test_a_handler_installed_or_replaced_after_a_deferral_is_deferred_by_the_next() -> None:
     """A deferral re-reads every handler (it remembers the last scan only to skip working out
     again which are Python callables): a handler installed, or replaced by another one, since
@@ -379,11 +389,7 @@ def test_a_handler_installed_or_replaced_after_a_deferral_is_deferred_by_the_nex
             pass
         for handler, name in ((first, "first"), (second, "second")):
             signal.signal(signal.SIGUSR1, handler)
-            with pytest.raises(Interrupted), fsio.DeferSignals():
-                os.kill(os.getpid(), signal.SIGUSR1)
-                for _ in range(1000):  # check points where Python would run the handler
-                    pass
-                ran.append("end of block")
+            _usr1_while_deferred(ran)
             assert ran == ["end of block", name]
             assert signal.getsignal(signal.SIGUSR1) is handler
             ran.clear()
@@ -412,11 +418,7 @@ def test_a_handler_replaced_by_an_equal_one_is_deferred_and_put_back_itself() ->
         second = owner.handle
         assert second == first and second is not first
         signal.signal(signal.SIGUSR1, second)
-        with pytest.raises(Interrupted), fsio.DeferSignals():
-            os.kill(os.getpid(), signal.SIGUSR1)
-            for _ in range(1000):  # check points where Python would run the handler
-                pass
-            ran.append("end of block")
+        _usr1_while_deferred(ran)
         assert ran == ["end of block", "handler"]
         assert signal.getsignal(signal.SIGUSR1) is second  # not the equal one scanned before
     finally:

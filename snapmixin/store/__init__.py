@@ -241,7 +241,7 @@ def _history_order(name: str) -> str:
 
 def _own_order(name: str) -> str:
     """:func:`_history_order` of a name this writer made (``snapshot-<seq>-<commit time>.json``,
-    a seq within SEQ_MAX), without the regular expression (:meth:`SnapStore._archive` inlines it)."""
+    a seq within SEQ_MAX), without the regular expression."""
     return "1" + name[30:52] + name[9:29]
 
 
@@ -888,8 +888,8 @@ class SnapStore:
         when = current.created_at
         name = _fmt.history_name(current.seq, when)
         self.backend.keep_current(name)
-        if when is not None:  # (known: not parsed again when listed; see _own_order)
-            self._kept_order[name] = "1" + name[30:52] + name[9:29]
+        if when is not None:  # (known: not parsed again when listed)
+            self._kept_order[name] = _own_order(name)
             self._archived = name
         if current.layout.startswith("snapmixin-"):
             self._kept_versions[name] = current.schema_version  # a second name of what was read
